@@ -1,0 +1,129 @@
+"""Events on the broker; an event's `kind` is the routing key it is published with on `omni.events`."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import uuid4
+
+from pydantic import Field
+
+from omni_contracts.messages import Attachment, AttachmentStatus, Contract, MessageStatus, UnifiedMessage
+
+
+def _new_id() -> str:
+    return uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Contract):
+    """An event on `omni.events`; each subclass has a literal `kind`, which is also its routing key."""
+
+    event_id: str = Field(default_factory=_new_id)
+    occurred_at: datetime = Field(default_factory=_now)
+
+
+class MessageReceived(Event):
+    """Ingress accepted a customer message; the router stores and routes it."""
+
+    kind: Literal["message.received"] = "message.received"
+    message: UnifiedMessage
+
+
+class MessageOutgoing(Event):
+    """An operator's reply, stored by the router, to be delivered by the dispatcher."""
+
+    kind: Literal["message.outgoing"] = "message.outgoing"
+    message_id: str
+    chat_id: str
+    channel_id: str
+    provider: str
+    recipient: str
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+class MessageSent(Event):
+    """The messenger's API accepted an outgoing message."""
+
+    kind: Literal["message.sent"] = "message.sent"
+    message_id: str
+    chat_id: str
+    provider_message_id: str | None = None
+
+
+class MessageFailed(Event):
+    """An outgoing message will not be delivered; `reason` says why."""
+
+    kind: Literal["message.failed"] = "message.failed"
+    message_id: str
+    chat_id: str
+    reason: str
+
+
+class MessageStatusChanged(Event):
+    """A delivery or read receipt from the messenger."""
+
+    kind: Literal["message.status"] = "message.status"
+    channel_id: str
+    provider_message_id: str
+    status: MessageStatus
+
+
+class ProfileRequested(Event):
+    kind: Literal["profile.requested"] = "profile.requested"
+    contact_id: str
+    channel_id: str
+    provider: str
+    external_id: str
+    sender_name: str | None = None
+
+
+class ProfileResolved(Event):
+    kind: Literal["profile.resolved"] = "profile.resolved"
+    contact_id: str
+    name: str
+    photo_url: str | None = None
+
+
+class AttachmentRequested(Event):
+    kind: Literal["attachment.requested"] = "attachment.requested"
+    message_id: str
+    chat_id: str
+    channel_id: str
+    provider: str
+    index: int
+    attachment: Attachment
+
+
+class AttachmentStored(Event):
+    kind: Literal["attachment.stored"] = "attachment.stored"
+    message_id: str
+    chat_id: str
+    index: int
+    status: AttachmentStatus
+    file_id: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    failure_reason: str | None = None
+
+
+NotificationKind = Literal[
+    "chat.offered", "chat.assigned", "chat.revoked", "chat.closed", "message.new", "message.status"
+]
+
+
+class ChatNotification(Event):
+    """What an operator receives on its `operator.<id>` queue (and on the SSE stream)."""
+
+    event: NotificationKind
+    chat_id: str
+    operator_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+RouterUpdate = Annotated[
+    MessageSent | MessageFailed | MessageStatusChanged | ProfileResolved | AttachmentStored,
+    Field(discriminator="kind"),
+]

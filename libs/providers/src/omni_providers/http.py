@@ -1,0 +1,44 @@
+"""Turning a messenger API's answer into success, retry-later or a final failure."""
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from omni_runtime.errors import PermanentError, RetryLater
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def raise_for_delivery(response: httpx.Response, what: str) -> None:
+    """2xx returns; 429, 408 and 5xx are worth retrying; any other status is final."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    snippet = response.text[:200]
+    if status in (408, 425, 429) or status >= 500:
+        raise RetryLater(f"{what} answered {status}: {snippet}", retry_after_seconds(response))
+    raise PermanentError(f"{what} refused with {status}: {snippet}")
+
+
+async def post(http: httpx.AsyncClient, url: str, what: str, **kwargs: object) -> httpx.Response:
+    """POST, classifying network trouble as transient."""
+    try:
+        response = await http.post(url, **kwargs)  # type: ignore[arg-type]
+    except httpx.TimeoutException as exc:
+        raise RetryLater(f"{what} timed out") from exc
+    except httpx.TransportError as exc:
+        raise RetryLater(f"{what} unreachable: {type(exc).__name__}") from exc
+    raise_for_delivery(response, what)
+    return response

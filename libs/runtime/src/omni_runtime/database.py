@@ -1,0 +1,49 @@
+"""MongoDB through PyMongo's async API, and every index the services rely on, created at start."""
+
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.uri_parser import parse_uri
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+
+# Unique indexes are what make repeated deliveries harmless: a second insert of the same key fails.
+INDEXES: dict[str, list[IndexModel]] = {
+    "channels": [IndexModel([("provider", ASCENDING), ("source", ASCENDING)], unique=True)],
+    "operators": [IndexModel([("token_hash", ASCENDING)], unique=True)],
+    "contacts": [IndexModel([("channel_id", ASCENDING), ("external_id", ASCENDING)], unique=True)],
+    "chats": [
+        # Set while the chat is open and unset on close: one open chat per contact and channel.
+        IndexModel([("open_key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("offered_to", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("operator_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("queue_id", ASCENDING), ("status", ASCENDING)]),
+    ],
+    "messages": [
+        # Incoming messages only: "<channel_id>:<provider message id>".
+        IndexModel([("dedupe_key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("published", ASCENDING)]),
+    ],
+}
+
+
+def open_database(url: str) -> tuple[AsyncMongoClient[Document], Database]:
+    database = parse_uri(url).get("database") or "omnichannel"
+    client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000)
+    return client, client[database]
+
+
+async def ensure_indexes(db: Database) -> None:
+    for collection, indexes in INDEXES.items():
+        await db[collection].create_indexes(indexes)
+
+
+async def ping(db: Database) -> bool:
+    try:
+        await db.command("ping")
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,17 @@
+"""Identifiers that sort by creation time, so a chat's messages page by id alone."""
+
+import secrets
+import threading
+import time
+
+_lock = threading.Lock()
+_last = 0
+
+
+def new_id() -> str:
+    """24 hex characters: 16 of nanoseconds (strictly increasing in this process), 8 random."""
+    global _last
+    with _lock:
+        _last = max(time.time_ns(), _last + 1)
+        stamp = _last
+    return f"{stamp:016x}{secrets.token_hex(4)}"

@@ -1,0 +1,33 @@
+"""Prometheus metrics, one registry per service instance (tests run several in one process)."""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.consumed = Counter(
+            "omni_consumed_messages",
+            "Broker messages handled, by queue and outcome (ok, retried, parked)",
+            ["queue", "outcome"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "omni_webhooks",
+            "Webhook requests by provider and answer status",
+            ["provider", "status"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "omni_deliveries",
+            "Outgoing deliveries by provider and outcome",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "omni_http_request_seconds",
+            "HTTP handling time",
+            ["route"],
+            registry=self.registry,
+        )
+        self.service = service

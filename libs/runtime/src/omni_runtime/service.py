@@ -1,0 +1,130 @@
+"""The long-lived clients a service holds, opened and closed together, and the process entry point."""
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+import uvicorn
+from pymongo import AsyncMongoClient
+
+from omni_runtime.broker import Broker
+from omni_runtime.consumer import Consumer, Handler, ParkHook
+from omni_runtime.database import Database, Document, ensure_indexes, open_database, ping
+from omni_runtime.logs import configure_logging
+from omni_runtime.metrics import Metrics
+from omni_runtime.settings import Settings
+from omni_runtime.topology import QueueDef
+from omni_runtime.web import ApiError, ReadyCheck
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """Holds what the lifespan opened, for the routes; empty before start and after stop."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+
+    def set(self, value: T | None) -> None:
+        self._value = value
+
+    def peek(self) -> T | None:
+        return self._value
+
+    def get(self) -> T:
+        if self._value is None:
+            raise ApiError(503, "not_ready", "the service is starting or stopping")
+        return self._value
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    metrics: Metrics
+    broker: Broker
+    mongo: AsyncMongoClient[Document]
+    db: Database
+    http: httpx.AsyncClient
+
+    def consumer(
+        self,
+        queue: QueueDef,
+        parse: Callable[[bytes], M],
+        handler: Handler[M],
+        on_park: ParkHook[M] | None = None,
+    ) -> Consumer[M]:
+        """A consumer of `queue` with this service's retry schedule; `parse` turns the body into a contract."""
+        return Consumer(
+            self.broker,
+            queue,
+            parse,
+            handler,
+            delays_ms=self.settings.retry_delays_ms,
+            max_attempts=self.settings.max_attempts,
+            prefetch=self.settings.prefetch,
+            metrics=self.metrics,
+            on_park=on_park,
+        )
+
+    def ready_checks(self) -> dict[str, ReadyCheck]:
+        async def broker() -> bool:
+            return self.broker.connected
+
+        async def database() -> bool:
+            return await ping(self.db)
+
+        return {"broker": broker, "database": database}
+
+
+@asynccontextmanager
+async def open_service(name: str, settings: Settings, metrics: Metrics) -> AsyncIterator[ServiceContext]:
+    mongo, db = open_database(settings.mongodb_url)
+    broker = Broker(
+        settings.amqp_url,
+        publish_timeout=settings.publish_timeout_seconds,
+        retry_delays_ms=settings.retry_delays_ms,
+    )
+    http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
+    try:
+        await ensure_indexes(db)
+        await broker.connect()
+        yield ServiceContext(name, settings, metrics, broker, mongo, db, http)
+    finally:
+        await http.aclose()
+        await broker.close()
+        await mongo.close()
+
+
+@asynccontextmanager
+async def running(consumers: Sequence[Consumer[Any]]) -> AsyncIterator[None]:
+    """Start the consumers; on exit stop them, letting in-flight messages finish."""
+    started: list[Consumer[Any]] = []
+    try:
+        for consumer in consumers:
+            await consumer.start()
+            started.append(consumer)
+        yield
+    finally:
+        for consumer in reversed(started):
+            await consumer.stop()
+
+
+def serve(app: object, name: str, settings: Settings) -> None:
+    """Run one service in this process until SIGINT or SIGTERM; uvicorn drains and runs the lifespan's exit."""
+    configure_logging(name, settings.log_level)
+    log.info("starting", extra={"port": settings.port_of(name)})
+    uvicorn.run(
+        app,  # type: ignore[arg-type]
+        host=settings.http_host,
+        port=settings.port_of(name),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )

@@ -1,0 +1,44 @@
+"""The one settings object: every service reads the environment variables named in API.md through it."""
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/omnichannel"
+    ingress_port: int = 8080
+    router_port: int = 8081
+    dispatcher_port: int = 8082
+    profiles_port: int = 8083
+    attachments_port: int = 8084
+    http_host: str = "127.0.0.1"
+    public_base_url: str = "http://127.0.0.1:8080"
+    admin_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    meta_graph_api_url: str = "https://graph.facebook.com/v21.0"
+    twilio_api_url: str = "https://api.twilio.com"
+    attachment_max_bytes: int = 26_214_400
+    allow_private_fetch: bool = False
+    webhook_max_bytes: int = 1_048_576
+    # Growing waits between attempts of a failed consumer step, then the parking lot.
+    retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000, 120_000, 600_000])
+    max_attempts: int = 6
+    prefetch: int = 32
+    publish_timeout_seconds: float = 5.0
+    http_timeout_seconds: float = 10.0
+    outbox_sweep_seconds: float = 10.0
+    log_level: str = "INFO"
+
+    @field_validator("retry_delays_ms", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port

@@ -1,0 +1,114 @@
+"""HTTP pieces every service shares: JSON errors, health, readiness and metrics routes, the server."""
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from omni_runtime.metrics import Metrics
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+B = TypeVar("B", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """Raised by handlers; answered as `{"error", "detail"}` with its status."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def error_response(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.detail)
+
+
+async def read_json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation problem as `where: what`, for error answers and parking causes."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+
+def parse_body(model: type[B], data: Any) -> B:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_body", describe(exc)) from None
+
+
+def health_routes(checks: Callable[[], Mapping[str, ReadyCheck]], metrics: Metrics) -> list[BaseRoute]:
+    """`/healthz` (the process answers), `/readyz` (every check passes), `/metrics` (Prometheus text)."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": metrics.service})
+
+    async def readyz(request: Request) -> Response:
+        current = checks()
+        results = {name: await check() for name, check in current.items()}
+        ready = bool(current) and all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_route)]
+
+
+class HttpServer:
+    """A uvicorn server run inside the current event loop (services and tests alike)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("server stopped during start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    @property
+    def port(self) -> int:
+        sockets: Sequence[Any] = self.server.servers[0].sockets if self.server.servers else []
+        return int(sockets[0].getsockname()[1]) if sockets else self.server.config.port

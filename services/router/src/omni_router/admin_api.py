@@ -1,0 +1,241 @@
+"""The admin HTTP API: queues, operators, channels and the parking lots (API.md, "Router: admin API")."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from omni_providers import ProviderRegistry, UnknownProvider
+from omni_runtime.broker import Broker
+from omni_runtime.database import Database, Document
+from omni_runtime.ids import new_id
+from omni_runtime.parking import list_parked, replay_parked
+from omni_runtime.topology import operator_queue
+from omni_runtime.web import ApiError, parse_body, read_json
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from omni_router.auth import new_token, require_admin, token_hash
+from omni_router.routing import RoutingRule
+from omni_router.store import now
+from omni_router.views import channel_view, operator_view, queue_view
+
+
+class QueueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    routing_rule: str = "to_all"
+    completion_timeout_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 30)
+    operator_ids: list[str] = Field(default_factory=list)
+
+
+class OperatorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    max_chats: int = Field(default=5, ge=1, le=1000)
+    role: Literal["operator", "supervisor"] = "operator"
+
+
+class ChannelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    source: str = Field(min_length=1, max_length=256)
+    queue_id: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue: str | None = None
+    ids: list[str] | None = None
+    discard: bool = False
+
+
+THIRD_PARTY_SETTINGS = ("secret", "outgoing_url")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Admin:
+    def __init__(self, db: Database, broker: Broker, registry: ProviderRegistry, rules: dict[str, RoutingRule]) -> None:
+        self.db = db
+        self.broker = broker
+        self.registry = registry
+        self.rules = rules
+
+    async def create_queue(self, body: QueueBody) -> Document:
+        await self._check_queue(body.routing_rule, body.operator_ids)
+        queue = {"_id": new_id(), **body.model_dump(), "created_at": now()}
+        await self.db.queues.insert_one(queue)
+        return queue
+
+    async def _check_queue(self, rule: str | None, operator_ids: list[str] | None) -> None:
+        if rule is not None and rule not in self.rules:
+            raise ApiError(400, "invalid_body", f"routing_rule {rule!r} is unknown; known: {sorted(self.rules)}")
+        if operator_ids:
+            found = {op["_id"] async for op in self.db.operators.find({"_id": {"$in": operator_ids}}, {"_id": 1})}
+            missing = sorted(set(operator_ids) - found)
+            if missing:
+                raise ApiError(400, "invalid_body", f"unknown operator ids: {', '.join(missing)}")
+
+    async def create_operator(self, body: OperatorBody) -> tuple[Document, str]:
+        token = new_token()
+        operator = {
+            "_id": new_id(),
+            **body.model_dump(),
+            "status": "offline",
+            "token_hash": token_hash(token),
+            "created_at": now(),
+        }
+        # The queue first: no notification can ever be published for an operator without one.
+        await self.broker.declare_queue(operator_queue(operator["_id"]))
+        await self.db.operators.insert_one(operator)
+        return operator, token
+
+    async def create_channel(self, body: ChannelBody) -> Document:
+        try:
+            self.registry.get(body.provider)
+        except UnknownProvider as exc:
+            raise ApiError(400, "invalid_body", str(exc)) from None
+        if not self.registry.is_builtin(body.provider):
+            missing = [k for k in THIRD_PARTY_SETTINGS if not body.settings.get(k)]
+            if missing:
+                raise ApiError(400, "invalid_body", f"settings need {', '.join(missing)}")
+        if await self.db.queues.find_one({"_id": body.queue_id}, {"_id": 1}) is None:
+            raise ApiError(400, "invalid_body", f"unknown queue_id {body.queue_id}")
+        channel = {"_id": new_id(), **body.model_dump(), "created_at": now()}
+        try:
+            await self.db.channels.insert_one(channel)
+        except DuplicateKeyError:
+            raise ApiError(409, "duplicate_channel", f"a {body.provider} channel with this source exists") from None
+        return channel
+
+
+COLLECTIONS = {"queues": queue_view, "operators": operator_view, "channels": channel_view}
+PATCHABLE = {
+    "queues": {"name", "routing_rule", "completion_timeout_minutes", "operator_ids"},
+    "operators": {"name", "max_chats", "role", "status"},
+    "channels": {"name", "queue_id", "settings", "is_active"},
+}
+
+
+def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]:
+    def guarded(handler: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            await require_admin(request, admin_of().db, admin_token)
+            return await handler(request)
+
+        return endpoint
+
+    async def create_queue(request: Request) -> Response:
+        queue = await admin_of().create_queue(parse_body(QueueBody, await read_json(request)))
+        return JSONResponse(queue_view(queue), status_code=201)
+
+    async def create_operator(request: Request) -> Response:
+        operator, token = await admin_of().create_operator(parse_body(OperatorBody, await read_json(request)))
+        return JSONResponse({**operator_view(operator), "token": token}, status_code=201)
+
+    async def create_channel(request: Request) -> Response:
+        channel = await admin_of().create_channel(parse_body(ChannelBody, await read_json(request)))
+        return JSONResponse(channel_view(channel), status_code=201)
+
+    async def list_items(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        view = COLLECTIONS[kind]
+        docs = [d async for d in admin_of().db[kind].find({}).sort("_id", 1).limit(1000)]
+        return JSONResponse({"items": [view(d) for d in docs], "next_cursor": None})
+
+    async def get_item(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        return JSONResponse(COLLECTIONS[kind](await _one(admin_of().db, kind, request.path_params["item_id"])))
+
+    async def patch_item(request: Request) -> Response:
+        kind, item_id = request.path_params["kind"], request.path_params["item_id"]
+        admin = admin_of()
+        current = await _one(admin.db, kind, item_id)
+        changes = await read_json(request)
+        if not isinstance(changes, dict) or not changes:
+            raise ApiError(400, "invalid_body", "send an object with the fields to change")
+        unknown = sorted(set(changes) - PATCHABLE[kind])
+        if unknown:
+            raise ApiError(400, "invalid_body", f"cannot change: {', '.join(unknown)}")
+        merged = {k: v for k, v in current.items() if k in PATCHABLE[kind]} | changes
+        if kind == "queues":
+            parse_body(QueueBody, merged)
+            await admin._check_queue(changes.get("routing_rule"), changes.get("operator_ids"))
+        elif kind == "operators":
+            parse_body(OperatorBody, {k: v for k, v in merged.items() if k != "status"})
+        elif kind == "channels" and "settings" in changes and isinstance(changes["settings"], dict):
+            # Secrets are write-only: keep the stored ones that the change does not name.
+            changes["settings"] = {**(current.get("settings") or {}), **changes["settings"]}
+        await admin.db[kind].update_one({"_id": item_id}, {"$set": changes})
+        return JSONResponse(COLLECTIONS[kind](await _one(admin.db, kind, item_id)))
+
+    async def delete_item(request: Request) -> Response:
+        kind, item_id = request.path_params["kind"], request.path_params["item_id"]
+        admin = admin_of()
+        await _one(admin.db, kind, item_id)
+        await admin.db[kind].delete_one({"_id": item_id})
+        if kind == "operators":
+            await admin.db.queues.update_many({"operator_ids": item_id}, {"$pull": {"operator_ids": item_id}})
+            await admin.broker.delete_queue(operator_queue(item_id).name)
+        return Response(status_code=204)
+
+    async def register(request: Request) -> Response:
+        admin = admin_of()
+        channel = await _one(admin.db, "channels", request.path_params["item_id"])
+        result = {
+            "status": "ok",
+            "detail": "third-party providers need no registration",
+            "at": now().isoformat(),
+        }
+        if admin.registry.is_builtin(channel["provider"]):
+            raise ApiError(501, "not_implemented", f"registering {channel['provider']} channels is not built yet")
+        await admin.db.channels.update_one({"_id": channel["_id"]}, {"$set": {"registration": result}})
+        return JSONResponse(result)
+
+    async def parked(request: Request) -> Response:
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit():
+            raise ApiError(400, "invalid_query", "limit must be a whole number")
+        found = await list_parked(admin_of().broker, request.query_params.get("queue"), min(int(limit), 1000))
+        return JSONResponse({"items": [p.view() for p in found], "next_cursor": None})
+
+    async def replay(request: Request) -> Response:
+        body = parse_body(ReplayBody, await read_json(request) if await request.body() else {})
+        ids = set(body.ids) if body.ids is not None else None
+        count = await replay_parked(admin_of().broker, body.queue, ids, discard=body.discard)
+        return JSONResponse({"discarded" if body.discard else "replayed": count})
+
+    kinds = "{kind:str}"
+    return [
+        Route("/api/admin/queues", guarded(create_queue), methods=["POST"]),
+        Route("/api/admin/operators", guarded(create_operator), methods=["POST"]),
+        Route("/api/admin/channels", guarded(create_channel), methods=["POST"]),
+        Route("/api/admin/channels/{item_id}/register", guarded(register), methods=["POST"]),
+        Route("/api/admin/parked", guarded(parked), methods=["GET"]),
+        Route("/api/admin/parked/replay", guarded(replay), methods=["POST"]),
+        Route(f"/api/admin/{kinds}", guarded(_known(list_items)), methods=["GET"]),
+        Route(f"/api/admin/{kinds}/{{item_id}}", guarded(_known(get_item)), methods=["GET"]),
+        Route(f"/api/admin/{kinds}/{{item_id}}", guarded(_known(patch_item)), methods=["PATCH"]),
+        Route(f"/api/admin/{kinds}/{{item_id}}", guarded(_known(delete_item)), methods=["DELETE"]),
+    ]
+
+
+def _known(handler: Endpoint) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        if request.path_params["kind"] not in COLLECTIONS:
+            raise ApiError(404, "not_found", f"no such collection: {request.path_params['kind']}")
+        return await handler(request)
+
+    return endpoint
+
+
+async def _one(db: Database, kind: str, item_id: str) -> Document:
+    doc = await db[kind].find_one({"_id": item_id})
+    if doc is None:
+        raise ApiError(404, "not_found", f"no {kind[:-1]} {item_id}")
+    return doc

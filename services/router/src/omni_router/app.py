@@ -1,0 +1,93 @@
+"""Composition root of the router: the store, the rules, the consumers, the operator and admin APIs."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+from omni_contracts import MessageReceived, RouterUpdate
+from omni_providers import ProviderRegistry
+from omni_runtime.metrics import Metrics
+from omni_runtime.service import ServiceContext, Slot, open_service, running
+from omni_runtime.settings import Settings
+from omni_runtime.topology import ROUTER_INBOX, ROUTER_UPDATES
+from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
+from pydantic import TypeAdapter
+from starlette.applications import Starlette
+
+from omni_router.admin_api import Admin, admin_routes
+from omni_router.desk import Desk
+from omni_router.inbox import receive_message
+from omni_router.notify import Notifier
+from omni_router.offers import Offers
+from omni_router.operator_api import operator_routes
+from omni_router.outbox import run_sweeper
+from omni_router.routing import RoutingRule, load_rules
+from omni_router.store import ChatStore
+from omni_router.updates import apply_update
+
+SERVICE = "router"
+
+_updates: TypeAdapter[RouterUpdate] = TypeAdapter(RouterUpdate)
+
+
+@dataclass
+class Router:
+    ctx: ServiceContext
+    desk: Desk
+    admin: Admin
+
+
+def create_app(
+    settings: Settings | None = None,
+    registry: ProviderRegistry | None = None,
+    rules: dict[str, RoutingRule] | None = None,
+) -> Starlette:
+    settings = settings or Settings()
+    metrics = Metrics(SERVICE)
+    registry = registry or ProviderRegistry.from_entry_points()
+    rules = rules or load_rules()
+    slot: Slot[Router] = Slot()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_service(SERVICE, settings, metrics) as ctx:
+            store = ChatStore(ctx.db)
+            notifier = Notifier(ctx.broker)
+            offers = Offers(ctx.db, notifier, rules)
+            desk = Desk(store, offers, notifier, ctx.broker)
+            consumers = [
+                ctx.consumer(
+                    ROUTER_INBOX,
+                    MessageReceived.model_validate_json,
+                    partial(receive_message, store=store, offers=offers, broker=ctx.broker),
+                ),
+                ctx.consumer(
+                    ROUTER_UPDATES,
+                    _updates.validate_json,
+                    partial(apply_update, db=ctx.db, notifier=notifier),
+                ),
+            ]
+            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules)))
+            sweeper = asyncio.create_task(run_sweeper(desk, settings.outbox_sweep_seconds))
+            try:
+                async with running(consumers):
+                    yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                slot.set(None)
+
+    def checks() -> dict[str, ReadyCheck]:
+        current = slot.peek()
+        return current.ctx.ready_checks() if current else {}
+
+    routes = [
+        *health_routes(checks, metrics),
+        *operator_routes(lambda: slot.get().desk, settings.admin_token),
+        *admin_routes(lambda: slot.get().admin, settings.admin_token),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error_handler})

@@ -1,0 +1,90 @@
+"""Handling what other services report back: deliveries, receipts, profiles and stored attachments."""
+
+from omni_contracts import (
+    AttachmentStored,
+    MessageFailed,
+    MessageSent,
+    MessageStatusChanged,
+    ProfileResolved,
+    RouterUpdate,
+)
+from omni_runtime.database import Database
+
+from omni_router.notify import Notifier
+from omni_router.offers import audience
+
+# A receipt never moves a message backwards (a late "delivered" after "read" is ignored).
+STATUS_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+async def apply_update(update: RouterUpdate, db: Database, notifier: Notifier) -> None:
+    match update:
+        case MessageSent() | MessageFailed():
+            await _notify_delivery(update, db, notifier)
+        case MessageStatusChanged():
+            await _apply_receipt(update, db, notifier)
+        case ProfileResolved():
+            await db.contacts.update_one(
+                {"_id": update.contact_id},
+                {"$set": {"name": update.name, "photo_url": update.photo_url, "profile_status": "resolved"}},
+            )
+            await db.chats.update_many({"contact_id": update.contact_id}, {"$set": {"contact_name": update.name}})
+        case AttachmentStored():
+            await _apply_attachment(update, db, notifier)
+
+
+async def _notify_delivery(update: MessageSent | MessageFailed, db: Database, notifier: Notifier) -> None:
+    """The dispatcher has already written the status; the chat's audience hears of it."""
+    chat = await db.chats.find_one({"_id": update.chat_id})
+    if chat is None:
+        return
+    data = {
+        "message_id": update.message_id,
+        "status": "sent" if isinstance(update, MessageSent) else "failed",
+    }
+    if isinstance(update, MessageFailed):
+        data["failure_reason"] = update.reason
+    await notifier.send("message.status", chat["_id"], audience(chat), data)
+
+
+async def _apply_receipt(update: MessageStatusChanged, db: Database, notifier: Notifier) -> None:
+    earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER.get(update.status, 0)]
+    message = await db.messages.find_one_and_update(
+        {
+            "channel_id": update.channel_id,
+            "provider_message_id": update.provider_message_id,
+            "direction": "outgoing",
+            "status": {"$in": earlier},
+        },
+        {"$set": {"status": update.status}},
+    )
+    if message is None:
+        return
+    chat = await db.chats.find_one({"_id": message["chat_id"]})
+    if chat is not None:
+        data = {"message_id": message["_id"], "status": update.status}
+        await notifier.send("message.status", chat["_id"], audience(chat), data)
+
+
+async def _apply_attachment(update: AttachmentStored, db: Database, notifier: Notifier) -> None:
+    prefix = f"attachments.{update.index}"
+    await db.messages.update_one(
+        {"_id": update.message_id},
+        {
+            "$set": {
+                f"{prefix}.status": update.status,
+                f"{prefix}.file_id": update.file_id,
+                f"{prefix}.size": update.size,
+                f"{prefix}.content_type": update.content_type,
+                f"{prefix}.failure_reason": update.failure_reason,
+            }
+        },
+    )
+    chat = await db.chats.find_one({"_id": update.chat_id})
+    if chat is not None:
+        data = {
+            "message_id": update.message_id,
+            "attachment_index": update.index,
+            "attachment_status": update.status,
+        }
+        await notifier.send("message.status", chat["_id"], audience(chat), data)
