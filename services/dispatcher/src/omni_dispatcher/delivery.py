@@ -1,0 +1,66 @@
+"""Delivering one outgoing message, at most once per successful provider call.
+
+The message's status in the database is the delivery record: a redelivered event for a message
+already `sent` only republishes the confirmation, it never calls the messenger again.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+import httpx
+
+from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
+from omni_providers import Channel, ProviderRegistry
+from omni_runtime.broker import Broker
+from omni_runtime.database import Database
+from omni_runtime.errors import PermanentError
+from omni_runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DELIVERED = ("sent", "delivered", "read")
+
+
+async def deliver(
+    event: MessageOutgoing,
+    db: Database,
+    broker: Broker,
+    registry: ProviderRegistry,
+    http: httpx.AsyncClient,
+    metrics: Metrics,
+) -> None:
+    message = await db.messages.find_one({"_id": event.message_id}, {"status": 1, "provider_message_id": 1})
+    if message is None:
+        raise PermanentError(f"message {event.message_id} is not stored")
+    if message["status"] in DELIVERED:
+        await broker.publish_event(_sent(event, message.get("provider_message_id")))
+        return
+    if message["status"] == "failed":
+        return
+    doc = await db.channels.find_one({"_id": event.channel_id})
+    if doc is None:
+        raise PermanentError(f"channel {event.channel_id} no longer exists")
+    channel = Channel.from_document(doc)
+    result = await registry.get(channel.provider).send(http, channel, event)
+    metrics.deliveries.labels(channel.provider, "sent").inc()
+    await db.messages.update_one(
+        {"_id": event.message_id, "status": {"$nin": list(DELIVERED)}},
+        {"$set": {"status": "sent", "provider_message_id": result.provider_message_id, "sent_at": datetime.now(UTC)}},
+    )
+    await broker.publish_event(_sent(event, result.provider_message_id))
+
+
+async def give_up(event: MessageOutgoing | None, cause: str, db: Database, broker: Broker, metrics: Metrics) -> None:
+    """Called before a message is parked: it is `failed`, with the cause, and the operator hears of it."""
+    if event is None:
+        return
+    await db.messages.update_one(
+        {"_id": event.message_id, "status": {"$nin": list(DELIVERED)}},
+        {"$set": {"status": "failed", "failure_reason": cause}},
+    )
+    metrics.deliveries.labels(event.provider, "failed").inc()
+    await broker.publish_event(MessageFailed(message_id=event.message_id, chat_id=event.chat_id, reason=cause))
+
+
+def _sent(event: MessageOutgoing, provider_message_id: str | None) -> MessageSent:
+    return MessageSent(message_id=event.message_id, chat_id=event.chat_id, provider_message_id=provider_message_id)

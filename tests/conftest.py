@@ -1,0 +1,62 @@
+"""Fixtures: the session's broker and database, and per test its own vhost, database and services."""
+
+from collections.abc import AsyncIterator, Iterator
+from uuid import uuid4
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from omni_runtime.database import Database, Document
+from omni_runtime.settings import Settings
+from tests.support.infra import Infra, create_vhost, delete_vhost, free_port, start_infra
+from tests.support.stack import ADMIN_TOKEN, Stack
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    with start_infra() as running:
+        yield running
+
+
+@pytest.fixture
+def vhost(infra: Infra) -> Iterator[str]:
+    name = f"test-{uuid4().hex[:12]}"
+    create_vhost(infra, name)
+    yield name
+    delete_vhost(infra, name)
+
+
+@pytest.fixture
+def settings(infra: Infra, vhost: str) -> Settings:
+    return Settings(
+        amqp_url=infra.amqp_url(vhost),
+        mongodb_url=f"{infra.mongo_base}/t{uuid4().hex[:16]}",
+        admin_token=ADMIN_TOKEN,
+        ingress_port=free_port(),
+        router_port=free_port(),
+        dispatcher_port=free_port(),
+        profiles_port=free_port(),
+        attachments_port=free_port(),
+        retry_delays_ms=[200, 400, 800],
+        max_attempts=4,
+        publish_timeout_seconds=2.0,
+        http_timeout_seconds=2.0,
+        outbox_sweep_seconds=1.0,
+        allow_private_fetch=True,
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    database = client.get_default_database()
+    yield database
+    await client.drop_database(database.name)
+    await client.close()
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    running = Stack(settings)
+    yield running
+    await running.close()

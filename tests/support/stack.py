@@ -1,0 +1,121 @@
+"""Running the services in this process, each on its own real loopback port, as the tests need them."""
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aio_pika
+import httpx
+from starlette.applications import Starlette
+
+from omni_dispatcher.app import create_app as dispatcher_app
+from omni_ingress.app import create_app as ingress_app
+from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
+from omni_router.app import create_app as router_app
+from omni_runtime.settings import Settings
+from omni_runtime.topology import operator_routing_key
+from omni_runtime.web import HttpServer
+
+T = TypeVar("T")
+
+FACTORIES: dict[str, Callable[[Settings], Starlette]] = {
+    "ingress": ingress_app,
+    "router": router_app,
+    "dispatcher": dispatcher_app,
+}
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+
+
+class Stack:
+    """The services of one test, sharing its vhost and database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.servers: dict[str, HttpServer] = {}
+        self.extra: dict[str, Callable[[Settings], Starlette]] = {}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.settings.port_of(name)}"
+
+    async def start(self, *names: str) -> None:
+        for name in names:
+            factory = FACTORIES.get(name) or self.extra[name]
+            server = HttpServer(factory(self.settings), "127.0.0.1", self.settings.port_of(name))
+            await server.start()
+            self.servers[name] = server
+
+    async def stop(self, *names: str) -> None:
+        for name in names:
+            server = self.servers.pop(name, None)
+            if server is not None:
+                await server.stop()
+
+    async def close(self) -> None:
+        await self.stop(*reversed(list(self.servers)))
+
+    def client(self, name: str, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url(name), headers=headers, timeout=15)
+
+    def admin(self) -> httpx.AsyncClient:
+        return self.client("router", ADMIN_TOKEN)
+
+
+def signed(body: dict[str, Any] | bytes, secret: str) -> tuple[bytes, dict[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return raw, {"Content-Type": "application/json", OMNI_SIGNATURE_HEADER: hmac_sha256_signature(secret, raw)}
+
+
+class OperatorInbox:
+    """Reads an operator's `operator.<id>` queue over AMQP, the way an operator console would."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self._url = amqp_url
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def __aenter__(self) -> "OperatorInbox":
+        self._connection = await aio_pika.connect(self._url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def drain(self, operator_id: str, quiet: float = 0.5) -> list[dict[str, Any]]:
+        """Everything on the operator's queue now, waiting `quiet` seconds for stragglers."""
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        queue = await channel.get_queue(operator_routing_key(operator_id), ensure=True)
+        found: list[dict[str, Any]] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < quiet:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            found.append(json.loads(message.body))
+            idle_since = time.monotonic()
+        await channel.close()
+        return found
+
+    async def queue_length(self, name: str) -> int:
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        count = queue.declaration_result.message_count or 0
+        await channel.close()
+        return int(count)
