@@ -4,12 +4,13 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
-from pymongo import AsyncMongoClient
-
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
+from omni_runtime.web import HttpServer
+from pymongo import AsyncMongoClient
+
 from tests.support.infra import Infra, create_vhost, delete_vhost, free_port, start_infra
-from tests.support.stack import ADMIN_TOKEN, Stack
+from tests.support.stack import ADMIN_TOKEN, Simulator, Stack
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +61,15 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
     running = Stack(settings)
     yield running
     await running.close()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    from omni_simulator.app import create_app
+    from omni_simulator.state import SimulatorState
+
+    state = SimulatorState()
+    server = HttpServer(create_app(state), "127.0.0.1", free_port())
+    await server.start()
+    yield Simulator(f"http://127.0.0.1:{server.port}", state)
+    await server.stop()

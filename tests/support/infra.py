@@ -101,8 +101,19 @@ def local_infra() -> Iterator[Infra]:
     data_dir = tempfile.mkdtemp(prefix="omni-nx-")
     log = Path(data_dir) / "nx.log"
     process = subprocess.Popen(
-        [str(nx), "--host", "127.0.0.1", "-p", str(mongo_port), "--data-dir", data_dir, "--log-file", str(log),
-         "--pid-file", str(Path(data_dir) / "nx.pid")],
+        [
+            str(nx),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(mongo_port),
+            "--data-dir",
+            data_dir,
+            "--log-file",
+            str(log),
+            "--pid-file",
+            str(Path(data_dir) / "nx.pid"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

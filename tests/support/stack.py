@@ -4,12 +4,11 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aio_pika
 import httpx
-from starlette.applications import Starlette
-
 from omni_dispatcher.app import create_app as dispatcher_app
 from omni_ingress.app import create_app as ingress_app
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
@@ -17,6 +16,7 @@ from omni_router.app import create_app as router_app
 from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_routing_key
 from omni_runtime.web import HttpServer
+from starlette.applications import Starlette
 
 T = TypeVar("T")
 
@@ -78,6 +78,27 @@ class Stack:
 def signed(body: dict[str, Any] | bytes, secret: str) -> tuple[bytes, dict[str, str]]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return raw, {"Content-Type": "application/json", OMNI_SIGNATURE_HEADER: hmac_sha256_signature(secret, raw)}
+
+
+@dataclass
+class Simulator:
+    """The provider simulator of one test: its base URL and its recorded state."""
+
+    url: str
+    state: Any
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=15)
+
+    async def requests(self, path_prefix: str = "/thirdparty/") -> list[dict[str, Any]]:
+        async with self.client() as client:
+            answer = await client.get("/_sim/requests", params={"path_prefix": path_prefix})
+            items: list[dict[str, Any]] = answer.json()["items"]
+            return items
+
+    async def fault(self, **fault: Any) -> None:
+        async with self.client() as client:
+            assert (await client.post("/_sim/faults", json=fault)).status_code in (200, 201)
 
 
 class OperatorInbox:

@@ -7,6 +7,8 @@ publishes before the queue that should hold its message exists.
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
+from aiormq.abc import FieldTable
+
 EVENTS_EXCHANGE = "omni.events"
 OPERATORS_EXCHANGE = "omni.operators"
 
@@ -22,8 +24,12 @@ class QueueArguments(TypedDict, total=False):
     x_queue_type: Literal["classic", "quorum"]
 
 
-def amqp_arguments(arguments: QueueArguments) -> dict[str, str | int]:
-    return {"x-" + key[2:].replace("_", "-"): value for key, value in arguments.items()}
+def amqp_arguments(arguments: QueueArguments) -> "FieldTable":
+    table: FieldTable = {}
+    for key, value in arguments.items():
+        assert isinstance(value, str | int)
+        table["x-" + key[2:].replace("_", "-")] = value
+    return table
 
 
 @dataclass(frozen=True)

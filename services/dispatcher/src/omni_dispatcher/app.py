@@ -4,16 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from starlette.applications import Starlette
-
 from omni_contracts import MessageOutgoing
-from omni_dispatcher.delivery import deliver, give_up
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING
 from omni_runtime.web import ReadyCheck, health_routes
+from starlette.applications import Starlette
+
+from omni_dispatcher.delivery import deliver, give_up
 
 SERVICE = "dispatcher"
 

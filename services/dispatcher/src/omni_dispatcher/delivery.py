@@ -1,14 +1,14 @@
 """Delivering one outgoing message, at most once per successful provider call.
 
 The message's status in the database is the delivery record: a redelivered event for a message
-already `sent` only republishes the confirmation, it never calls the messenger again.
+already `sent` only republishes the confirmation, it never calls the messenger again. A `failed`
+message is tried again only when its event comes back, i.e. when an admin replays it.
 """
 
 import logging
 from datetime import UTC, datetime
 
 import httpx
-
 from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
 from omni_providers import Channel, ProviderRegistry
 from omni_runtime.broker import Broker
@@ -35,8 +35,6 @@ async def deliver(
     if message["status"] in DELIVERED:
         await broker.publish_event(_sent(event, message.get("provider_message_id")))
         return
-    if message["status"] == "failed":
-        return
     doc = await db.channels.find_one({"_id": event.channel_id})
     if doc is None:
         raise PermanentError(f"channel {event.channel_id} no longer exists")
@@ -45,7 +43,10 @@ async def deliver(
     metrics.deliveries.labels(channel.provider, "sent").inc()
     await db.messages.update_one(
         {"_id": event.message_id, "status": {"$nin": list(DELIVERED)}},
-        {"$set": {"status": "sent", "provider_message_id": result.provider_message_id, "sent_at": datetime.now(UTC)}},
+        {
+            "$set": {"status": "sent", "provider_message_id": result.provider_message_id, "sent_at": datetime.now(UTC)},
+            "$unset": {"failure_reason": ""},
+        },
     )
     await broker.publish_event(_sent(event, result.provider_message_id))
 

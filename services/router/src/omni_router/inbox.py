@@ -19,11 +19,12 @@ async def receive_message(event: MessageReceived, store: ChatStore, offers: Offe
         raise PermanentError(f"channel {message.channel_id} does not exist")
     contact = await store.contact_for(channel, message)
     if stored is None:
-        chat = await store.open_chat_for(channel, contact, message.sent_at)
-        stored, _ = await store.store_incoming(chat, message)
-    chat = await store.chat(stored["chat_id"])
-    if chat is None:
+        opened = await store.open_chat_for(channel, contact, message.sent_at)
+        stored, _ = await store.store_incoming(opened, message)
+    current = await store.chat(stored["chat_id"])
+    if current is None:
         raise PermanentError(f"chat {stored['chat_id']} vanished")
+    chat = current
     await offers.route(chat, stored)
     if contact.get("profile_status") == "pending":
         await broker.publish_event(

@@ -1,0 +1,42 @@
+"""Webhooks accepted while the router is down are all stored, exactly once, when it comes back."""
+
+import asyncio
+
+import pytest
+from omni_runtime.database import Database
+
+from tests.support.seed import customer_message, seed_desk
+from tests.support.stack import Stack, eventually, signed
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_hundred_webhooks_wait_for_the_router(stack: Stack, db: Database) -> None:
+    await stack.start("router")
+    desk = await seed_desk(stack)
+    await stack.stop("router")
+    await stack.start("ingress")
+
+    async with stack.client("ingress") as ingress:
+
+        async def post(n: int) -> int:
+            raw, headers = signed(customer_message(f"m-{n}", text=f"#{n}", sender=f"cust-{n % 7}"), desk.secret)
+            return (await ingress.post(f"/webhooks/{desk.provider}/receive", content=raw, headers=headers)).status_code
+
+        statuses = await asyncio.gather(*(post(n) for n in range(100)))
+        # the messenger's retry of the first ten: same ids, must not double anything
+        statuses += await asyncio.gather(*(post(n) for n in range(10)))
+    assert statuses == [200] * 110
+    assert await db.messages.count_documents({}) == 0
+
+    await stack.start("router")
+
+    async def all_routed() -> bool:
+        return await db.messages.count_documents({"routed": True}) == 100
+
+    await eventually(all_routed, timeout=60, interval=0.2)
+    await asyncio.sleep(0.5)  # give any duplicate a chance to land before counting
+    texts = sorted([m["text"] async for m in db.messages.find({})], key=lambda t: int(t[1:]))
+    assert texts == [f"#{n}" for n in range(100)]
+    assert await db.contacts.count_documents({}) == 7
+    assert await db.chats.count_documents({}) == 7
