@@ -21,7 +21,7 @@ async def _open_chat(stack: Stack, db: Database, simulator: Simulator) -> tuple[
     async with stack.client("ingress") as ingress:
         assert (await ingress.post("/webhooks/acme/receive", content=raw, headers=headers)).status_code == 200
     message = await eventually(lambda: db.messages.find_one({"provider_message_id": "in-1", "routed": True}))
-    operator_id, token = next(iter(desk.operators.items()))
+    _operator_id, token = next(iter(desk.operators.items()))
     async with stack.client("router", token) as client:
         assert (await client.post(f"/api/chats/{message['chat_id']}/accept")).status_code == 200
     return desk, message["chat_id"], token
@@ -85,7 +85,7 @@ async def test_reply_reaches_the_channel_signed_and_ends_sent(
 async def test_reply_retried_through_failures_is_delivered_once(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
-    desk, chat_id, token = await _open_chat(stack, db, simulator)
+    _desk, chat_id, token = await _open_chat(stack, db, simulator)
     await simulator.fault(path_prefix="/thirdparty/", status=500, count=2)
     await simulator.fault(path_prefix="/thirdparty/", status=429, count=1, retry_after=0.3)
     reply_id = await _reply(stack, token, chat_id, "after a few tries")
@@ -99,7 +99,7 @@ async def test_reply_retried_through_failures_is_delivered_once(
 async def test_reply_failing_forever_is_parked_failed_and_can_be_replayed(
     stack: Stack, db: Database, simulator: Simulator, settings: Settings
 ) -> None:
-    desk, chat_id, token = await _open_chat(stack, db, simulator)
+    _desk, chat_id, token = await _open_chat(stack, db, simulator)
     await simulator.fault(path_prefix="/thirdparty/", status=503, count=None)
     reply_id = await _reply(stack, token, chat_id, "into the void")
     failed = await _final(db, reply_id)
@@ -125,7 +125,7 @@ async def test_reply_failing_forever_is_parked_failed_and_can_be_replayed(
 
 
 async def test_refused_reply_is_failed_at_once(stack: Stack, db: Database, simulator: Simulator) -> None:
-    desk, chat_id, token = await _open_chat(stack, db, simulator)
+    _desk, chat_id, token = await _open_chat(stack, db, simulator)
     await simulator.fault(path_prefix="/thirdparty/", status=400, count=None, body="recipient unknown")
     reply_id = await _reply(stack, token, chat_id, "nobody home")
     failed = await _final(db, reply_id)
