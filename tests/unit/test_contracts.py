@@ -14,7 +14,7 @@ def _message() -> UnifiedMessage:
         provider_message_id="m1",
         sender="s1",
         recipient="bot",
-        sent_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+        sent_at="2026-01-01T00:00:00Z",
         text="hi",
     )
 

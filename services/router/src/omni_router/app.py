@@ -87,7 +87,7 @@ def create_app(
 
     routes = [
         *health_routes(checks, metrics),
-        *operator_routes(lambda: slot.get().desk, settings.admin_token),
+        *operator_routes(lambda: slot.get().desk),
         *admin_routes(lambda: slot.get().admin, settings.admin_token),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error_handler})

@@ -25,7 +25,7 @@ def bearer(request: Request) -> str:
     return token.strip()
 
 
-async def operator_of(request: Request, db: Database, admin_token: SecretStr | None) -> Document:
+async def operator_of(request: Request, db: Database) -> Document:
     token = bearer(request)
     operator = await db.operators.find_one({"token_hash": token_hash(token)})
     if operator is None:

@@ -42,11 +42,11 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 Handler = Callable[[Request, Document], Awaitable[Response]]
 
 
-def operator_routes(desk_of: Callable[[], Desk], admin_token: Any) -> list[Route]:
+def operator_routes(desk_of: Callable[[], Desk]) -> list[Route]:
     def authed(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             desk = desk_of()
-            operator = await operator_of(request, desk.db, admin_token)
+            operator = await operator_of(request, desk.db)
             return await handler(request, operator)
 
         return endpoint
