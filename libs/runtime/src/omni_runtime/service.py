@@ -116,6 +116,12 @@ async def running(consumers: Sequence[Consumer[Any]]) -> AsyncIterator[None]:
             await consumer.stop()
 
 
+def main(create_app: Callable[[Settings], object], name: str) -> None:
+    """The `python -m omni_<service>` entry point: settings from the environment, then serve."""
+    settings = Settings()
+    serve(create_app(settings), name, settings)
+
+
 def serve(app: object, name: str, settings: Settings) -> None:
     """Run one service in this process until SIGINT or SIGTERM; uvicorn drains and runs the lifespan's exit."""
     configure_logging(name, settings.log_level)

@@ -1,8 +1,6 @@
-from omni_runtime.service import serve
-from omni_runtime.settings import Settings
+from omni_runtime.service import main
 
 from omni_router.app import SERVICE, create_app
 
 if __name__ == "__main__":
-    settings = Settings()
-    serve(create_app(settings), SERVICE, settings)
+    main(create_app, SERVICE)
