@@ -4,11 +4,11 @@ from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
+from pymongo import AsyncMongoClient
+
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
-from pymongo import AsyncMongoClient
-
 from tests.support.infra import Infra, create_vhost, delete_vhost, free_port, start_infra
 from tests.support.stack import ADMIN_TOKEN, Simulator, Stack
 

@@ -3,8 +3,8 @@
 import asyncio
 
 import pytest
-from omni_runtime.database import Database
 
+from omni_runtime.database import Database
 from tests.support.seed import customer_message, seed_desk
 from tests.support.stack import Stack, eventually, signed
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
 from omni_runtime.topology import ROUTER_INBOX
-
 from tests.support.infra import Infra
 from tests.support.seed import Desk, customer_message, seed_desk
 from tests.support.stack import OperatorInbox, Stack, eventually, signed

@@ -1,9 +1,9 @@
 """A signed third-party webhook becomes exactly one contact, chat and message, and one offer per online operator."""
 
 import pytest
+
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
-
 from tests.support.seed import customer_message, seed_desk
 from tests.support.stack import OperatorInbox, Stack, eventually, signed
 

@@ -3,10 +3,10 @@
 from typing import Any
 
 import pytest
+
 from omni_providers.signatures import verify_hmac_sha256
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
-
 from tests.support.seed import Desk, customer_message, seed_desk
 from tests.support.stack import OperatorInbox, Simulator, Stack, eventually, signed
 

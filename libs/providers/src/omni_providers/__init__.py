@@ -1,15 +1,31 @@
 """Provider adapters (one per messenger) and the registry that finds them by provider name."""
 
-from omni_providers.base import Channel, InboundRequest, Provider, SendResult, WebhookRejected
+from omni_providers.base import (
+    Channel,
+    ChannelLookup,
+    Inbound,
+    InboundRequest,
+    Provider,
+    Registrar,
+    Registration,
+    SendResult,
+    WebhookRejected,
+    WebhookReply,
+)
 from omni_providers.registry import BUILTIN_PROVIDERS, ProviderRegistry, UnknownProvider
 
 __all__ = [
     "BUILTIN_PROVIDERS",
     "Channel",
+    "ChannelLookup",
+    "Inbound",
     "InboundRequest",
     "Provider",
     "ProviderRegistry",
+    "Registrar",
+    "Registration",
     "SendResult",
     "UnknownProvider",
     "WebhookRejected",
+    "WebhookReply",
 ]

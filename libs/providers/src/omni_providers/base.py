@@ -2,10 +2,11 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
-from omni_contracts import MessageOutgoing, UnifiedMessage
+
+from omni_contracts import MessageOutgoing, MessageStatusChanged, UnifiedMessage
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,40 @@ class Channel:
 
 @dataclass(frozen=True)
 class InboundRequest:
-    """A webhook request as ingress received it, before anything trusts it."""
+    """A webhook request as ingress received it, before anything trusts it.
+
+    `url` is the URL the messenger called as it saw it (PUBLIC_BASE_URL + path + query): Twilio
+    signs it. `channel_id` is set for messengers whose webhook path names the channel.
+    """
 
     body: bytes
     headers: Mapping[str, str]
     url: str
+    method: str = "POST"
+    query: Mapping[str, str] = field(default_factory=dict)
+    channel_id: str | None = None
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What to answer the messenger instead of the default JSON (a verification challenge, empty TwiML)."""
+
+    body: bytes
+    content_type: str = "text/plain"
+    status: int = 200
+
+
+@dataclass
+class Inbound:
+    """What one verified webhook carried: customer messages, receipts, and the answer the messenger expects."""
+
+    messages: list[UnifiedMessage] = field(default_factory=list)
+    statuses: list[MessageStatusChanged] = field(default_factory=list)
+    reply: WebhookReply | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +78,7 @@ class SendResult:
 
 
 class WebhookRejected(Exception):
-    """An inbound request that must be refused; `status` is the HTTP answer (400, 401, 404)."""
+    """An inbound request that must be refused; `status` is the HTTP answer (400, 401, 403, 404)."""
 
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
@@ -57,23 +87,51 @@ class WebhookRejected(Exception):
         self.detail = detail
 
 
+class ChannelLookup(Protocol):
+    """How a provider finds the channel a webhook is for; only active channels are returned."""
+
+    async def by_id(self, provider: str, channel_id: str) -> Channel | None: ...
+
+    async def by_source(self, provider: str, source: str) -> Channel | None: ...
+
+    async def of_provider(self, provider: str) -> list[Channel]: ...
+
+
 class Provider(Protocol):
-    """One messenger. `name` is the provider tag channels carry (the reference binds roles by it)."""
+    """One messenger. `name` is the provider tag channels carry (the reference binds roles by it).
+
+    Required roles: receiving webhooks (the reference's IIncomeMessageWorker) and sending
+    (IOutcomeMessageWorker). Optional roles are the hook protocols below; a provider implements
+    those its messenger needs.
+    """
 
     name: str
 
-    def channel_source(self, request: InboundRequest, payload: Any) -> str:
-        """Which channel the request is for, read from the untrusted payload (only to find the secret)."""
-        ...
+    async def receive(self, request: InboundRequest, channels: ChannelLookup) -> Inbound:
+        """Find the channel, check authenticity (constant-time) before acting on anything, convert.
 
-    def verify(self, channel: Channel, request: InboundRequest) -> bool:
-        """Whether the request really comes from the messenger for this channel (constant-time)."""
-        ...
-
-    def parse(self, channel: Channel, payload: Any) -> list[UnifiedMessage]:
-        """Convert a verified payload into UnifiedMessages; raises WebhookRejected(400) when malformed."""
+        Raises WebhookRejected: 401 bad signature, 404 unknown channel, 400 malformed payload.
+        """
         ...
 
     async def send(self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing) -> SendResult:
         """Deliver an outgoing message; raises RetryLater for transient and PermanentError for final failures."""
         ...
+
+
+@dataclass(frozen=True)
+class Registration:
+    ok: bool
+    detail: str
+    settings_update: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@runtime_checkable
+class Registrar(Protocol):
+    """Optional role (the reference's IMessengerRegistrationWorker): connect a channel to its messenger.
+
+    `settings_update` holds settings the registration generated (e.g. Telegram's secret token);
+    they are stored with the channel and never shown.
+    """
+
+    async def register(self, http: httpx.AsyncClient, channel: Channel) -> Registration: ...

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
 from omni_runtime.errors import PermanentError, RetryLater
 
 

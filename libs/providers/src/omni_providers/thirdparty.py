@@ -5,14 +5,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from omni_contracts import Attachment, MessageOutgoing, MessageType, UnifiedMessage
-from omni_runtime.errors import PermanentError
-from omni_runtime.web import describe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from omni_providers.base import Channel, InboundRequest, SendResult, WebhookRejected
+from omni_contracts import Attachment, MessageOutgoing, MessageType, UnifiedMessage
+from omni_providers.base import Channel, ChannelLookup, Inbound, InboundRequest, SendResult, WebhookRejected
 from omni_providers.http import post
+from omni_providers.payloads import parse_json
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature, verify_hmac_sha256
+from omni_runtime.errors import PermanentError
+from omni_runtime.settings import Settings
+from omni_runtime.web import describe
 
 
 class InboundAttachment(BaseModel):
@@ -68,8 +70,17 @@ class ThirdPartyProvider:
 
     kind: Literal["third_party"] = "third_party"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, settings: Settings | None = None) -> None:
         self.name = name
+
+    async def receive(self, request: InboundRequest, channels: ChannelLookup) -> Inbound:
+        payload = parse_json(request.body)
+        channel = await channels.by_source(self.name, self.channel_source(request, payload))
+        if channel is None:
+            raise WebhookRejected(404, "unknown_channel", f"no active {self.name} channel for this recipient")
+        if not self.verify(channel, request):
+            raise WebhookRejected(401, "bad_signature", "signature missing or wrong")
+        return Inbound(messages=self.parse(channel, payload))
 
     def channel_source(self, request: InboundRequest, payload: Any) -> str:
         recipient = payload.get("recipient") if isinstance(payload, dict) else None
@@ -78,7 +89,9 @@ class ThirdPartyProvider:
         return str(recipient)
 
     def verify(self, channel: Channel, request: InboundRequest) -> bool:
-        return verify_hmac_sha256(str(channel.settings.get("secret", "")), request.body, _header(request))
+        return verify_hmac_sha256(
+            str(channel.settings.get("secret", "")), request.body, request.header(OMNI_SIGNATURE_HEADER)
+        )
 
     def parse(self, channel: Channel, payload: Any) -> list[UnifiedMessage]:
         try:
@@ -130,13 +143,6 @@ class ThirdPartyProvider:
             headers={"Content-Type": "application/json", OMNI_SIGNATURE_HEADER: signature},
         )
         return SendResult(provider_message_id=_provider_id(response))
-
-
-def _header(request: InboundRequest) -> str | None:
-    for key, value in request.headers.items():
-        if key.lower() == OMNI_SIGNATURE_HEADER.lower():
-            return value
-    return None
 
 
 def _provider_id(response: httpx.Response) -> str | None:

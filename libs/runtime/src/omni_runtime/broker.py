@@ -14,9 +14,9 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from omni_contracts import Event
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from omni_contracts import Event
 from omni_runtime.errors import BrokerUnavailable
 from omni_runtime.topology import (
     CONSUMER_QUEUES,

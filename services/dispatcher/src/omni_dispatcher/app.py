@@ -4,16 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+from starlette.applications import Starlette
+
 from omni_contracts import MessageOutgoing
+from omni_dispatcher.delivery import deliver, give_up
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING
 from omni_runtime.web import ReadyCheck, health_routes
-from starlette.applications import Starlette
-
-from omni_dispatcher.delivery import deliver, give_up
 
 SERVICE = "dispatcher"
 
@@ -21,7 +21,7 @@ SERVICE = "dispatcher"
 def create_app(settings: Settings | None = None, registry: ProviderRegistry | None = None) -> Starlette:
     settings = settings or Settings()
     metrics = Metrics(SERVICE)
-    registry = registry or ProviderRegistry.from_entry_points()
+    registry = registry or ProviderRegistry.from_entry_points(settings)
     slot: Slot[ServiceContext] = Slot()
 
     @asynccontextmanager

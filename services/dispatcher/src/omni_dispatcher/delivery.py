@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 
 import httpx
+
 from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
 from omni_providers import Channel, ProviderRegistry
 from omni_runtime.broker import Broker

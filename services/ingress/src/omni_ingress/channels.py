@@ -1,25 +1,36 @@
 """Finding the channel a webhook is for, with a short cache so intake does not hit the database per request."""
 
 import time
+from typing import Any
 
 from omni_providers import Channel
 from omni_runtime.database import Database
 
 
 class ChannelDirectory:
+    """The ChannelLookup of ingress; only active channels are found. Cached for `ttl_seconds`."""
+
     def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
         self._db = db
         self._ttl = ttl_seconds
-        self._cache: dict[tuple[str, str], tuple[float, Channel]] = {}
+        self._cache: dict[tuple[str, ...], tuple[float, Channel]] = {}
 
     async def by_source(self, provider: str, source: str) -> Channel | None:
-        """The active channel of `provider` whose messenger-side id is `source`."""
-        key = (provider, source)
+        return await self._one(("source", provider, source), {"provider": provider, "source": source})
+
+    async def by_id(self, provider: str, channel_id: str) -> Channel | None:
+        return await self._one(("id", provider, channel_id), {"_id": channel_id, "provider": provider})
+
+    async def of_provider(self, provider: str) -> list[Channel]:
+        docs = self._db.channels.find({"provider": provider})
+        return [Channel.from_document(doc) async for doc in docs if doc.get("is_active", True)]
+
+    async def _one(self, key: tuple[str, ...], query: dict[str, Any]) -> Channel | None:
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        doc = await self._db.channels.find_one({"provider": provider, "source": source})
+        doc = await self._db.channels.find_one(query)
         if doc is None or not doc.get("is_active", True):
             self._cache.pop(key, None)
             return None

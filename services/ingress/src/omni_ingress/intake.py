@@ -1,17 +1,15 @@
-"""Webhook intake: size, signature, channel and schema checks, then a confirmed publish per message."""
+"""Webhook intake: size limit, the provider's own checks and conversion, then a confirmed publish per event."""
 
-import json
 import logging
-from typing import Any
 
-from omni_contracts import MessageReceived, UnifiedMessage
-from omni_providers import InboundRequest, Provider, WebhookRejected
+from starlette.requests import Request
+
+from omni_contracts import MessageReceived
+from omni_ingress.channels import ChannelDirectory
+from omni_providers import Inbound, InboundRequest, Provider, WebhookRejected
 from omni_runtime.broker import Broker
 from omni_runtime.errors import BrokerUnavailable
 from omni_runtime.web import ApiError
-from starlette.requests import Request
-
-from omni_ingress.channels import ChannelDirectory
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +29,20 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
-
-
 async def accept_webhook(
     provider: Provider, inbound: InboundRequest, channels: ChannelDirectory, broker: Broker
-) -> list[UnifiedMessage]:
+) -> Inbound:
     """Check and queue one webhook; answers are raised as ApiError. Nothing is published unless all checks pass."""
     try:
-        payload = parse_json(inbound.body)
-        source = provider.channel_source(inbound, payload)
-        channel = await channels.by_source(provider.name, source)
-        if channel is None:
-            raise ApiError(404, "unknown_channel", f"no active {provider.name} channel for this recipient")
-        if not provider.verify(channel, inbound):
-            raise ApiError(401, "bad_signature", "signature missing or wrong")
-        messages = provider.parse(channel, payload)
+        received = await provider.receive(inbound, channels)
     except WebhookRejected as exc:
         raise ApiError(exc.status, exc.error, exc.detail) from None
     try:
-        for message in messages:
+        for message in received.messages:
             await broker.publish_event(MessageReceived(message=message))
+        for status in received.statuses:
+            await broker.publish_event(status)
     except BrokerUnavailable as exc:
         log.warning("webhook not queued", extra={"provider": provider.name, "cause": str(exc)})
         raise ApiError(503, "broker_unavailable", "could not queue the message; retry later") from None
-    return messages
+    return received

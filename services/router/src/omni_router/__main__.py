@@ -1,6 +1,5 @@
-from omni_runtime.service import main
-
 from omni_router.app import SERVICE, create_app
+from omni_runtime.service import main
 
 if __name__ == "__main__":
     main(create_app, SERVICE)

@@ -3,23 +3,23 @@
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from omni_providers import ProviderRegistry, UnknownProvider
-from omni_runtime.broker import Broker
-from omni_runtime.database import Database, Document
-from omni_runtime.ids import new_id
-from omni_runtime.parking import list_parked, replay_parked
-from omni_runtime.topology import operator_queue
-from omni_runtime.web import ApiError, parse_body, read_json
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omni_providers import ProviderRegistry, UnknownProvider
 from omni_router.auth import new_token, require_admin, token_hash
 from omni_router.routing import RoutingRule
 from omni_router.store import now
 from omni_router.views import channel_view, operator_view, queue_view
+from omni_runtime.broker import Broker
+from omni_runtime.database import Database, Document
+from omni_runtime.ids import new_id
+from omni_runtime.parking import list_parked, replay_parked
+from omni_runtime.topology import operator_queue
+from omni_runtime.web import ApiError, parse_body, read_json
 
 
 class QueueBody(BaseModel):

@@ -7,16 +7,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from omni_contracts import MessageReceived, RouterUpdate
-from omni_providers import ProviderRegistry
-from omni_runtime.metrics import Metrics
-from omni_runtime.service import ServiceContext, Slot, open_service, running
-from omni_runtime.settings import Settings
-from omni_runtime.topology import ROUTER_INBOX, ROUTER_UPDATES
-from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
 from pydantic import TypeAdapter
 from starlette.applications import Starlette
 
+from omni_contracts import MessageReceived, RouterUpdate
+from omni_providers import ProviderRegistry
 from omni_router.admin_api import Admin, admin_routes
 from omni_router.desk import Desk
 from omni_router.inbox import receive_message
@@ -27,6 +22,11 @@ from omni_router.outbox import run_sweeper
 from omni_router.routing import RoutingRule, load_rules
 from omni_router.store import ChatStore
 from omni_router.updates import apply_update
+from omni_runtime.metrics import Metrics
+from omni_runtime.service import ServiceContext, Slot, open_service, running
+from omni_runtime.settings import Settings
+from omni_runtime.topology import ROUTER_INBOX, ROUTER_UPDATES
+from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
 
 SERVICE = "router"
 
@@ -47,7 +47,7 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     metrics = Metrics(SERVICE)
-    registry = registry or ProviderRegistry.from_entry_points()
+    registry = registry or ProviderRegistry.from_entry_points(settings)
     rules = rules or load_rules()
     slot: Slot[Router] = Slot()
 

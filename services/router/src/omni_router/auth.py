@@ -4,10 +4,11 @@ import hashlib
 import hmac
 import secrets
 
-from omni_runtime.database import Database, Document
-from omni_runtime.web import ApiError
 from pydantic import SecretStr
 from starlette.requests import Request
+
+from omni_runtime.database import Database, Document
+from omni_runtime.web import ApiError
 
 
 def new_token() -> str:

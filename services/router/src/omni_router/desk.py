@@ -3,15 +3,14 @@
 from typing import Any
 
 from omni_contracts import Attachment, MessageOutgoing
+from omni_router.notify import Notifier
+from omni_router.offers import Offers
+from omni_router.store import OPEN_STATUSES, ChatStore, now
 from omni_runtime.broker import Broker
 from omni_runtime.database import Document
 from omni_runtime.errors import BrokerUnavailable
 from omni_runtime.ids import new_id
 from omni_runtime.web import ApiError
-
-from omni_router.notify import Notifier
-from omni_router.offers import Offers
-from omni_router.store import OPEN_STATUSES, ChatStore, now
 
 
 def visibility(operator: Document) -> dict[str, Any]:

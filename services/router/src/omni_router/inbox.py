@@ -1,11 +1,10 @@
 """Handling `message.received`: contact, open chat, the message once, then routing and follow-up requests."""
 
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested
-from omni_runtime.broker import Broker
-from omni_runtime.errors import PermanentError
-
 from omni_router.offers import Offers
 from omni_router.store import ChatStore
+from omni_runtime.broker import Broker
+from omni_runtime.errors import PermanentError
 
 
 async def receive_message(event: MessageReceived, store: ChatStore, offers: Offers, broker: Broker) -> None:

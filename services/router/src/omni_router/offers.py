@@ -2,12 +2,11 @@
 
 from typing import Any
 
-from omni_runtime.database import Database, Document
-
 from omni_router.notify import Notifier
 from omni_router.routing import Candidate, RoutingRule, operator_ids_for
 from omni_router.store import OPEN_STATUSES
 from omni_router.views import chat_view, message_view
+from omni_runtime.database import Database, Document
 
 
 class Offers:

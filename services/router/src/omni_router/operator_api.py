@@ -3,18 +3,18 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from omni_contracts import Attachment
-from omni_runtime.database import Document
-from omni_runtime.web import ApiError, parse_body, read_json
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omni_contracts import Attachment
 from omni_router.auth import operator_of
 from omni_router.desk import Desk, allowed_actions, visibility
 from omni_router.store import OPEN_STATUSES
 from omni_router.views import chat_view, message_view
+from omni_runtime.database import Document
+from omni_runtime.web import ApiError, parse_body, read_json
 
 OPERATOR_STATUSES = ("online", "busy", "offline")
 

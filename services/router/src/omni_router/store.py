@@ -3,11 +3,12 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from omni_contracts import UnifiedMessage
 from omni_providers import Channel
 from omni_runtime.database import Database, Document
 from omni_runtime.ids import new_id
-from pymongo.errors import DuplicateKeyError
 
 OPEN_STATUSES = ("new", "assigned")
 

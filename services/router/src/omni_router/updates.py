@@ -8,10 +8,9 @@ from omni_contracts import (
     ProfileResolved,
     RouterUpdate,
 )
-from omni_runtime.database import Database
-
 from omni_router.notify import Notifier
 from omni_router.offers import audience
+from omni_runtime.database import Database
 
 # A receipt never moves a message backwards (a late "delivered" after "read" is ignored).
 STATUS_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from omni_runtime.settings import Settings
 from pydantic import ValidationError
 
 from omni_devrun import demo
@@ -31,6 +30,7 @@ from omni_devrun.plan import (
 )
 from omni_devrun.processes import Child, Console, first_exited, http_probe, port_answers, start, stop_all, wait_ready
 from omni_devrun.standins import ensure_rabbitmq, mongo_port, port_is_free, start_nx_27017
+from omni_runtime.settings import Settings
 
 STOP_GRACE_SECONDS = 15.0
 MONGO_START_TIMEOUT = 30.0

@@ -3,8 +3,8 @@
 import logging
 
 import uvicorn
-from omni_runtime.logs import configure_logging
 
+from omni_runtime.logs import configure_logging
 from omni_simulator.app import create_app
 from omni_simulator.settings import SimulatorSettings
 

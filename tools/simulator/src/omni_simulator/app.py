@@ -4,14 +4,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from omni_runtime.service import Slot
-from omni_runtime.web import ApiError, api_error_handler, error_response
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from omni_runtime.service import Slot
+from omni_runtime.web import ApiError, api_error_handler, error_response
 from omni_simulator.control import control_routes
 from omni_simulator.messenger import messenger_routes
 from omni_simulator.state import SimulatorState

@@ -1,13 +1,13 @@
 """The control API under `/_sim/`: tests arm faults, register secrets, store files, read what was received, push."""
 
 import httpx
-from omni_runtime.service import Slot
-from omni_runtime.web import ApiError, parse_body, read_json
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from omni_runtime.service import Slot
+from omni_runtime.web import ApiError, parse_body, read_json
 from omni_simulator.push import ThirdPartyPush, push_thirdparty
 from omni_simulator.state import SimulatorState, StoredFile
 

@@ -6,12 +6,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from omni_providers.signatures import OMNI_SIGNATURE_HEADER, verify_hmac_sha256
-from omni_runtime.web import error_response
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from omni_providers.signatures import OMNI_SIGNATURE_HEADER, verify_hmac_sha256
+from omni_runtime.web import error_response
 from omni_simulator.state import Fault, RecordedRequest, SimulatorState
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,9 @@ import json
 from typing import Any
 
 import httpx
-from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
 
 
 class ThirdPartyPush(BaseModel):

@@ -1,0 +1,22 @@
+"""Reading untrusted webhook bodies: JSON and form data, with 400 answers for what does not parse."""
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from omni_providers.base import WebhookRejected
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WebhookRejected(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    """`application/x-www-form-urlencoded` pairs in order, repeated names kept."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookRejected(400, "malformed_form", f"body is not valid form data: {exc}") from None
