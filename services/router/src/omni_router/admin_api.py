@@ -3,19 +3,21 @@
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omni_providers import ProviderRegistry, UnknownProvider
+from omni_providers import Channel, ProviderRegistry, Registrar, Registration, UnknownProvider
 from omni_router.auth import new_token, require_admin, token_hash
 from omni_router.routing import RoutingRule
 from omni_router.store import now
 from omni_router.views import channel_view, operator_view, queue_view
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
+from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.ids import new_id
 from omni_runtime.parking import list_parked, replay_parked
 from omni_runtime.topology import operator_queue
@@ -60,7 +62,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class Admin:
-    def __init__(self, db: Database, broker: Broker, registry: ProviderRegistry, rules: dict[str, RoutingRule]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        registry: ProviderRegistry,
+        rules: dict[str, RoutingRule],
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.http = http
         self.db = db
         self.broker = broker
         self.registry = registry
@@ -112,6 +122,27 @@ class Admin:
         except DuplicateKeyError:
             raise ApiError(409, "duplicate_channel", f"a {body.provider} channel with this source exists") from None
         return channel
+
+    async def register(self, channel_id: str) -> Document:
+        """The reference's Register: connect the channel to its messenger and record the outcome on it."""
+        doc = await _one(self.db, "channels", channel_id)
+        channel = Channel.from_document(doc)
+        try:
+            provider = self.registry.get(channel.provider)
+        except UnknownProvider as exc:
+            raise ApiError(400, "unknown_provider", str(exc)) from None
+        if isinstance(provider, Registrar):
+            try:
+                outcome = await provider.register(self.http, channel)
+            except (RetryLater, PermanentError) as exc:
+                outcome = Registration(ok=False, detail=str(exc))
+        else:
+            outcome = Registration(ok=True, detail=f"{channel.provider} channels need no registration")
+        update: dict[str, Any] = {"registration": {"ok": outcome.ok, "detail": outcome.detail, "at": now().isoformat()}}
+        for key, value in outcome.settings_update.items():
+            update[f"settings.{key}"] = value
+        await self.db.channels.update_one({"_id": channel_id}, {"$set": update})
+        return await _one(self.db, "channels", channel_id)
 
 
 COLLECTIONS = {"queues": queue_view, "operators": operator_view, "channels": channel_view}
@@ -185,17 +216,8 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
         return Response(status_code=204)
 
     async def register(request: Request) -> Response:
-        admin = admin_of()
-        channel = await _one(admin.db, "channels", request.path_params["item_id"])
-        result = {
-            "status": "ok",
-            "detail": "third-party providers need no registration",
-            "at": now().isoformat(),
-        }
-        if admin.registry.is_builtin(channel["provider"]):
-            raise ApiError(501, "not_implemented", f"registering {channel['provider']} channels is not built yet")
-        await admin.db.channels.update_one({"_id": channel["_id"]}, {"$set": {"registration": result}})
-        return JSONResponse(result)
+        channel = await admin_of().register(request.path_params["item_id"])
+        return JSONResponse(channel_view(channel))
 
     async def parked(request: Request) -> Response:
         limit = request.query_params.get("limit", "100")

@@ -70,7 +70,7 @@ def create_app(
                     partial(apply_update, db=ctx.db, notifier=notifier),
                 ),
             ]
-            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules)))
+            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http)))
             sweeper = asyncio.create_task(run_sweeper(desk, settings.outbox_sweep_seconds))
             try:
                 async with running(consumers):
