@@ -3,6 +3,7 @@
 from omni_providers.base import (
     Channel,
     ChannelLookup,
+    DeliveryPolicy,
     Inbound,
     InboundRequest,
     Provider,
@@ -11,6 +12,7 @@ from omni_providers.base import (
     SendResult,
     WebhookRejected,
     WebhookReply,
+    delivery_policy,
 )
 from omni_providers.registry import BUILTIN_PROVIDERS, ProviderRegistry, UnknownProvider
 
@@ -18,6 +20,7 @@ __all__ = [
     "BUILTIN_PROVIDERS",
     "Channel",
     "ChannelLookup",
+    "DeliveryPolicy",
     "Inbound",
     "InboundRequest",
     "Provider",
@@ -28,4 +31,5 @@ __all__ = [
     "UnknownProvider",
     "WebhookRejected",
     "WebhookReply",
+    "delivery_policy",
 ]

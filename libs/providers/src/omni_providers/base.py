@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
@@ -117,6 +118,26 @@ class Provider(Protocol):
     async def send(self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing) -> SendResult:
         """Deliver an outgoing message; raises RetryLater for transient and PermanentError for final failures."""
         ...
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """A messenger's sending rules, which the dispatcher keeps by pacing rather than by failing.
+
+    `reply_window`: free-form replies are allowed only this long after the customer's last
+    message (Messenger, WhatsApp: 24 h). `per_chat_interval`: seconds between two messages to one
+    recipient. `per_channel_rate`: messages per second across the whole channel.
+    """
+
+    reply_window: timedelta | None = None
+    per_chat_interval: float = 0.0
+    per_channel_rate: float | None = None
+
+
+def delivery_policy(provider: object) -> DeliveryPolicy:
+    """A provider states its rules in a `delivery_policy` attribute; without one there are none."""
+    policy = getattr(provider, "delivery_policy", None)
+    return policy if isinstance(policy, DeliveryPolicy) else DeliveryPolicy()
 
 
 @dataclass(frozen=True)

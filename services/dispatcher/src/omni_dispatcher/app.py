@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 
 from omni_contracts import MessageOutgoing
 from omni_dispatcher.delivery import deliver, give_up
+from omni_dispatcher.pacing import Pacer
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
@@ -30,7 +31,15 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
             consumer = ctx.consumer(
                 DISPATCHER_OUTGOING,
                 MessageOutgoing.model_validate_json,
-                partial(deliver, db=ctx.db, broker=ctx.broker, registry=registry, http=ctx.http, metrics=metrics),
+                partial(
+                    deliver,
+                    db=ctx.db,
+                    broker=ctx.broker,
+                    registry=registry,
+                    http=ctx.http,
+                    metrics=metrics,
+                    pacer=Pacer(),
+                ),
                 on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
             )
             slot.set(ctx)

@@ -6,12 +6,13 @@ message is tried again only when its event comes back, i.e. when an admin replay
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
-from omni_providers import Channel, ProviderRegistry
+from omni_dispatcher.pacing import Pacer
+from omni_providers import Channel, ProviderRegistry, delivery_policy
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
 from omni_runtime.errors import PermanentError
@@ -29,6 +30,7 @@ async def deliver(
     registry: ProviderRegistry,
     http: httpx.AsyncClient,
     metrics: Metrics,
+    pacer: Pacer,
 ) -> None:
     message = await db.messages.find_one({"_id": event.message_id}, {"status": 1, "provider_message_id": 1})
     if message is None:
@@ -40,7 +42,13 @@ async def deliver(
     if doc is None:
         raise PermanentError(f"channel {event.channel_id} no longer exists")
     channel = Channel.from_document(doc)
-    result = await registry.get(channel.provider).send(http, channel, event)
+    provider = registry.get(channel.provider)
+    policy = delivery_policy(provider)
+    if policy.reply_window is not None:
+        await check_reply_window(db, event, policy.reply_window, channel.provider)
+    await pacer.wait(f"chat:{channel.id}:{event.recipient}", policy.per_chat_interval)
+    await pacer.wait(f"channel:{channel.id}", 1 / policy.per_channel_rate if policy.per_channel_rate else 0)
+    result = await provider.send(http, channel, event)
     metrics.deliveries.labels(channel.provider, "sent").inc()
     await db.messages.update_one(
         {"_id": event.message_id, "status": {"$nin": list(DELIVERED)}},
@@ -50,6 +58,16 @@ async def deliver(
         },
     )
     await broker.publish_event(_sent(event, result.provider_message_id))
+
+
+async def check_reply_window(db: Database, event: MessageOutgoing, window: timedelta, provider: str) -> None:
+    """Refuse a free-form reply the messenger would reject: the customer last wrote too long ago."""
+    last = await db.messages.find_one(
+        {"chat_id": event.chat_id, "direction": "incoming"}, {"created_at": 1}, sort=[("_id", -1)]
+    )
+    if last is None or datetime.now(UTC) - last["created_at"] > window:
+        hours = window.total_seconds() / 3600
+        raise PermanentError(f"outside {provider}'s {hours:g}-hour reply window: the customer has not written since")
 
 
 async def give_up(event: MessageOutgoing | None, cause: str, db: Database, broker: Broker, metrics: Metrics) -> None:
