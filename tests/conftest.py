@@ -28,12 +28,18 @@ def vhost(infra: Infra) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(infra: Infra, vhost: str) -> Settings:
+def settings(infra: Infra, vhost: str, simulator: Simulator) -> Settings:
+    """One test's settings: its own vhost and database, messenger APIs pointed at its simulator."""
+    ingress_port = free_port()
     return Settings(
         amqp_url=infra.amqp_url(vhost),
         mongodb_url=f"{infra.mongo_base}/t{uuid4().hex[:16]}",
         admin_token=ADMIN_TOKEN,
-        ingress_port=free_port(),
+        ingress_port=ingress_port,
+        public_base_url=f"http://127.0.0.1:{ingress_port}",
+        telegram_api_url=f"{simulator.url}/telegram",
+        meta_graph_api_url=f"{simulator.url}/graph/v21.0",
+        twilio_api_url=f"{simulator.url}/twilio",
         router_port=free_port(),
         dispatcher_port=free_port(),
         profiles_port=free_port(),

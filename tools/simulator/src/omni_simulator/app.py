@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from omni_runtime.service import Slot
 from omni_runtime.web import ApiError, api_error_handler, error_response
+from omni_simulator import meta, telegram, twilio
 from omni_simulator.control import control_routes
 from omni_simulator.messenger import messenger_routes
 from omni_simulator.state import SimulatorState
@@ -37,7 +38,14 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/healthz", healthz), *messenger_routes(state), *control_routes(state, http)]
+    routes = [
+        Route("/healthz", healthz),
+        *messenger_routes(state),
+        *control_routes(state, http),
+        *telegram.routes(state, http),
+        *meta.routes(state, http),
+        *twilio.routes(state, http),
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -103,6 +103,8 @@ class SimulatorState:
         self.faults: list[Fault] = []
         self.secrets: dict[str, str] = {}
         self.files: dict[str, StoredFile] = {}
+        # Each messenger module keeps its own state here under its name (e.g. Telegram's pending updates).
+        self.extras: dict[str, Any] = {}
         self._request_seq = itertools.count(1)
         self._fault_seq = itertools.count(1)
         self._answer_seq = itertools.count(1)

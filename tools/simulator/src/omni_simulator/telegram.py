@@ -1,0 +1,14 @@
+"""Telegram's side: the Bot API under /telegram (send, getUpdates, getFile, files, setWebhook) and webhook pushes."""
+
+import httpx
+from starlette.routing import BaseRoute
+
+from omni_runtime.service import Slot
+from omni_simulator.state import SimulatorState
+
+PREFIX = "/telegram"
+
+
+def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRoute]:
+    """The routes this messenger answers under PREFIX (none until its adapter is built)."""
+    return []
