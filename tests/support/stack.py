@@ -9,14 +9,17 @@ from typing import Any, TypeVar
 
 import aio_pika
 import httpx
+from starlette.applications import Starlette
+
+from omni_attachments.app import create_app as attachments_app
 from omni_dispatcher.app import create_app as dispatcher_app
 from omni_ingress.app import create_app as ingress_app
+from omni_profiles.app import create_app as profiles_app
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
 from omni_router.app import create_app as router_app
 from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_routing_key
 from omni_runtime.web import HttpServer
-from starlette.applications import Starlette
 
 T = TypeVar("T")
 
@@ -24,6 +27,8 @@ FACTORIES: dict[str, Callable[[Settings], Starlette]] = {
     "ingress": ingress_app,
     "router": router_app,
     "dispatcher": dispatcher_app,
+    "profiles": profiles_app,
+    "attachments": attachments_app,
 }
 ADMIN_TOKEN = "admin-token-for-tests"
 

@@ -1,0 +1,5 @@
+from omni_profiles.app import SERVICE, create_app
+from omni_runtime.service import main
+
+if __name__ == "__main__":
+    main(create_app, SERVICE)
