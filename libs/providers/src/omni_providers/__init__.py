@@ -1,35 +1,45 @@
 """Provider adapters (one per messenger) and the registry that finds them by provider name."""
 
 from omni_providers.base import (
+    AttachmentSource,
     Channel,
     ChannelLookup,
     DeliveryPolicy,
+    FileLocation,
     Inbound,
     InboundRequest,
+    ProfileSource,
     Provider,
     Registrar,
     Registration,
+    SenderProfile,
     SendResult,
     WebhookRejected,
     WebhookReply,
     delivery_policy,
+    fallback_contact_name,
 )
 from omni_providers.registry import BUILTIN_PROVIDERS, ProviderRegistry, UnknownProvider
 
 __all__ = [
     "BUILTIN_PROVIDERS",
+    "AttachmentSource",
     "Channel",
     "ChannelLookup",
     "DeliveryPolicy",
+    "FileLocation",
     "Inbound",
     "InboundRequest",
+    "ProfileSource",
     "Provider",
     "ProviderRegistry",
     "Registrar",
     "Registration",
     "SendResult",
+    "SenderProfile",
     "UnknownProvider",
     "WebhookRejected",
     "WebhookReply",
     "delivery_policy",
+    "fallback_contact_name",
 ]

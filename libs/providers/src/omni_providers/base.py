@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from omni_contracts import MessageOutgoing, MessageStatusChanged, UnifiedMessage
+from omni_contracts import Attachment, MessageOutgoing, MessageStatusChanged, UnifiedMessage
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,53 @@ class Registrar(Protocol):
     """
 
     async def register(self, http: httpx.AsyncClient, channel: Channel) -> Registration: ...
+
+
+class SenderProfile(Protocol):
+    """What a messenger knows of a sender; an adapter returns any object of this shape."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def photo_url(self) -> str | None: ...
+
+
+@runtime_checkable
+class ProfileSource(Protocol):
+    """Optional role (the reference's IProfileDataProvider): look a sender up in the messenger.
+
+    Returns None when the messenger has nothing to add; raises RetryLater for transient trouble and
+    PermanentError when the profile cannot be had, in which case the webhook's name is used.
+    """
+
+    async def fetch_profile(
+        self, http: httpx.AsyncClient, channel: Channel, external_id: str
+    ) -> SenderProfile | None: ...
+
+
+class FileLocation(Protocol):
+    """A GET that yields an attachment's bytes: its URL and the headers it needs (a bearer token, say)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class AttachmentSource(Protocol):
+    """Optional role (the reference's IAttachmentsLoadWorker): where an attachment that is not a plain URL lives.
+
+    Raises RetryLater for transient trouble and PermanentError when the file cannot be had.
+    """
+
+    async def locate_attachment(
+        self, http: httpx.AsyncClient, channel: Channel, attachment: Attachment
+    ) -> FileLocation: ...
+
+
+def fallback_contact_name(channel: Channel, sender: str) -> str:
+    """The reference's name for a contact whose profile is not known: `New contact <channel>-<sender id>`."""
+    return f"New contact {channel.name}-{sender}"

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import httpx
 
-from omni_attachments.sources import FileLocation
+from omni_providers import FileLocation
 from omni_providers.http import raise_for_delivery
 from omni_runtime.errors import PermanentError, RetryLater
 

@@ -7,42 +7,19 @@ a plain URL and need none.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import httpx
 
 from omni_contracts import Attachment
-from omni_providers import Channel, ProviderRegistry, UnknownProvider
+from omni_providers import AttachmentSource, Channel, FileLocation, ProviderRegistry, UnknownProvider
 from omni_runtime.database import Database
 from omni_runtime.errors import PermanentError
-
-
-class FileLocation(Protocol):
-    """A GET that yields the file: its URL and the headers it needs (a bearer token, say)."""
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
 class PlainUrl:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@runtime_checkable
-class AttachmentSource(Protocol):
-    """The hook a provider adapter implements when an attachment is not simply a public URL.
-
-    Raises RetryLater for transient trouble and PermanentError when the file cannot be had.
-    """
-
-    async def locate_attachment(
-        self, http: httpx.AsyncClient, channel: Channel, attachment: Attachment
-    ) -> FileLocation: ...
 
 
 async def locate(

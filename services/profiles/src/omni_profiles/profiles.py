@@ -6,45 +6,23 @@ the sender name it carried, else the reference's fallback name.
 """
 
 import logging
-from typing import Protocol, runtime_checkable
 
 import httpx
 
 from omni_contracts import ProfileRequested, ProfileResolved
-from omni_providers import Channel, ProviderRegistry, UnknownProvider
+from omni_providers import (
+    Channel,
+    ProfileSource,
+    ProviderRegistry,
+    SenderProfile,
+    UnknownProvider,
+    fallback_contact_name,
+)
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
 from omni_runtime.errors import PermanentError
 
 log = logging.getLogger(__name__)
-
-
-class SenderProfile(Protocol):
-    """What a messenger knows of a sender; an adapter returns any object of this shape."""
-
-    @property
-    def name(self) -> str | None: ...
-
-    @property
-    def photo_url(self) -> str | None: ...
-
-
-@runtime_checkable
-class ProfileSource(Protocol):
-    """The hook a provider adapter implements to look a sender up in its messenger.
-
-    Returns None when the messenger has nothing to add; raises RetryLater for transient trouble and
-    PermanentError when the profile cannot be had, in which case the webhook's name is used.
-    """
-
-    async def fetch_profile(self, http: httpx.AsyncClient, channel: Channel, external_id: str) -> SenderProfile | None:
-        """The sender's profile as the messenger has it."""
-        ...
-
-
-def fallback_contact_name(channel: Channel, sender: str) -> str:
-    """The reference's name for a contact whose profile is not known; same text as omni_router.store's."""
-    return f"New contact {channel.name}-{sender}"
 
 
 async def resolve_profile(
