@@ -35,11 +35,19 @@ def raise_for_delivery(response: httpx.Response, what: str) -> None:
 
 async def post(http: httpx.AsyncClient, url: str, what: str, **kwargs: object) -> httpx.Response:
     """POST, classifying network trouble as transient."""
+    response = await call(http, "POST", url, what, **kwargs)
+    raise_for_delivery(response, what)
+    return response
+
+
+async def call(http: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: object) -> httpx.Response:
+    """Any request, network trouble raised as RetryLater; the answer is returned for the caller to classify.
+
+    For APIs whose error bodies decide more than the status does (Twilio's error codes, say).
+    """
     try:
-        response = await http.post(url, **kwargs)  # type: ignore[arg-type]
+        return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
     except httpx.TimeoutException as exc:
         raise RetryLater(f"{what} timed out") from exc
     except httpx.TransportError as exc:
         raise RetryLater(f"{what} unreachable: {type(exc).__name__}") from exc
-    raise_for_delivery(response, what)
-    return response
