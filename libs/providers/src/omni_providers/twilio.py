@@ -97,7 +97,7 @@ class TwilioProvider:
         return convert(channel, fields, datetime.now(UTC), self.name)
 
     def verified_fields(self, channel: Channel, request: InboundRequest) -> list[tuple[str, str]]:
-        """The webhook's fields once its X-Twilio-Signature holds; 401 before anything is read otherwise."""
+        """The webhook's fields once its X-Twilio-Signature holds (401 otherwise); nothing is acted on before."""
         token = str(channel.settings.get("auth_token") or "")
         header = request.header(TWILIO_SIGNATURE_HEADER)
         if _is_json(request):
