@@ -72,3 +72,12 @@ def _port_variants(url: str) -> list[str]:
     other = bare if port is not None else f"{bare}:{default}"
     return [url, urlunsplit(parts._replace(netloc=userinfo + other))]
 
+
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+
+
+def verify_secret_token(secret_token: str, header: str | None) -> bool:
+    """Telegram's scheme: no signature, the header repeats the `secret_token` given to setWebhook verbatim."""
+    if not header or not secret_token:
+        return False
+    return hmac.compare_digest(secret_token.encode(), header.encode())
