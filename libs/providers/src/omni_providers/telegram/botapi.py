@@ -1,0 +1,105 @@
+"""Calling the Telegram Bot API: `{api}/bot<token>/<method>`, its `{"ok", "result"}` answers and its errors.
+
+The bot token sits inside every URL, so no URL and no httpx exception text ever goes into an error
+message here: errors name the method and Telegram's own description only.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from omni_providers.base import Channel
+from omni_providers.http import retry_after_seconds
+from omni_runtime.errors import PermanentError, RetryLater
+
+# Bots download files of at most 20 MB through getFile (Bot API, "getFile").
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# `<bot id>:<secret>`; anything else could bend the path of the URL it is put into.
+TOKEN_PATTERN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,200}$")
+DESCRIPTION_CHARS = 300
+
+
+class WebhookActive(PermanentError):
+    """getUpdates answered 409: a webhook is set for the bot, so it cannot be polled."""
+
+
+def bot_token(channel: Channel) -> str:
+    token = channel.settings.get("bot_token")
+    if not isinstance(token, str) or not TOKEN_PATTERN.fullmatch(token):
+        raise PermanentError(f"channel {channel.id} has no valid bot_token (expected <bot id>:<secret>)")
+    return token
+
+
+def bot_id(token: str) -> str:
+    """The bot's numeric id, which is also the channel's `source` (API.md)."""
+    return token.partition(":")[0]
+
+
+class BotApi:
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url.rstrip("/")
+
+    def file_url(self, token: str, file_path: str) -> str:
+        return f"{self._base}/file/bot{token}/{file_path.lstrip('/')}"
+
+    async def call(
+        self,
+        http: httpx.AsyncClient,
+        channel: Channel,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """POST the method with a JSON body; its `result`, or RetryLater / PermanentError."""
+        url = f"{self._base}/bot{bot_token(channel)}/{method}"
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = await http.post(url, json=dict(params), **extra)
+        except httpx.TimeoutException:
+            raise RetryLater(f"Telegram {method} timed out") from None
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"Telegram {method} unreachable: {type(exc).__name__}") from None
+        return read_answer(response, method)
+
+
+def read_answer(response: httpx.Response, method: str) -> Any:
+    """Classify a Bot API answer: 429 waits `retry_after`, 5xx retries, 409 is WebhookActive, other 4xx are final."""
+    data = _json(response)
+    status = response.status_code
+    if 200 <= status < 300 and data.get("ok") is True:
+        return data.get("result")
+    code = data.get("error_code") if isinstance(data.get("error_code"), int) else status
+    description = str(data.get("description") or f"HTTP {status} without a Bot API answer")[:DESCRIPTION_CHARS]
+    given = data.get("parameters")
+    parameters: dict[str, Any] = given if isinstance(given, dict) else {}
+    if status == 429 or code == 429:
+        hint = _seconds(parameters.get("retry_after"))
+        raise RetryLater(
+            f"Telegram {method} rate limited: {description}",
+            hint if hint is not None else retry_after_seconds(response),
+        )
+    if status >= 500 or status in (408, 425) or 200 <= status < 300:
+        raise RetryLater(f"Telegram {method} answered {status}: {description}", retry_after_seconds(response))
+    if code == 409:
+        raise WebhookActive(f"Telegram {method} refused (409): {description}")
+    moved = parameters.get("migrate_to_chat_id")
+    if moved is not None:
+        raise PermanentError(f"Telegram {method} refused ({code}): {description}; the group is now chat {moved}")
+    raise PermanentError(f"Telegram {method} refused ({code}): {description}")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
