@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8080"
     admin_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Telegram long polling (ingress, channels with `mode: polling`): getUpdates' wait in whole seconds, and how
+    # often channels are looked up to start and stop their pollers.
+    telegram_poll_timeout_seconds: int = Field(default=20, ge=0, le=50)
+    telegram_poll_discovery_seconds: float = 10.0
     meta_graph_api_url: str = "https://graph.facebook.com/v21.0"
     twilio_api_url: str = "https://api.twilio.com"
     attachment_max_bytes: int = 26_214_400

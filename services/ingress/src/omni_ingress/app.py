@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from omni_ingress.channels import ChannelDirectory
 from omni_ingress.intake import accept_webhook, read_limited
+from omni_ingress.polling import telegram_polling
 from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownProvider
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service
@@ -36,9 +37,11 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_service(SERVICE, settings, metrics) as ctx:
-            slot.set(Ingress(ctx, ChannelDirectory(ctx.db), registry))
+            channels = ChannelDirectory(ctx.db)
+            slot.set(Ingress(ctx, channels, registry))
             try:
-                yield
+                async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
+                    yield
             finally:
                 slot.set(None)
 
