@@ -1,0 +1,32 @@
+"""The operator console: one page at `/` and its static files under `/console/`, shipped in this package."""
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+
+# The page loads nothing but its own files (it must work offline) and shows attachments as `blob:` URLs,
+# fetched with the bearer token; `no-referrer` keeps the event stream's `?token=` out of Referer headers.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def console_routes() -> list[BaseRoute]:
+    async def page(request: Request) -> Response:
+        return FileResponse(CONSOLE_DIR / "index.html", headers=PAGE_HEADERS)
+
+    return [
+        Route("/", page, methods=["GET"]),
+        Mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console"),
+    ]
