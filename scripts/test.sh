@@ -27,6 +27,16 @@ fi
 if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
 "${UV[@]}" sync --frozen
 
+# The operator console's browser test drives Debian's chromium through Playwright (whose own browser
+# downloads are never used), so the system browser is installed here when it is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing chromium for the console's browser test"
+  if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
+  { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq chromium; } ||
+    die "\`apt-get install chromium\` failed; the console's browser test (tests/e2e/test_console.py) needs it"
+  command -v chromium >/dev/null 2>&1 || die "chromium is still not on PATH after installing it"
+fi
+
 # The broker the tests use is AMQP_URL's (default: the local one); only a local one is ours to start.
 read -r AMQP_HOST AMQP_PORT < <(python3 -c '
 import os, urllib.parse
