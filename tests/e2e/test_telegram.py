@@ -1,5 +1,6 @@
 """Telegram end to end: real-format updates by webhook and by long polling, replies through the Bot API, register."""
 
+import asyncio
 import itertools
 import json
 import re
@@ -13,7 +14,9 @@ from gridfs import AsyncGridFSBucket
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from omni_runtime.topology import ROUTER_INBOX
+from tests.support.infra import Infra
 from tests.support.stack import OperatorInbox, Simulator, Stack, eventually
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -415,6 +418,38 @@ async def test_polling_across_an_ingress_restart_loses_and_repeats_nothing(
     assert all(
         c["body"]["timeout"] == 1 and c["body"]["limit"] == 100 for c in await bot_requests(simulator, "getUpdates")
     )
+
+
+async def test_polling_keeps_the_offset_until_the_broker_confirms(
+    stack: Stack, db: Database, simulator: Simulator, settings: Settings, infra: Infra, vhost: str
+) -> None:
+    proxy = TcpProxy(infra.amqp_host, infra.amqp_port)
+    await proxy.start()
+    try:
+        await stack.start("router")
+        desk = await telegram_desk(stack, mode="polling")
+        stack.settings = settings.model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"})
+        await stack.start("ingress")  # its broker link runs through the proxy
+        stack.settings = settings
+        await enqueue(simulator, message_update(None, 1201, text="first"))
+        await routed(db, "1111:1201")
+        await eventually(lambda: db.telegram_offsets.find_one({"_id": desk.channel_id, "offset": 2}))
+
+        proxy.cut()
+        await enqueue(simulator, message_update(None, 1202, text="while the broker is away"))
+        await asyncio.sleep(3)  # fetched at once; its publish cannot be confirmed (2 s publish timeout)
+        offset_doc = await db.telegram_offsets.find_one({"_id": desk.channel_id})
+        assert offset_doc is not None and offset_doc["offset"] == 2
+        assert (await bot_queue(simulator))["pending"] == [2]  # not confirmed to Telegram either
+
+        proxy.restore()
+        await eventually(lambda: db.telegram_offsets.find_one({"_id": desk.channel_id, "offset": 3}), timeout=20)
+        await routed(db, "1111:1202")
+        await settled(settings)
+        assert sorted(await stored_ids(db)) == ["1111:1201", "1111:1202"]
+    finally:
+        await stack.close()
+        await proxy.close()
 
 
 async def test_polling_while_a_webhook_is_set_is_a_channel_error_until_register_deletes_it(
