@@ -172,3 +172,4 @@ class SimulatorState:
         self.faults.clear()
         self.secrets.clear()
         self.files.clear()
+        self.extras.clear()
