@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omni_contracts import Attachment, MessageOutgoing, UnifiedMessage
-from omni_ingress.polling import Backoff
+from omni_ingress.polling import Backoff, conflict_detail
 from omni_providers import (
     AttachmentSource,
     Channel,
@@ -21,7 +21,7 @@ from omni_providers import (
     delivery_policy,
 )
 from omni_providers.signatures import TELEGRAM_SECRET_HEADER, verify_secret_token
-from omni_providers.telegram import TelegramProvider, WebhookActive, generate_secret_token, send_calls
+from omni_providers.telegram import PollingConflict, TelegramProvider, generate_secret_token, send_calls
 from omni_providers.telegram.botapi import BotApi, read_answer
 from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.settings import Settings
@@ -332,7 +332,7 @@ def test_bot_api_answers_are_classified() -> None:
         "error_code": 409,
         "description": "Conflict: can't use getUpdates method while webhook is active",
     }
-    with pytest.raises(WebhookActive, match="webhook is active"):
+    with pytest.raises(PollingConflict, match="webhook is active"):
         read_answer(answer(409, conflict), "getUpdates")
 
 
@@ -367,6 +367,15 @@ def test_backoff_doubles_up_to_its_cap_and_honours_longer_hints() -> None:
     assert backoff.next(45.0) == 45.0
     backoff.reset()
     assert backoff.next() == 1
+
+
+def test_a_polling_conflict_says_which_one_it_is() -> None:
+    webhook = conflict_detail(
+        "Telegram getUpdates refused (409): Conflict: can't use getUpdates method while webhook is active"
+    )
+    assert "register the channel again" in webhook
+    other = conflict_detail("Telegram getUpdates refused (409): Conflict: terminated by other getUpdates request")
+    assert "Another program is polling" in other and "register" not in other
 
 
 # Property: random JSON and random Update-shaped JSON are converted or refused with 400, never a crash

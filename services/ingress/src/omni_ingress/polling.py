@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from omni_contracts import MessageReceived
 from omni_ingress.channels import ChannelDirectory
 from omni_providers import Channel, ProviderRegistry, UnknownProvider, WebhookRejected
-from omni_providers.telegram import TelegramProvider, WebhookActive, update_id_of
+from omni_providers.telegram import PollingConflict, TelegramProvider, update_id_of
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
 from omni_runtime.errors import BrokerUnavailable, PermanentError, RetryLater
@@ -148,11 +148,8 @@ class ChannelPoller:
                     continue
                 await self.poll_once()
                 self._backoff.reset()
-            except WebhookActive as exc:
-                await self._fail(
-                    f"{exc}. A webhook is set for this bot: register the channel again (mode polling deletes the "
-                    "webhook) or switch the channel to webhook mode",
-                )
+            except PollingConflict as exc:
+                await self._fail(conflict_detail(str(exc)))
             except PermanentError as exc:
                 await self._fail(str(exc))
             except RetryLater as exc:
@@ -214,6 +211,16 @@ class ChannelPoller:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def conflict_detail(reason: str) -> str:
+    """What to do about a 409: Telegram refuses getUpdates while a webhook is set or another client polls."""
+    if "webhook" in reason.lower():
+        return (
+            f"{reason}. A webhook is set for this bot: register the channel again (in mode polling that deletes "
+            "the webhook) or switch the channel to webhook mode"
+        )
+    return f"{reason}. Another program is polling this bot with getUpdates: only one may, stop the other one"
 
 
 class TelegramPolling:

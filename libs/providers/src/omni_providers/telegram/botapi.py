@@ -21,8 +21,8 @@ TOKEN_PATTERN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,200}$")
 DESCRIPTION_CHARS = 300
 
 
-class WebhookActive(PermanentError):
-    """getUpdates answered 409: a webhook is set for the bot, so it cannot be polled."""
+class PollingConflict(PermanentError):
+    """getUpdates answered 409: a webhook is set for the bot, or another program is polling it."""
 
 
 def bot_token(channel: Channel) -> str:
@@ -66,7 +66,7 @@ class BotApi:
 
 
 def read_answer(response: httpx.Response, method: str) -> Any:
-    """Classify a Bot API answer: 429 waits `retry_after`, 5xx retries, 409 is WebhookActive, other 4xx are final."""
+    """Classify a Bot API answer: 429 waits `retry_after`, 5xx retries, 409 is PollingConflict, other 4xx are final."""
     data = _json(response)
     status = response.status_code
     if 200 <= status < 300 and data.get("ok") is True:
@@ -84,7 +84,7 @@ def read_answer(response: httpx.Response, method: str) -> Any:
     if status >= 500 or status in (408, 425) or 200 <= status < 300:
         raise RetryLater(f"Telegram {method} answered {status}: {description}", retry_after_seconds(response))
     if code == 409:
-        raise WebhookActive(f"Telegram {method} refused (409): {description}")
+        raise PollingConflict(f"Telegram {method} refused (409): {description}")
     moved = parameters.get("migrate_to_chat_id")
     if moved is not None:
         raise PermanentError(f"Telegram {method} refused ({code}): {description}; the group is now chat {moved}")

@@ -83,7 +83,7 @@ class TelegramProvider:
         return to_messages(self.name, channel, update)
 
     async def get_updates(self, http: httpx.AsyncClient, channel: Channel, offset: int, timeout: int) -> list[Any]:
-        """Long-poll for updates from `offset` (which confirms every earlier one); WebhookActive on 409."""
+        """Long-poll for updates from `offset` (which confirms every earlier one); PollingConflict on 409."""
         params = {"offset": offset, "limit": 100, "timeout": timeout, "allowed_updates": ALLOWED_UPDATES}
         # The HTTP wait must outlast Telegram's own: it answers after `timeout` seconds when nothing came.
         result = await self.api.call(http, channel, "getUpdates", params, timeout=timeout + 10.0)
