@@ -63,12 +63,19 @@ class MessageFailed(Event):
 
 
 class MessageStatusChanged(Event):
-    """A delivery or read receipt from the messenger."""
+    """A delivery or read receipt from the messenger, for the message with `provider_message_id`.
+
+    Messenger also reports by `watermark`: every message sent to `recipient` up to that moment.
+    `reason` says why, for a `failed` receipt.
+    """
 
     kind: Literal["message.status"] = "message.status"
     channel_id: str
-    provider_message_id: str
+    provider_message_id: str | None = None
     status: MessageStatus
+    recipient: str | None = None
+    watermark: datetime | None = None
+    reason: str | None = None
 
 
 class ProfileRequested(Event):

@@ -1,5 +1,8 @@
 """Handling what other services report back: deliveries, receipts, profiles and stored attachments."""
 
+from datetime import datetime
+from typing import Any
+
 from omni_contracts import (
     AttachmentStored,
     MessageFailed,
@@ -47,21 +50,57 @@ async def _notify_delivery(update: MessageSent | MessageFailed, db: Database, no
 
 
 async def _apply_receipt(update: MessageStatusChanged, db: Database, notifier: Notifier) -> None:
-    earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER.get(update.status, 0)]
-    message = await db.messages.find_one_and_update(
-        {
-            "channel_id": update.channel_id,
-            "provider_message_id": update.provider_message_id,
-            "direction": "outgoing",
-            "status": {"$in": earlier},
-        },
-        {"$set": {"status": update.status}},
+    if update.status == "failed":
+        # The messenger gave up on a message it had accepted (WhatsApp's `failed` status).
+        earlier = ["queued", "sent"]
+    else:
+        earlier = [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER.get(update.status, 0)]
+    outgoing = {"channel_id": update.channel_id, "direction": "outgoing"}
+    if update.watermark is not None:
+        await _apply_watermark(outgoing, earlier, update, update.watermark, db, notifier)
+    elif update.provider_message_id:
+        query = {**outgoing, "provider_message_id": update.provider_message_id, "status": {"$in": earlier}}
+        await _move_status(query, update, db, notifier)
+
+
+async def _apply_watermark(
+    outgoing: dict[str, Any],
+    earlier: list[str],
+    update: MessageStatusChanged,
+    watermark: datetime,
+    db: Database,
+    notifier: Notifier,
+) -> None:
+    """A watermark (Messenger) covers every message sent to the customer up to that moment.
+
+    Selected by `created_at` (a message is sent after it is written), then checked against `sent_at`:
+    the nx-27017 stand-in stores dates written by `$set` as text, so `sent_at` is compared here, not
+    in the query, and only when it is a date.
+    """
+    sent = {"$in": [s for s in earlier if s != "queued"]}
+    candidates = db.messages.find(
+        {**outgoing, "status": sent, "recipient": update.recipient, "created_at": {"$lte": watermark}},
+        {"_id": 1, "sent_at": 1},
     )
+    covered = [doc["_id"] async for doc in candidates if not _after(doc.get("sent_at"), watermark)]
+    for message_id in covered:
+        await _move_status({**outgoing, "_id": message_id, "status": sent}, update, db, notifier)
+
+
+def _after(moment: object, watermark: datetime) -> bool:
+    return isinstance(moment, datetime) and moment > watermark
+
+
+async def _move_status(query: dict[str, Any], update: MessageStatusChanged, db: Database, notifier: Notifier) -> None:
+    changes: dict[str, str] = {"status": update.status}
+    if update.status == "failed":
+        changes["failure_reason"] = update.reason or "the messenger reported the message as failed"
+    message = await db.messages.find_one_and_update(query, {"$set": changes})
     if message is None:
         return
     chat = await db.chats.find_one({"_id": message["chat_id"]})
     if chat is not None:
-        data = {"message_id": message["_id"], "status": update.status}
+        data = {"message_id": message["_id"], **changes}
         await notifier.send("message.status", chat["_id"], audience(chat), data)
 
 
