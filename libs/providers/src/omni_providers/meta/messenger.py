@@ -1,0 +1,291 @@
+"""Facebook Messenger: page webhooks in, the Send API out, sender profiles from the Graph API.
+
+Wire facts: ../shared/PROVIDERS.md, "Facebook Messenger". A request may carry several entries
+(pages) and several messaging items each; all are kept. Echoes of the page's own messages are
+dropped. Receipts name messages by `mid` or by a watermark (everything sent to that customer before
+it), which the router resolves against what it sent.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, ValidationError
+
+from omni_contracts import Attachment, Location, MessageOutgoing, MessageStatusChanged, MessageType, UnifiedMessage
+from omni_providers.base import (
+    Channel,
+    ChannelLookup,
+    DeliveryPolicy,
+    Inbound,
+    InboundRequest,
+    Registration,
+    SendResult,
+    WebhookRejected,
+)
+from omni_providers.meta.graph import graph_call
+from omni_providers.meta.webhooks import (
+    EpochMillis,
+    GraphId,
+    WebhookModel,
+    at_millis,
+    handshake,
+    object_list,
+    require_signature,
+    source_text,
+    validated,
+    verified_channels,
+)
+from omni_providers.payloads import parse_json
+from omni_runtime.errors import PermanentError
+from omni_runtime.settings import Settings
+from omni_runtime.web import describe
+
+MEDIA_TYPES: dict[str, MessageType] = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
+PROFILE_FIELDS = "first_name,last_name,profile_pic"
+
+
+class Party(WebhookModel):
+    id: GraphId
+
+
+class Coordinates(WebhookModel):
+    lat: float = Field(ge=-90, le=90)
+    long: float = Field(ge=-180, le=180)
+
+
+class AttachmentPayload(WebhookModel):
+    url: str | None = None
+    sticker_id: GraphId | None = None
+    coordinates: Coordinates | None = None
+
+
+class MessengerAttachment(WebhookModel):
+    type: str = Field(min_length=1, max_length=64)
+    # `fallback` attachments (shared links) may have no payload, only a title and a URL.
+    payload: AttachmentPayload | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+class MessengerMessage(WebhookModel):
+    mid: GraphId
+    text: str | None = None
+    is_echo: bool = False
+    attachments: list[MessengerAttachment] = Field(default_factory=list, max_length=50)
+
+
+class Postback(WebhookModel):
+    mid: GraphId | None = None
+    title: str | None = None
+    payload: str | None = None
+
+
+class Delivery(WebhookModel):
+    mids: list[GraphId] = Field(default_factory=list)
+    watermark: EpochMillis
+
+
+class Read(WebhookModel):
+    watermark: EpochMillis
+
+
+class MessagingItem(WebhookModel):
+    sender: Party
+    recipient: Party
+    timestamp: EpochMillis | None = None
+    message: MessengerMessage | None = None
+    postback: Postback | None = None
+    delivery: Delivery | None = None
+    read: Read | None = None
+
+
+class PageEntry(WebhookModel):
+    id: GraphId
+    time: EpochMillis | None = None
+    messaging: list[MessagingItem] = Field(default_factory=list)
+
+
+class PageWebhook(WebhookModel):
+    object: Literal["page"]
+    entry: list[PageEntry] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class MessengerProfile:
+    name: str | None
+    photo_url: str | None
+
+
+class MessengerProvider:
+    """The `messenger` provider: channel `source` is the page id; settings `page_access_token`, `app_secret`,
+    `verify_token` (API.md)."""
+
+    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=300.0)
+
+    def __init__(self, name: str = "messenger", settings: Settings | None = None) -> None:
+        self.name = name
+        self.graph = (settings or Settings()).meta_graph_api_url.rstrip("/")
+
+    async def receive(self, request: InboundRequest, channels: ChannelLookup) -> Inbound:
+        if request.method == "GET":
+            return Inbound(reply=await handshake(self.name, request, channels))
+        require_signature(request)
+        payload = parse_json(request.body)
+        found = await verified_channels(self.name, request, channels, page_ids(payload))
+        return convert(self.name, validated(PageWebhook, payload), found)
+
+    async def send(self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing) -> SendResult:
+        """One Send API call per part: the text, then each attachment (Messenger carries one per message)."""
+        token = _token(channel)
+        bodies = [_send_body(message.recipient, {"text": message.text})] if message.text else []
+        bodies += [_send_body(message.recipient, {"attachment": _attachment(a)}) for a in message.attachments]
+        if not bodies:
+            raise PermanentError("a Messenger message needs text or attachments")
+        last: str | None = None
+        for body in bodies:
+            answer = await graph_call(
+                http,
+                "POST",
+                f"{self.graph}/{channel.source}/messages",
+                "Messenger Send API",
+                token,
+                params={"access_token": token},
+                json_body=body,
+            )
+            last = source_text(answer.get("message_id")) or last
+        # The last part's id: a receipt for it means every part before it arrived too.
+        return SendResult(provider_message_id=last)
+
+    async def register(self, http: httpx.AsyncClient, channel: Channel) -> Registration:
+        """The page token must be valid and belong to the channel's page."""
+        missing = [k for k in ("page_access_token", "app_secret", "verify_token") if not channel.settings.get(k)]
+        if missing:
+            return Registration(ok=False, detail=f"settings need {', '.join(missing)}")
+        token = _token(channel)
+        me = await graph_call(
+            http, "GET", f"{self.graph}/me", "Graph API", token, params={"access_token": token, "fields": "id,name"}
+        )
+        page = source_text(me.get("id"))
+        if page != channel.source:
+            return Registration(ok=False, detail=f"the page token belongs to page {page}, not {channel.source}")
+        return Registration(ok=True, detail=f"page token valid for {me.get('name') or page}")
+
+    async def fetch_profile(self, http: httpx.AsyncClient, channel: Channel, external_id: str) -> MessengerProfile:
+        token = _token(channel)
+        profile = await graph_call(
+            http,
+            "GET",
+            f"{self.graph}/{external_id}",
+            "Messenger profile",
+            token,
+            params={"fields": PROFILE_FIELDS, "access_token": token},
+        )
+        names = [profile.get("first_name"), profile.get("last_name")]
+        name = " ".join(n.strip() for n in names if isinstance(n, str) and n.strip())
+        photo = profile.get("profile_pic")
+        return MessengerProfile(name=name or None, photo_url=photo if isinstance(photo, str) and photo else None)
+
+
+def page_ids(payload: Any) -> list[str]:
+    """`entry[].id`: the pages a webhook speaks for, read before the signature is checked."""
+    entries = object_list(payload.get("entry")) if isinstance(payload, dict) else []
+    ids = [source_text(entry.get("id")) for entry in entries]
+    found = [i for i in ids if i]
+    if not found:
+        raise WebhookRejected(400, "invalid_payload", "entry[].id: no page named")
+    return found
+
+
+def convert(provider: str, webhook: PageWebhook, channels: dict[str, Channel]) -> Inbound:
+    inbound = Inbound()
+    for entry in webhook.entry:
+        channel = channels.get(entry.id)
+        if channel is None:
+            raise WebhookRejected(400, "invalid_payload", "entry[].id: not the page that was checked")
+        for item in entry.messaging:
+            try:
+                _convert_item(provider, channel, entry, item, inbound)
+            except ValidationError as exc:
+                raise WebhookRejected(400, "invalid_payload", describe(exc)) from None
+    return inbound
+
+
+def _convert_item(provider: str, channel: Channel, entry: PageEntry, item: MessagingItem, inbound: Inbound) -> None:
+    sent_at = at_millis(item.timestamp if item.timestamp is not None else entry.time)
+    common: dict[str, Any] = {
+        "provider": provider,
+        "channel_id": channel.id,
+        "sender": item.sender.id,
+        "recipient": channel.source,
+    }
+    if item.message is not None and not item.message.is_echo:
+        inbound.messages.append(UnifiedMessage(**common, sent_at=sent_at, **_content(item.message)))
+    elif item.postback is not None and (item.postback.title or item.postback.payload):
+        # A button the customer pressed: what it said is the message; older payloads carry no mid.
+        mid = item.postback.mid or f"postback:{item.sender.id}:{item.timestamp or entry.time or 0}"
+        text = item.postback.title or item.postback.payload
+        inbound.messages.append(UnifiedMessage(**common, sent_at=sent_at, provider_message_id=mid, text=text))
+    if item.delivery is not None:
+        inbound.statuses += _receipts(channel, item.sender.id, "delivered", item.delivery.mids, item.delivery.watermark)
+    if item.read is not None:
+        inbound.statuses += _receipts(channel, item.sender.id, "read", [], item.read.watermark)
+
+
+def _content(message: MessengerMessage) -> dict[str, Any]:
+    """Type, text, attachments and location of a customer message."""
+    types: list[MessageType] = []
+    attachments: list[Attachment] = []
+    notes: list[str] = []
+    location: Location | None = None
+    for attachment in message.attachments:
+        payload = attachment.payload
+        if payload is not None and payload.coordinates is not None:
+            location = Location(latitude=payload.coordinates.lat, longitude=payload.coordinates.long)
+            types.append("location")
+        elif payload is not None and payload.url:
+            kind = "sticker" if payload.sticker_id else MEDIA_TYPES.get(attachment.type, "file")
+            types.append(kind)
+            attachments.append(Attachment(url=payload.url))
+        else:
+            # A fallback (a shared link) or a kind we do not fetch: keep what it says, so nothing is lost.
+            notes.append(" ".join(p for p in (attachment.title, attachment.url) if p) or f"[{attachment.type}]")
+    return {
+        "provider_message_id": message.mid,
+        "type": types[0] if types else "text",
+        "text": "\n".join(p for p in (message.text, *notes) if p) or None,
+        "attachments": tuple(attachments),
+        "location": location,
+    }
+
+
+def _receipts(
+    channel: Channel, customer: str, status: Literal["delivered", "read"], mids: list[str], watermark: int
+) -> list[MessageStatusChanged]:
+    if mids:
+        return [MessageStatusChanged(channel_id=channel.id, provider_message_id=m, status=status) for m in mids]
+    return [
+        MessageStatusChanged(channel_id=channel.id, status=status, recipient=customer, watermark=at_millis(watermark))
+    ]
+
+
+def _send_body(recipient: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message}
+
+
+def _attachment(attachment: Attachment) -> dict[str, Any]:
+    if not attachment.url:
+        raise PermanentError("a Messenger attachment needs a URL")
+    kind = (attachment.content_type or "").split("/")[0]
+    return {
+        "type": kind if kind in ("image", "video", "audio") else "file",
+        "payload": {"url": attachment.url, "is_reusable": True},
+    }
+
+
+def _token(channel: Channel) -> str:
+    token = str(channel.settings.get("page_access_token") or "")
+    if not token:
+        raise PermanentError(f"channel {channel.id} has no page_access_token")
+    return token
