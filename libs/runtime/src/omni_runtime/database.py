@@ -12,7 +12,10 @@ Database = AsyncDatabase[Document]
 # Unique indexes are what make repeated deliveries harmless: a second insert of the same key fails.
 INDEXES: dict[str, list[IndexModel]] = {
     "channels": [IndexModel([("provider", ASCENDING), ("source", ASCENDING)], unique=True)],
-    "operators": [IndexModel([("token_hash", ASCENDING)], unique=True)],
+    "operators": [
+        IndexModel([("token_hash", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING)]),
+    ],
     "contacts": [IndexModel([("channel_id", ASCENDING), ("external_id", ASCENDING)], unique=True)],
     "chats": [
         # Set while the chat is open and unset on close: one open chat per contact and channel.
@@ -20,6 +23,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("offered_to", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("operator_id", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("queue_id", ASCENDING), ("status", ASCENDING)]),
+        # The router's sweeps: offers past their timeout, chats past their completion timeout, and
+        # notifications written with a state change but not yet published (epoch seconds, unset when done).
+        IndexModel([("offer_expires_at", ASCENDING)], sparse=True),
+        IndexModel([("due_at", ASCENDING)], sparse=True),
+        IndexModel([("outbox_at", ASCENDING)], sparse=True),
     ],
     "messages": [
         # Incoming messages only: "<channel_id>:<provider message id>".

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = 5.0
     http_timeout_seconds: float = 10.0
     outbox_sweep_seconds: float = 10.0
+    # Routing (router): how long an offer waits for an accept unless its queue sets its own
+    # `offer_timeout_seconds`, and how often the router's sweeps run (offers, waiting chats, undelivered
+    # notifications; completion timeouts and capacity repair).
+    offer_timeout_seconds: float = 60.0
+    routing_sweep_seconds: float = 2.0
+    completion_sweep_seconds: float = 15.0
     log_level: str = "INFO"
 
     @field_validator("retry_delays_ms", mode="before")
