@@ -1,7 +1,10 @@
 """Routing rules: which operators a chat is offered to (the reference's GetOperatorIds contract).
 
 A chat that already has an operator goes to that operator; otherwise the queue's rule picks
-from the queue's operators. Custom rules plug in through the `omni.routing_rules` entry point group.
+from the queue's operators. Custom rules plug in through the `omni.routing_rules` entry point group:
+any callable taking the candidates and answering operator ids. A rule whose `holds_capacity`
+attribute is true answers operators in order of preference, and the chat is offered to the first
+of them whose capacity unit could be claimed; other rules offer to every operator they answer.
 """
 
 from collections.abc import Callable, Sequence
@@ -17,7 +20,8 @@ class Candidate:
     status: str
     role: str
     max_chats: int
-    active_chats: int
+    active_chats: int  # assigned chats plus offers holding a unit of `max_chats`
+    idle_since: float = 0.0  # epoch seconds of the last chat offered or given to them; 0 if never
 
 
 RoutingRule = Callable[[Sequence[Candidate]], list[str]]
@@ -28,7 +32,19 @@ def to_all(candidates: Sequence[Candidate]) -> list[str]:
     return [c.id for c in candidates if c.status == "online"]
 
 
-BUILTIN_RULES: dict[str, RoutingRule] = {"to_all": to_all}
+class ToAvailable:
+    """One online operator under capacity: fewest active chats, ties to the longest idle."""
+
+    holds_capacity = True
+
+    def __call__(self, candidates: Sequence[Candidate]) -> list[str]:
+        free = [c for c in candidates if c.status == "online" and c.active_chats < c.max_chats]
+        return [c.id for c in sorted(free, key=lambda c: (c.active_chats, c.idle_since, c.id))]
+
+
+to_available = ToAvailable()
+
+BUILTIN_RULES: dict[str, RoutingRule] = {"to_all": to_all, "to_available": to_available}
 ENTRY_POINT_GROUP = "omni.routing_rules"
 
 
@@ -37,6 +53,11 @@ def load_rules() -> dict[str, RoutingRule]:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         rules[entry.name] = entry.load()
     return rules
+
+
+def holds_capacity(rule: RoutingRule) -> bool:
+    """Whether the rule's offer goes to one operator and holds a unit of their capacity until answered."""
+    return bool(getattr(rule, "holds_capacity", False))
 
 
 def operator_ids_for(chat_operator_id: str | None, rule: RoutingRule, candidates: Sequence[Candidate]) -> list[str]:
