@@ -597,6 +597,13 @@ async def test_messenger_profile_from_the_graph() -> None:
     assert dict(request.url.params) == {"fields": "first_name,last_name,profile_pic", "access_token": "EAA-page-token"}
 
 
+async def test_ids_from_webhooks_stay_one_path_segment() -> None:
+    graph = Graph(httpx.Response(200, json={"first_name": "X"}))
+    async with graph.client() as http:
+        await MessengerProvider("messenger", SETTINGS).fetch_profile(http, PAGE, "../1122/subscribed_apps?x=")
+    assert graph.calls[0].url.raw_path.decode().startswith("/v21.0/..%2F1122%2Fsubscribed_apps%3Fx%3D?")
+
+
 async def test_whatsapp_media_id_becomes_a_url_fetched_with_the_bearer() -> None:
     graph = Graph(
         httpx.Response(200, json={"url": "https://lookaside/media?x=1", "mime_type": "image/jpeg", "id": "media-1"})

@@ -8,6 +8,7 @@ and no token, ever reaches an exception message.
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -35,6 +36,11 @@ TRANSIENT_CODES = frozenset(
 # Codes that mean the 24-hour customer service window has closed: said plainly, as the dispatcher does.
 WINDOW_CLOSED = frozenset({(10, 2018278), (131047, None)})
 MESSAGE_LIMIT = 300
+
+
+def node(graph: str, *path: str) -> str:
+    """A Graph URL: each id quoted whole, so an id from a webhook can never reach another endpoint."""
+    return "/".join([graph, *(quote(part, safe="") for part in path)])
 
 
 def bearer(token: str) -> dict[str, str]:

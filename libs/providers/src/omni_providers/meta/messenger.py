@@ -24,7 +24,7 @@ from omni_providers.base import (
     SendResult,
     WebhookRejected,
 )
-from omni_providers.meta.graph import graph_call
+from omni_providers.meta.graph import graph_call, node
 from omni_providers.meta.webhooks import (
     EpochMillis,
     GraphId,
@@ -148,7 +148,7 @@ class MessengerProvider:
             answer = await graph_call(
                 http,
                 "POST",
-                f"{self.graph}/{channel.source}/messages",
+                node(self.graph, channel.source, "messages"),
                 "Messenger Send API",
                 token,
                 params={"access_token": token},
@@ -165,7 +165,7 @@ class MessengerProvider:
             return Registration(ok=False, detail=f"settings need {', '.join(missing)}")
         token = _token(channel)
         me = await graph_call(
-            http, "GET", f"{self.graph}/me", "Graph API", token, params={"access_token": token, "fields": "id,name"}
+            http, "GET", node(self.graph, "me"), "Graph API", token, params={"access_token": token, "fields": "id,name"}
         )
         page = source_text(me.get("id"))
         if page != channel.source:
@@ -177,7 +177,7 @@ class MessengerProvider:
         profile = await graph_call(
             http,
             "GET",
-            f"{self.graph}/{external_id}",
+            node(self.graph, external_id),
             "Messenger profile",
             token,
             params={"fields": PROFILE_FIELDS, "access_token": token},

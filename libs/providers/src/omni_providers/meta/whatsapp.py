@@ -31,7 +31,7 @@ from omni_providers.base import (
     SendResult,
     WebhookRejected,
 )
-from omni_providers.meta.graph import bearer, graph_call
+from omni_providers.meta.graph import bearer, graph_call, node
 from omni_providers.meta.webhooks import (
     EpochSeconds,
     GraphId,
@@ -196,7 +196,7 @@ class WhatsAppProvider:
             answer = await graph_call(
                 http,
                 "POST",
-                f"{self.graph}/{channel.source}/messages",
+                node(self.graph, channel.source, "messages"),
                 "WhatsApp Cloud API",
                 token,
                 headers=bearer(token),
@@ -213,7 +213,7 @@ class WhatsAppProvider:
             return Registration(ok=False, detail=f"settings need {', '.join(missing)}")
         token = _token(channel)
         number = await graph_call(
-            http, "GET", f"{self.graph}/{channel.source}", "Graph API", token, headers=bearer(token)
+            http, "GET", node(self.graph, channel.source), "Graph API", token, headers=bearer(token)
         )
         name = number.get("verified_name") or number.get("display_phone_number") or channel.source
         return Registration(ok=True, detail=f"access token valid for phone number {name}")
@@ -228,7 +228,7 @@ class WhatsAppProvider:
                 return MediaLocation(attachment.url, {})
             raise PermanentError("the attachment has neither a media id nor a URL")
         media = await graph_call(
-            http, "GET", f"{self.graph}/{attachment.provider_file_id}", "WhatsApp media", token, headers=bearer(token)
+            http, "GET", node(self.graph, attachment.provider_file_id), "WhatsApp media", token, headers=bearer(token)
         )
         url = media.get("url")
         if not isinstance(url, str) or not url:
