@@ -1,29 +1,66 @@
-"""Routing decisions: the reference's GetOperatorIds contract and the `to_all` rule."""
+"""Routing decisions: the reference's GetOperatorIds contract, the built-in rules, the example rule, chat actions."""
 
+from omni_example_supervisor_rule import to_supervisor
 from omni_router.desk import allowed_actions, visibility
-from omni_router.routing import Candidate, operator_ids_for, to_all
+from omni_router.routing import Candidate, holds_capacity, load_rules, operator_ids_for, to_all, to_available
 
 
-def _op(op_id: str, status: str) -> Candidate:
-    return Candidate(id=op_id, status=status, role="operator", max_chats=5, active_chats=0)
+def _op(op_id: str, status: str = "online", *, load: int = 0, max_chats: int = 5, idle: float = 0.0) -> Candidate:
+    return Candidate(id=op_id, status=status, role="operator", max_chats=max_chats, active_chats=load, idle_since=idle)
 
 
 def test_to_all_offers_every_online_operator() -> None:
-    candidates = [_op("a", "online"), _op("b", "busy"), _op("c", "online"), _op("d", "offline")]
+    candidates = [_op("a"), _op("b", "busy"), _op("c"), _op("d", "offline")]
     assert to_all(candidates) == ["a", "c"]
+    assert not holds_capacity(to_all)
+
+
+def test_to_available_prefers_fewest_active_chats_then_the_longest_idle() -> None:
+    candidates = [
+        _op("busy", "busy"),
+        _op("full", load=5),
+        _op("two", load=2, idle=10.0),
+        _op("one-recent", load=1, idle=50.0),
+        _op("one-idle", load=1, idle=20.0),
+        _op("off", "offline"),
+    ]
+    assert to_available(candidates) == ["one-idle", "one-recent", "two"]
+    assert holds_capacity(to_available)
+    assert to_available([_op("full", load=2, max_chats=2)]) == []
 
 
 def test_a_chat_with_an_operator_goes_to_that_operator() -> None:
-    assert operator_ids_for("z", to_all, [_op("a", "online")]) == ["z"]
-    assert operator_ids_for(None, to_all, [_op("a", "online")]) == ["a"]
+    assert operator_ids_for("z", to_all, [_op("a")]) == ["z"]
+    assert operator_ids_for(None, to_all, [_op("a")]) == ["a"]
+
+
+def test_the_example_rule_sends_chats_to_the_queues_online_supervisors() -> None:
+    supervisor = Candidate(id="s", status="online", role="supervisor", max_chats=5, active_chats=3)
+    away = Candidate(id="t", status="offline", role="supervisor", max_chats=5, active_chats=0)
+    assert to_supervisor([_op("a"), supervisor, away]) == ["s"]
+    assert to_supervisor([_op("a")]) == []
+    assert operator_ids_for("a", to_supervisor, [supervisor]) == ["a"]
+    assert not holds_capacity(to_supervisor)
+
+
+def test_rules_are_found_by_code_including_installed_ones() -> None:
+    rules = load_rules()
+    assert rules["to_all"] is to_all and rules["to_available"] is to_available
+    assert rules["to_supervisor"] is to_supervisor
 
 
 def test_visibility_and_actions() -> None:
     operator = {"_id": "a", "role": "operator"}
-    assert visibility({"_id": "s", "role": "supervisor"}) == {}
+    supervisor = {"_id": "s", "role": "supervisor"}
+    assert visibility(supervisor) == {}
     assert visibility(operator) == {"$or": [{"operator_id": "a"}, {"offered_to": "a"}]}
     offered = {"status": "new", "offered_to": ["a", "b"], "operator_id": None}
-    assert allowed_actions(offered, operator) == ["accept", "read", "send", "close"]
+    assert allowed_actions(offered, operator) == ["accept", "decline", "read", "send", "close"]
+    assert allowed_actions(offered, supervisor) == ["accept", "read", "send", "close", "transfer"]
+    held_by_a = {"status": "assigned", "offered_to": ["a"], "operator_id": "a"}
+    assert allowed_actions(held_by_a, operator) == ["read", "send", "close", "transfer"]
     held_by_b = {"status": "assigned", "offered_to": ["b"], "operator_id": "b"}
     assert allowed_actions(held_by_b, operator) == []
+    assert allowed_actions(held_by_b, supervisor) == ["read", "send", "close", "transfer"]
     assert allowed_actions({**held_by_b, "status": "closed"}, operator) == []
+    assert allowed_actions({**held_by_b, "status": "closed"}, supervisor) == []

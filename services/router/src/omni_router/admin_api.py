@@ -12,6 +12,8 @@ from starlette.routing import Route
 
 from omni_providers import Channel, ProviderRegistry, Registrar, Registration, UnknownProvider
 from omni_router.auth import new_token, require_admin, token_hash
+from omni_router.capacity import fresh_capacity
+from omni_router.offers import Offers
 from omni_router.routing import RoutingRule
 from omni_router.store import now
 from omni_router.views import channel_view, operator_view, queue_view
@@ -28,8 +30,13 @@ class QueueBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     routing_rule: str = "to_all"
-    completion_timeout_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 30)
+    # Whole minutes as before; fractions are accepted too (0.5 is 30 s), which is what tests use.
+    completion_timeout_minutes: int | float | None = Field(default=None, gt=0, le=60 * 24 * 30)
     operator_ids: list[str] = Field(default_factory=list)
+    # What happens to the chats an operator holds when they go offline: kept, or back to the queue.
+    on_operator_offline: Literal["keep", "return"] = "keep"
+    # How long an offer waits for an accept before it moves on; unset: OFFER_TIMEOUT_SECONDS.
+    offer_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
 
 
 class OperatorBody(BaseModel):
@@ -69,12 +76,26 @@ class Admin:
         registry: ProviderRegistry,
         rules: dict[str, RoutingRule],
         http: httpx.AsyncClient,
+        offers: Offers | None = None,
     ) -> None:
         self.http = http
         self.db = db
         self.broker = broker
         self.registry = registry
         self.rules = rules
+        self.offers = offers
+
+    async def changed(self, kind: str, before: Document, after: Document) -> None:
+        """Routing follows the admin: an operator's status or capacity, a queue's operators or rule."""
+        if self.offers is None:
+            return
+        if kind == "operators":
+            if after.get("status") == "offline" and before.get("status") != "offline":
+                await self.offers.operator_offline([after["_id"]])
+            elif after.get("status") == "online":
+                await self.offers.operator_online(after["_id"])
+        elif kind == "queues":
+            await self.offers.dispatch([after["_id"]])
 
     async def create_queue(self, body: QueueBody) -> Document:
         await self._check_queue(body.routing_rule, body.operator_ids)
@@ -98,6 +119,7 @@ class Admin:
             **body.model_dump(),
             "status": "offline",
             "token_hash": token_hash(token),
+            **fresh_capacity(),
             "created_at": now(),
         }
         # The queue first: no notification can ever be published for an operator without one.
@@ -147,7 +169,14 @@ class Admin:
 
 COLLECTIONS = {"queues": queue_view, "operators": operator_view, "channels": channel_view}
 PATCHABLE = {
-    "queues": {"name", "routing_rule", "completion_timeout_minutes", "operator_ids"},
+    "queues": {
+        "name",
+        "routing_rule",
+        "completion_timeout_minutes",
+        "operator_ids",
+        "on_operator_offline",
+        "offer_timeout_seconds",
+    },
     "operators": {"name", "max_chats", "role", "status"},
     "channels": {"name", "queue_id", "settings", "is_active"},
 }
@@ -203,12 +232,18 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
             # Secrets are write-only: keep the stored ones that the change does not name.
             changes["settings"] = {**(current.get("settings") or {}), **changes["settings"]}
         await admin.db[kind].update_one({"_id": item_id}, {"$set": changes})
-        return JSONResponse(COLLECTIONS[kind](await _one(admin.db, kind, item_id)))
+        updated = await _one(admin.db, kind, item_id)
+        await admin.changed(kind, current, updated)
+        return JSONResponse(COLLECTIONS[kind](updated))
 
     async def delete_item(request: Request) -> Response:
         kind, item_id = request.path_params["kind"], request.path_params["item_id"]
         admin = admin_of()
-        await _one(admin.db, kind, item_id)
+        current = await _one(admin.db, kind, item_id)
+        if kind == "operators":
+            # Leaving for good is going offline first: offers move on, chats return where queues say so.
+            await admin.db.operators.update_one({"_id": item_id}, {"$set": {"status": "offline"}})
+            await admin.changed(kind, current, {**current, "status": "offline"})
         await admin.db[kind].delete_one({"_id": item_id})
         if kind == "operators":
             await admin.db.queues.update_many({"operator_ids": item_id}, {"$pull": {"operator_ids": item_id}})

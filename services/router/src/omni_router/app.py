@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from omni_contracts import MessageReceived, RouterUpdate
 from omni_providers import ProviderRegistry
 from omni_router.admin_api import Admin, admin_routes
+from omni_router.capacity import Capacity, ensure_capacity_fields
 from omni_router.desk import Desk
 from omni_router.inbox import receive_message
 from omni_router.notify import Notifier
@@ -21,6 +22,7 @@ from omni_router.operator_api import operator_routes
 from omni_router.outbox import run_sweeper
 from omni_router.routing import RoutingRule, load_rules
 from omni_router.store import ChatStore
+from omni_router.timers import every, sweep_completion, sweep_routing
 from omni_router.updates import apply_update
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
@@ -55,8 +57,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_service(SERVICE, settings, metrics) as ctx:
             store = ChatStore(ctx.db)
-            notifier = Notifier(ctx.broker)
-            offers = Offers(ctx.db, notifier, rules)
+            notifier = Notifier(ctx.broker, ctx.db)
+            capacity = Capacity(ctx.db)
+            await ensure_capacity_fields(ctx.db)
+            offers = Offers(store, capacity, notifier, rules, settings.offer_timeout_seconds)
             desk = Desk(store, offers, notifier, ctx.broker)
             consumers = [
                 ctx.consumer(
@@ -70,15 +74,26 @@ def create_app(
                     partial(apply_update, db=ctx.db, notifier=notifier),
                 ),
             ]
-            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http)))
-            sweeper = asyncio.create_task(run_sweeper(desk, settings.outbox_sweep_seconds))
+            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http, offers)))
+            routing_every, completion_every = settings.routing_sweep_seconds, settings.completion_sweep_seconds
+            sweeps = [
+                asyncio.create_task(run_sweeper(desk, settings.outbox_sweep_seconds)),
+                asyncio.create_task(
+                    every(routing_every, partial(sweep_routing, offers, notifier, routing_every), "routing")
+                ),
+                asyncio.create_task(
+                    every(completion_every, partial(sweep_completion, offers, capacity, completion_every), "completion")
+                ),
+            ]
             try:
                 async with running(consumers):
                     yield
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for sweep in sweeps:
+                    sweep.cancel()
+                for sweep in sweeps:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweep
                 slot.set(None)
 
     def checks() -> dict[str, ReadyCheck]:

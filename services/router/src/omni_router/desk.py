@@ -1,10 +1,11 @@
 """Chat actions an operator takes (the reference's OmnichannelChatService), free of HTTP."""
 
+from collections.abc import Awaitable
 from typing import Any
 
 from omni_contracts import Attachment, MessageOutgoing
 from omni_router.notify import Notifier
-from omni_router.offers import Offers
+from omni_router.offers import Offers, Refused
 from omni_router.store import OPEN_STATUSES, ChatStore, now
 from omni_runtime.broker import Broker
 from omni_runtime.database import Document
@@ -21,14 +22,27 @@ def visibility(operator: Document) -> dict[str, Any]:
 
 
 def allowed_actions(chat: Document, operator: Document) -> list[str]:
-    mine = chat.get("operator_id") == operator["_id"]
+    """What this operator may do with the chat now (GetChatActions)."""
     if chat["status"] == "closed":
         return []
-    if chat["status"] == "new" and operator["_id"] in chat.get("offered_to", []):
-        return ["accept", "read", "send", "close"]
-    if mine or operator.get("role") == "supervisor":
-        return ["read", "send", "close", "transfer"]
-    return []
+    me = operator["_id"]
+    supervisor = operator.get("role") == "supervisor"
+    holder = chat.get("operator_id") == me
+    offered = chat["status"] == "new" and me in chat.get("offered_to", [])
+    actions: list[str] = []
+    if chat["status"] == "new" and (offered or supervisor):
+        actions.append("accept")
+    if offered:
+        actions.append("decline")
+    if holder or offered or supervisor:
+        actions += ["read", "send", "close"]
+    if holder or supervisor:
+        actions.append("transfer")
+    return actions
+
+
+# Conflicting writes are retried against a fresh read this many times before answering 409.
+ATTEMPTS = 5
 
 
 class Desk:
@@ -39,32 +53,90 @@ class Desk:
         self.notifier = notifier
         self.broker = broker
 
-    async def visible_chat(self, chat_id: str, operator: Document) -> Document:
-        """The chat, or 404 whether it does not exist or is not this operator's to see (ids don't leak)."""
-        chat = await self.db.chats.find_one({"_id": chat_id, **visibility(operator)})
+    async def visible_chat(self, chat_id: str, operator: Document, *, offered_before: bool = False) -> Document:
+        """The chat, or 404 whether it does not exist or is not this operator's to see (ids don't leak).
+        With `offered_before`, also a chat once offered to them (to answer that someone else has it)."""
+        query = visibility(operator)
+        if offered_before and query:
+            query = {"$or": [*query["$or"], {"offered_ever": operator["_id"]}]}
+        chat = await self.db.chats.find_one({"_id": chat_id, **query})
         if chat is None:
             raise ApiError(404, "chat_not_found", f"no chat {chat_id}")
         return chat
 
     async def accept(self, chat_id: str, operator: Document) -> Document:
-        chat = await self.visible_chat(chat_id, operator)
+        """AcceptChat: the first accept wins; the others it was offered to get `chat.revoked` (and 409)."""
+        chat = await self.visible_chat(chat_id, operator, offered_before=True)
         me = operator["_id"]
-        taken = await self.db.chats.find_one_and_update(
-            {"_id": chat_id, "status": "new", "offered_to": me},
-            {"$set": {"status": "assigned", "operator_id": me, "offered_to": [me], "assigned_at": now()}},
-        )
-        if taken is None:
-            current = await self.store.chat(chat_id)
-            if current is not None and current.get("operator_id") == me and current["status"] == "assigned":
-                return current
-            if current is not None and current["status"] == "closed":
+        for _ in range(ATTEMPTS):
+            if chat["status"] == "closed":
                 raise ApiError(409, "chat_closed", "the chat is closed")
-            raise ApiError(409, "chat_taken", "another operator holds this chat")
-        others = [op for op in chat.get("offered_to", []) if op != me]
-        assigned = {**taken, "status": "assigned", "operator_id": me, "offered_to": [me]}
-        await self.notifier.send("chat.assigned", chat_id, [me])
-        await self.notifier.send("chat.revoked", chat_id, others, {"reason": "taken"})
-        return assigned
+            if chat["status"] == "assigned":
+                if chat.get("operator_id") == me:
+                    return chat
+                raise ApiError(409, "chat_taken", "another operator holds this chat")
+            if me not in chat.get("offered_to", []) and operator.get("role") != "supervisor":
+                raise ApiError(409, "chat_taken", "the chat is no longer offered to you")
+            taken = await self._refusing(
+                self.offers.assign(chat, me, reason="accepted", online_only=False, where={"status": "new"})
+            )
+            if taken is not None:
+                return taken
+            chat = await self._reread(chat_id)
+        raise ApiError(409, "chat_changed", "the chat kept changing; try again")
+
+    async def decline(self, chat_id: str, operator: Document) -> Document:
+        """Turn down an offer: it moves on to others, and this operator is not offered the chat again."""
+        chat = await self.visible_chat(chat_id, operator)
+        for _ in range(ATTEMPTS):
+            if chat["status"] != "new" or operator["_id"] not in chat.get("offered_to", []):
+                raise ApiError(409, "not_offered", "the chat is not offered to you")
+            await self.offers.move_on(chat, "declined", decline=operator["_id"])
+            chat = await self._reread(chat_id)
+            if chat["status"] != "new" or operator["_id"] not in chat.get("offered_to", []):
+                return chat
+        raise ApiError(409, "chat_changed", "the chat kept changing; try again")
+
+    async def transfer(
+        self, chat_id: str, operator: Document, to_operator: str | None, to_queue: str | None
+    ) -> Document:
+        """Hand the chat to another operator (who holds it at once, capacity permitting) or queue."""
+        chat = await self.visible_chat(chat_id, operator)
+        if to_operator is not None and await self.db.operators.find_one({"_id": to_operator}, {"_id": 1}) is None:
+            raise ApiError(400, "invalid_body", f"unknown operator_id {to_operator}")
+        if to_queue is not None and await self.store.queue(to_queue) is None:
+            raise ApiError(400, "invalid_body", f"unknown queue_id {to_queue}")
+        for _ in range(ATTEMPTS):
+            if "transfer" not in allowed_actions(chat, operator):
+                closed = chat["status"] == "closed"
+                raise ApiError(409, "chat_closed" if closed else "not_allowed", "only the holder or a supervisor can")
+            if to_operator is not None:
+                if chat.get("operator_id") == to_operator:
+                    raise ApiError(409, "not_allowed", "the operator holds the chat already")
+                open_ = {"status": {"$in": list(OPEN_STATUSES)}}
+                done = await self._refusing(
+                    self.offers.assign(chat, to_operator, reason="transferred", online_only=True, where=open_),
+                    "operator_unavailable",
+                )
+            else:
+                assert to_queue is not None
+                done = await self.offers.requeue(chat, to_queue, reason="transferred")
+            if done is not None:
+                return await self._reread(chat_id)
+            chat = await self._reread(chat_id)
+        raise ApiError(409, "chat_changed", "the chat kept changing; try again")
+
+    async def _refusing(self, change: Awaitable[Document | None], code: str | None = None) -> Document | None:
+        try:
+            return await change
+        except Refused as refused:
+            raise ApiError(409, code or refused.code, refused.detail) from None
+
+    async def _reread(self, chat_id: str) -> Document:
+        chat = await self.store.chat(chat_id)
+        if chat is None:
+            raise ApiError(404, "chat_not_found", f"no chat {chat_id}")
+        return chat
 
     async def send(self, chat_id: str, operator: Document, text: str | None, attachments: list[Attachment]) -> Document:
         """Store the reply, then publish it; if the broker is down, the outbox sweep publishes it later."""
@@ -93,6 +165,7 @@ class Desk:
             "created_at": now(),
         }
         await self.db.messages.insert_one(message)
+        await self.store.postpone_completion(chat)
         await self.publish_outgoing(message)
         return message
 
@@ -120,20 +193,17 @@ class Desk:
         return True
 
     async def close(self, chat_id: str, operator: Document) -> Document:
+        """CloseActiveChat: whoever it was offered to or held by hears `chat.closed`."""
         chat = await self.visible_chat(chat_id, operator)
-        if "close" not in allowed_actions(chat, operator):
-            raise ApiError(409, "chat_closed" if chat["status"] == "closed" else "not_allowed", "cannot close")
-        closed = await self.db.chats.find_one_and_update(
-            {"_id": chat_id, "status": {"$in": list(OPEN_STATUSES)}},
-            {
-                "$set": {"status": "closed", "closed_at": now(), "closed_by": operator["_id"]},
-                "$unset": {"open_key": ""},
-            },
-        )
-        if closed is None:
-            raise ApiError(409, "chat_closed", "the chat is closed")
-        await self.notifier.send("chat.closed", chat_id, _audience_of(closed), {"reason": "closed_by_operator"})
-        return {**closed, "status": "closed"}
+        for _ in range(ATTEMPTS):
+            if "close" not in allowed_actions(chat, operator):
+                closed = chat["status"] == "closed"
+                raise ApiError(409, "chat_closed" if closed else "not_allowed", "cannot close")
+            done = await self.offers.close(chat, by=operator["_id"], reason="closed_by_operator")
+            if done is not None:
+                return done
+            chat = await self._reread(chat_id)
+        raise ApiError(409, "chat_changed", "the chat kept changing; try again")
 
     async def mark_read(self, chat_id: str, operator: Document) -> int:
         await self.visible_chat(chat_id, operator)
@@ -141,9 +211,3 @@ class Desk:
             {"chat_id": chat_id, "direction": "incoming", "read": False}, {"$set": {"read": True}}
         )
         return result.modified_count
-
-
-def _audience_of(chat: Document) -> list[str]:
-    if chat.get("operator_id"):
-        return [chat["operator_id"]]
-    return list(chat.get("offered_to", []))

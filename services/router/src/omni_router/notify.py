@@ -1,16 +1,37 @@
-"""Operator notifications: one message per operator on `omni.operators`, routed to `operator.<id>`."""
+"""Operator notifications: one message per operator on `omni.operators`, routed to `operator.<id>`.
 
+A notification that follows a chat's state change is written into the chat's `outbox` by the same
+atomic update as the change, then published, then removed; what a crash or a broker outage leaves
+in an outbox is published by the sweep, with its original `event_id` (consumers dedupe on it).
+"""
+
+import logging
+import time
 from typing import Any
 
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_runtime.broker import Broker
+from omni_runtime.database import Database, Document
+from omni_runtime.errors import BrokerUnavailable
+from omni_runtime.ids import new_id
 from omni_runtime.topology import OPERATORS_EXCHANGE, operator_routing_key
+
+log = logging.getLogger(__name__)
+
+
+def notes(kind: NotificationKind, operator_ids: list[str], data: dict[str, Any] | None = None) -> list[Document]:
+    """Outbox entries for one event to each of `operator_ids`."""
+    return [
+        {"event_id": new_id(), "event": kind, "operator_id": op, "data": data or {}}
+        for op in dict.fromkeys(operator_ids)
+    ]
 
 
 class Notifier:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, db: Database) -> None:
         self._broker = broker
+        self._db = db
 
     async def send(
         self,
@@ -19,11 +40,49 @@ class Notifier:
         operator_ids: list[str],
         data: dict[str, Any] | None = None,
     ) -> None:
-        for operator_id in operator_ids:
-            note = ChatNotification(event=kind, chat_id=chat_id, operator_id=operator_id, data=data or {})
-            await self._broker.publish(
-                OPERATORS_EXCHANGE,
-                operator_routing_key(operator_id),
-                note.model_dump_json().encode(),
-                message_id=note.event_id,
-            )
+        """Publish at once (for events whose cause is redelivered until this succeeds)."""
+        for note in notes(kind, operator_ids, data):
+            await self._publish(chat_id, note)
+
+    async def deliver(self, chat: Document) -> bool:
+        """Publish the chat's outbox and remove what was published; False if the broker refused."""
+        outbox: list[Document] = list(chat.get("outbox") or [])
+        done: list[str] = []
+        for note in outbox:
+            try:
+                await self._publish(chat["_id"], note)
+            except BrokerUnavailable:
+                # An operator deleted meanwhile has no queue left: their note can never be routed.
+                if await self._db.operators.count_documents({"_id": note["operator_id"]}) > 0:
+                    log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": chat["_id"]})
+                    break
+            done.append(note["event_id"])
+        if done:
+            await self._db.chats.update_one({"_id": chat["_id"]}, {"$pull": {"outbox": {"event_id": {"$in": done}}}})
+        if len(done) == len(outbox):
+            await self._db.chats.update_one({"_id": chat["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_at": ""}})
+        return len(done) == len(outbox)
+
+    async def deliver_stale(self, older_than_seconds: float) -> int:
+        """Publish outboxes left behind for longer than `older_than_seconds`."""
+        delivered = 0
+        stale = self._db.chats.find({"outbox_at": {"$lt": time.time() - older_than_seconds}}).limit(500)
+        async for chat in stale:
+            if await self.deliver(chat):
+                delivered += 1
+        return delivered
+
+    async def _publish(self, chat_id: str, note: Document) -> None:
+        message = ChatNotification(
+            event_id=note["event_id"],
+            event=note["event"],
+            chat_id=chat_id,
+            operator_id=note["operator_id"],
+            data=note.get("data") or {},
+        )
+        await self._broker.publish(
+            OPERATORS_EXCHANGE,
+            operator_routing_key(note["operator_id"]),
+            message.model_dump_json().encode(),
+            message_id=message.event_id,
+        )

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,6 +22,18 @@ OPERATOR_STATUSES = ("online", "busy", "offline")
 class StatusBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str
+
+
+class TransferBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operator_id: str | None = None
+    queue_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferBody":
+        if (self.operator_id is None) == (self.queue_id is None):
+            raise ValueError("give exactly one of operator_id and queue_id")
+        return self
 
 
 class SendBody(BaseModel):
@@ -61,7 +73,9 @@ def operator_routes(desk_of: Callable[[], Desk]) -> list[Route]:
         desk = desk_of()
         await desk.db.operators.update_one({"_id": operator["_id"]}, {"$set": {"status": body.status}})
         if body.status == "online":
-            await desk.offers.offer_waiting({**operator, "status": "online"})
+            await desk.offers.operator_online(operator["_id"])
+        elif body.status == "offline":
+            await desk.offers.operator_offline([operator["_id"]])
         return JSONResponse({"status": body.status})
 
     async def list_chats(request: Request, operator: Document) -> Response:
@@ -137,6 +151,15 @@ def operator_routes(desk_of: Callable[[], Desk]) -> list[Route]:
         chat = await desk_of().close(request.path_params["chat_id"], operator)
         return JSONResponse(chat_view(chat))
 
+    async def decline(request: Request, operator: Document) -> Response:
+        chat = await desk_of().decline(request.path_params["chat_id"], operator)
+        return JSONResponse(chat_view(chat))
+
+    async def transfer(request: Request, operator: Document) -> Response:
+        body = parse_body(TransferBody, await read_json(request))
+        chat = await desk_of().transfer(request.path_params["chat_id"], operator, body.operator_id, body.queue_id)
+        return JSONResponse(chat_view(chat))
+
     async def actions(request: Request, operator: Document) -> Response:
         chat = await desk_of().visible_chat(request.path_params["chat_id"], operator)
         return JSONResponse({"actions": allowed_actions(chat, operator)})
@@ -153,6 +176,8 @@ def operator_routes(desk_of: Callable[[], Desk]) -> list[Route]:
         Route("/api/chats/{chat_id}/messages", authed(conversation), methods=["GET"]),
         Route("/api/chats/{chat_id}/messages", authed(send), methods=["POST"]),
         Route("/api/chats/{chat_id}/close", authed(close), methods=["POST"]),
+        Route("/api/chats/{chat_id}/decline", authed(decline), methods=["POST"]),
+        Route("/api/chats/{chat_id}/transfer", authed(transfer), methods=["POST"]),
         Route("/api/chats/{chat_id}/actions", authed(actions), methods=["GET"]),
     ]
 

@@ -1,8 +1,11 @@
 """Chats, contacts and messages in MongoDB. Uniqueness is enforced by indexes, never by check-then-insert."""
 
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from omni_contracts import UnifiedMessage
@@ -20,6 +23,27 @@ def now() -> datetime:
 def fallback_contact_name(channel: Channel, sender: str) -> str:
     """The reference's name for a contact whose profile is not known (yet)."""
     return f"New contact {channel.name}-{sender}"
+
+
+def clock() -> float:
+    """Epoch seconds: the type of the times the router's sweeps compare (`due_at`, `offer_expires_at`).
+
+    Numbers compare the same everywhere; nx-27017, the test stand-in, stores a datetime given to
+    `$set` as a string (tests/integration/test_routing_store.py records it).
+    """
+    return time.time()
+
+
+def completion_seconds(queue: Document | None) -> float | None:
+    """The queue's completion timeout: a chat with no message for this long is closed."""
+    minutes = (queue or {}).get("completion_timeout_minutes")
+    return float(minutes) * 60 if minutes else None
+
+
+def due_time(queue: Document | None, active_at: float) -> float | None:
+    """When a chat of `queue` whose last message was at `active_at` falls due, if the queue closes idle chats."""
+    seconds = completion_seconds(queue)
+    return active_at + seconds if seconds else None
 
 
 def dedupe_key(channel_id: str, provider_message_id: str) -> str:
@@ -70,11 +94,23 @@ class ChatStore:
             "contact_name": contact["name"],
             "status": "new",
             "operator_id": None,
+            # Operators the chat is offered to now (`offered_ever`: at any time); `reserved_for` is the one
+            # whose capacity unit the offer holds, `declined_by` those never to be offered it again.
             "offered_to": [],
+            "offered_ever": [],
+            "reserved_for": None,
+            "declined_by": [],
+            "waiting": False,
+            # Incremented by every change of status, holder or offers: the compare-and-set token.
             "offer_version": 0,
+            "outbox": [],
             "created_at": at,
             "last_message_at": at,
         }
+        chat["active_at"] = clock()
+        due = due_time(await self.queue(channel.queue_id), chat["active_at"])
+        if due is not None:
+            chat["due_at"] = due
         try:
             await self.db.chats.insert_one(chat)
         except DuplicateKeyError:
@@ -123,7 +159,54 @@ class ChatStore:
             {"_id": chat["_id"], "last_message_at": {"$lt": doc["created_at"]}},
             {"$set": {"last_message_at": doc["created_at"]}},
         )
+        await self.postpone_completion(chat)
         return doc, True
+
+    async def postpone_completion(self, chat: Document) -> None:
+        """A message went in or out: the chat's completion timeout starts again."""
+        active_at = clock()
+        later: Document = {"active_at": active_at}
+        due = due_time(await self.queue(chat.get("queue_id")), active_at)
+        if due is not None:
+            later["due_at"] = due
+        await self.db.chats.update_one({"_id": chat["_id"], "status": {"$in": list(OPEN_STATUSES)}}, {"$max": later})
+
+    async def reschedule(self, chat: Document) -> bool:
+        """Move a chat's due time to what its queue says now (its timeout or its queue may have changed
+        since it was set); False if it is due indeed."""
+        due = due_time(await self.queue(chat.get("queue_id")), float(chat.get("active_at") or 0))
+        if due is not None and due <= clock():
+            return False
+        update = {"$set": {"due_at": due}} if due is not None else {"$unset": {"due_at": ""}}
+        await self.db.chats.update_one({"_id": chat["_id"], "due_at": chat["due_at"]}, update)
+        return True
+
+    async def queue(self, queue_id: str | None) -> Document | None:
+        return await self.db.queues.find_one({"_id": queue_id}) if queue_id else None
+
+    async def change(
+        self,
+        chat: Document,
+        changes: Document,
+        *,
+        unset: Iterable[str] = (),
+        notify: Iterable[Document] = (),
+        where: Document | None = None,
+    ) -> Document | None:
+        """Apply `changes` if the chat is still the version read, queueing `notify` in its outbox in the
+        same atomic update; None if another change came first (re-read and decide again)."""
+        notes = list(notify)
+        update: dict[str, Any] = {
+            "$set": {**changes, "outbox": [*chat.get("outbox", []), *notes]},
+            "$inc": {"offer_version": 1},
+        }
+        if notes:
+            update["$set"]["outbox_at"] = chat.get("outbox_at") or clock()
+        fields = {name: "" for name in unset}
+        if fields:
+            update["$unset"] = fields
+        query = {"_id": chat["_id"], "offer_version": chat.get("offer_version", 0), **(where or {})}
+        return await self.db.chats.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
 
     async def find_incoming(self, message: UnifiedMessage) -> Document | None:
         return await self.db.messages.find_one(

@@ -71,6 +71,8 @@ def queue_view(queue: Document) -> dict[str, Any]:
         "routing_rule": queue["routing_rule"],
         "completion_timeout_minutes": queue.get("completion_timeout_minutes"),
         "operator_ids": list(queue.get("operator_ids", [])),
+        "on_operator_offline": queue.get("on_operator_offline", "keep"),
+        "offer_timeout_seconds": queue.get("offer_timeout_seconds"),
         "created_at": _time(queue.get("created_at")),
     }
 
@@ -81,6 +83,7 @@ def operator_view(operator: Document) -> dict[str, Any]:
         "name": operator["name"],
         "role": operator.get("role", "operator"),
         "max_chats": operator.get("max_chats"),
+        "active_chats": operator.get("load", 0),
         "status": operator.get("status", "offline"),
         "created_at": _time(operator.get("created_at")),
     }
