@@ -64,8 +64,16 @@ async def test_to_available_spreads_300_chats_evenly_over_equal_operators(
     per_operator = Counter(c["reserved_for"] for c in chats)
     assert set(per_operator) == set(team.operators)
     assert max(per_operator.values()) - min(per_operator.values()) <= 1, per_operator
-    for operator, notes in (await _notes(settings, team.operators)).items():
-        assert [n["event"] for n in notes] == ["chat.offered"] * per_operator[operator]
+    async with OperatorInbox(settings.amqp_url) as inbox:
+        for operator in team.operators:
+            offered: list[dict[str, Any]] = []
+
+            async def all_offers(operator: str = operator, offered: list[dict[str, Any]] = offered) -> bool:
+                offered += await inbox.drain(operator, quiet=0.1)
+                return len(offered) >= per_operator[operator]
+
+            await eventually(all_offers)
+            assert [n["event"] for n in offered] == ["chat.offered"] * per_operator[operator]
     async with stack.admin() as admin:
         loads = {op["id"]: op["active_chats"] for op in (await admin.get("/api/admin/operators")).json()["items"]}
     assert loads == dict(per_operator)
@@ -207,16 +215,16 @@ async def test_assigned_chats_are_kept_or_returned_when_their_operator_goes_offl
     await set_status(stack, team.tokens[other], "online")
 
     await set_status(stack, team.tokens[holder], "offline")  # the queue keeps chats by default
+    await asyncio.sleep(0.3)  # a few sweeps
     kept = await db.chats.find_one({"_id": chat["_id"]})
     assert kept is not None and (kept["status"], kept["operator_id"]) == ("assigned", holder)
 
+    await set_status(stack, team.tokens[holder], "online")
     async with stack.admin() as admin:
         patched = await admin.patch(f"/api/admin/queues/{team.queue_id}", json={"on_operator_offline": "return"})
         assert patched.json()["on_operator_offline"] == "return"
-    await set_status(stack, team.tokens[holder], "online")
     await set_status(stack, team.tokens[holder], "offline")
-    returned = await db.chats.find_one({"_id": chat["_id"]})
-    assert returned is not None
+    [returned] = await _routed(db, 1, {"_id": chat["_id"], "reserved_for": other})
     assert (returned["status"], returned["operator_id"], returned["offered_to"]) == ("new", None, [other])
     loads = {op["_id"]: op["load"] async for op in db.operators.find({})}
     assert loads == {holder: 0, other: 1}

@@ -106,11 +106,8 @@ class ChatStore:
             "outbox": [],
             "created_at": at,
             "last_message_at": at,
+            # `active_at` and `due_at` (epoch seconds) are set by the first message's `postpone_completion`.
         }
-        chat["active_at"] = clock()
-        due = due_time(await self.queue(channel.queue_id), chat["active_at"])
-        if due is not None:
-            chat["due_at"] = due
         try:
             await self.db.chats.insert_one(chat)
         except DuplicateKeyError:

@@ -14,6 +14,10 @@ from omni_router.offers import Offers
 
 log = logging.getLogger(__name__)
 
+# A chat's outbox is normally published within milliseconds of its change; the sweep leaves it this long
+# before publishing it itself, so that it does not publish a second time what is on its way.
+OUTBOX_GRACE_SECONDS = 5.0
+
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
     """Run `job` every `seconds` until cancelled; a failing run is logged and the next one tries again."""
@@ -31,7 +35,7 @@ async def sweep_routing(offers: Offers, notifier: Notifier, every_seconds: float
     await offers.expire_offers()
     await offers.withdraw_from_offline()
     await offers.dispatch_all()
-    await notifier.deliver_stale(every_seconds)
+    await notifier.deliver_stale(older_than_seconds=max(every_seconds, OUTBOX_GRACE_SECONDS))
 
 
 async def sweep_completion(offers: Offers, capacity: Capacity, every_seconds: float) -> None:
