@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -42,6 +42,21 @@ class Refused(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A routing decision: whom to offer the chat to, and the operator whose capacity unit the offer holds."""
+
+    outcome: Outcome
+    offer: list[str]
+    reserve: str | None = None
+    claimed: bool = False  # the unit was claimed for this decision (and is given back if it is not written)
+
+    @classmethod
+    def of(cls, picked: list[str], offer: list[str], reserve: str | None = None, claimed: bool = False) -> "Choice":
+        outcome = Outcome.OFFERED if offer else Outcome.SKIPPED if picked else Outcome.NOBODY
+        return cls(outcome, offer, reserve, claimed)
 
 
 def audience(chat: Document) -> list[str]:
@@ -178,69 +193,69 @@ class Offers:
         data: dict[str, Any] | None = None,
         reason: str = "reoffered",
     ) -> tuple[Outcome, list[str]]:
-        """Decide who the chat is offered to now and write it; answers the outcome and the operators
-        whose capacity unit this chat gave back. `later`: operators tried last; `keep`: add, never take away."""
+        """Decide who the chat is offered to now and write it; answers the outcome and the operators whose
+        capacity unit this chat gave back. `later`: tried last; `remind`: notify again whoever keeps the offer;
+        `keep`: add operators, never take the offer away from anyone."""
         previous: list[str] = list(chat.get("offered_to", []))
-        reserved: str | None = chat.get("reserved_for")
         declined = list(dict.fromkeys([*chat.get("declined_by", []), *([decline] if decline else [])]))
-        capacity_rule = holds_capacity(rule)
-        chosen: str | None = None
-        claimed = False
-        offer: list[str] = []
-        picked: list[str] = []
-        for _ in range(CLAIM_ROUNDS):
-            candidates = [_as_seen_by(c, reserved) for c in await self.candidates(queue)]
-            picked = rule(candidates)
-            allowed = [op for op in picked if op not in declined]
-            if not capacity_rule:
-                offer = list(dict.fromkeys([*previous, *allowed])) if keep else allowed
-                break
-            loads = {c.id: c.active_chats for c in candidates}
-            ordered = [op for op in allowed if op not in later] + [op for op in allowed if op in later]
-            for op in ordered:
-                if op == reserved:
-                    chosen = op
-                    break
-                if await self._capacity.claim(op, chat["_id"], expected_load=loads.get(op, 0)) is Claim.TAKEN:
-                    chosen, claimed = op, True
-                    break
-            if chosen is not None or not ordered:
-                break
-        if capacity_rule:
-            offer = [chosen] if chosen else []
-        outcome = Outcome.OFFERED if offer else Outcome.NOBODY if not picked else Outcome.SKIPPED
-        unchanged = offer == previous and chosen == reserved and declined == chat.get("declined_by", [])
+        choice = await self._choose(chat, queue, rule, declined, later)
+        offer = list(dict.fromkeys([*previous, *choice.offer])) if keep else choice.offer
+        unchanged = (
+            offer == previous and choice.reserve == chat.get("reserved_for") and declined == chat.get("declined_by", [])
+        )
         if unchanged and not remind and (offer or chat.get("waiting")):
-            return outcome, []
-        fresh = offer if remind else [op for op in offer if op not in previous]
-        dropped = [op for op in previous if op not in offer]
+            return choice.outcome, []
         changes: Document = {
             "offered_to": offer,
             "offered_ever": list(dict.fromkeys([*chat.get("offered_ever", []), *offer])),
-            "reserved_for": chosen,
+            "reserved_for": choice.reserve,
             "declined_by": declined,
             "waiting": not offer,
         }
         if offer:
             changes["offer_expires_at"] = clock() + float(queue.get("offer_timeout_seconds") or self._offer_timeout)
+        told = offer if remind else [op for op in offer if op not in previous]
         updated = await self._store.change(
             chat,
             changes,
             unset=() if offer else ("offer_expires_at",),
             notify=[
-                *notes("chat.offered", fresh, {"chat": chat_view(chat), **(data or {})}),
-                *notes("chat.revoked", dropped, {"reason": reason}),
+                *notes("chat.offered", told, {"chat": chat_view(chat), **(data or {})}),
+                *notes("chat.revoked", [op for op in previous if op not in offer], {"reason": reason}),
             ],
             where={"status": "new"},
         )
         if updated is None:
-            if claimed and chosen:
-                await self._capacity.release(chosen, chat["_id"])
+            if choice.claimed and choice.reserve:
+                await self._capacity.release(choice.reserve, chat["_id"])
             return Outcome.SKIPPED, []
-        gave_back = reserved and reserved != chosen and await self._capacity.release(reserved, chat["_id"])
-        freed = [reserved] if gave_back and reserved else []
         await self._notifier.deliver(updated)
-        return outcome, freed
+        reserved = chat.get("reserved_for")
+        if reserved and reserved != choice.reserve and await self._capacity.release(reserved, chat["_id"]):
+            return choice.outcome, [reserved]
+        return choice.outcome, []
+
+    async def _choose(
+        self, chat: Document, queue: Document, rule: RoutingRule, declined: list[str], later: Sequence[str]
+    ) -> Choice:
+        """Whom the rule offers the chat to now. A rule that holds capacity gets the first operator, in its
+        order of preference, whose unit could be claimed (a chat keeps the unit it holds)."""
+        reserved: str | None = chat.get("reserved_for")
+        for _ in range(CLAIM_ROUNDS):
+            candidates = [_as_seen_by(c, reserved) for c in await self.candidates(queue)]
+            picked = rule(candidates)
+            allowed = [op for op in picked if op not in declined]
+            if not holds_capacity(rule):
+                return Choice.of(picked, allowed)
+            loads = {c.id: c.active_chats for c in candidates}
+            for op in [op for op in allowed if op not in later] + [op for op in allowed if op in later]:
+                if op == reserved:
+                    return Choice.of(picked, [op], reserve=op)
+                if await self._capacity.claim(op, chat["_id"], expected_load=loads.get(op, 0)) is Claim.TAKEN:
+                    return Choice.of(picked, [op], reserve=op, claimed=True)
+            if not allowed:
+                return Choice.of(picked, [])
+        return Choice.of(picked, [])
 
     async def after_release(self, operator_ids: Iterable[str]) -> None:
         """Operators got capacity back: the waiting chats of their queues may be offered now."""
