@@ -41,7 +41,9 @@ async def test_an_attachment_is_served_to_its_chat_s_operators_only(
         assert answer.status_code == 200
         assert answer.content == PNG
         assert answer.headers["content-type"] == "image/png"
-        conversation = (await client.get(f"/api/chats/{(await db.chats.find_one({}))['_id']}/messages")).json()
+        chat = await db.chats.find_one({})
+        assert chat is not None
+        conversation = (await client.get(f"/api/chats/{chat['_id']}/messages")).json()
         assert conversation["items"][0]["attachments"][0]["file_id"] == fid
         assert (await client.get("/api/files/0123456789abcdef01234567")).status_code == 404
         assert (await client.get("/api/files/not-an-id")).status_code == 404

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from omni_devrun.demo import DemoSeed, curl_lines
 from omni_devrun.plan import child_environment, provider_urls, service_specs, without_password
 from omni_devrun.standins import free_port, port_is_free

@@ -3,8 +3,9 @@
 import json
 
 import pytest
-from omni_contracts import SCHEMA_VERSION, MessageReceived, MessageSent, RouterUpdate, UnifiedMessage
 from pydantic import TypeAdapter, ValidationError
+
+from omni_contracts import SCHEMA_VERSION, MessageReceived, MessageSent, RouterUpdate, UnifiedMessage
 
 
 def _message() -> UnifiedMessage:

@@ -1,6 +1,7 @@
 """Where a failed message waits before its next attempt."""
 
 import pytest
+
 from omni_runtime.consumer import choose_delay
 from omni_runtime.topology import ROUTER_INBOX, amqp_arguments
 

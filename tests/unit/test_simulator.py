@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature, verify_hmac_sha256
-from omni_runtime.web import HttpServer
-from omni_simulator.app import create_app
-from omni_simulator.state import SimulatorState
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature, verify_hmac_sha256
+from omni_runtime.web import HttpServer
+from omni_simulator.app import create_app
+from omni_simulator.state import SimulatorState
 
 SECRET = "s3cret"
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from omni_providers import Channel, InboundRequest, WebhookRejected
 from omni_providers.signatures import hmac_sha256_signature, verify_hmac_sha256
 from omni_providers.thirdparty import ThirdPartyProvider

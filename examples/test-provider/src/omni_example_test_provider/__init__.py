@@ -11,6 +11,7 @@ reference's TestProfileDataProvider does. Its pyproject declares:
 from dataclasses import dataclass
 
 import httpx
+
 from omni_providers import Channel
 from omni_providers.thirdparty import ThirdPartyProvider
 from omni_runtime.settings import Settings
