@@ -1,8 +1,9 @@
 """The long-lived clients a service holds, opened and closed together, and the process entry point."""
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +18,7 @@ from omni_runtime.logs import configure_logging
 from omni_runtime.metrics import Metrics
 from omni_runtime.settings import Settings
 from omni_runtime.topology import QueueDef
-from omni_runtime.web import ApiError, ReadyCheck
+from omni_runtime.web import ApiError, ReadyCheck, Server
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def serve(app: object, name: str, settings: Settings) -> None:
     """Run one service in this process until SIGINT or SIGTERM; uvicorn drains and runs the lifespan's exit."""
     configure_logging(name, settings.log_level)
     log.info("starting", extra={"port": settings.port_of(name)})
-    uvicorn.run(
+    config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=settings.http_host,
         port=settings.port_of(name),
@@ -134,3 +135,8 @@ def serve(app: object, name: str, settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=15,
     )
+    server = Server(config)
+    with suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the lifespan failed to start

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -79,6 +80,29 @@ def health_routes(checks: Callable[[], Mapping[str, ReadyCheck]], metrics: Metri
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_route)]
 
 
+def draining(app: Any) -> asyncio.Event:
+    """Set once the server of `app` begins to shut down, before it waits for open connections to finish:
+    responses that never end by themselves (event streams) end on it instead of holding the shutdown up."""
+    event: asyncio.Event | None = getattr(app.state, "draining", None)
+    if event is None:
+        event = app.state.draining = asyncio.Event()
+    return event
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app (through `draining`) when its shutdown begins."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if hasattr(self.config.app, "state"):
+            self.config.app.state.draining = asyncio.Event()
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if hasattr(self.config.app, "state"):
+            draining(self.config.app).set()
+        await super().shutdown(sockets)
+
+
 class HttpServer:
     """A uvicorn server run inside the current event loop (services and tests alike)."""
 
@@ -92,7 +116,7 @@ class HttpServer:
             lifespan="on",
             timeout_graceful_shutdown=10,
         )
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
