@@ -35,6 +35,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("published", ASCENDING)]),
     ],
+    "notifications": [
+        # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
+        # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.
+        IndexModel([("event_id", ASCENDING)], unique=True),
+        IndexModel([("operator_id", ASCENDING)]),
+    ],
 }
 
 

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = 5.0
     http_timeout_seconds: float = 10.0
     outbox_sweep_seconds: float = 10.0
+    # How long the router keeps operator notifications for live streams to replay (`Last-Event-ID`).
+    notification_retention_hours: float = Field(default=72.0, gt=0)
     # Routing (router): how long an offer waits for an accept unless its queue sets its own
     # `offer_timeout_seconds`, and how often the router's sweeps run (offers, waiting chats, undelivered
     # notifications; completion timeouts and capacity repair).

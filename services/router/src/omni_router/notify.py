@@ -11,6 +11,7 @@ from typing import Any
 
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
+from omni_router.notifications import record
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.errors import BrokerUnavailable
@@ -41,16 +42,21 @@ class Notifier:
         data: dict[str, Any] | None = None,
     ) -> None:
         """Publish at once (for events whose cause is redelivered until this succeeds)."""
-        for note in notes(kind, operator_ids, data):
-            await self._publish(chat_id, note)
+        messages = [_message(chat_id, note) for note in notes(kind, operator_ids, data)]
+        # Stored first, in one write: a stored notification is what the live stream (`GET /api/events`) shows.
+        await record(self._db, messages)
+        for message in messages:
+            await self._publish(message)
 
     async def deliver(self, chat: Document) -> bool:
         """Publish the chat's outbox and remove what was published; False if the broker refused."""
         outbox: list[Document] = list(chat.get("outbox") or [])
+        messages = [_message(chat["_id"], note) for note in outbox]
+        await record(self._db, messages)
         done: list[str] = []
-        for note in outbox:
+        for note, message in zip(outbox, messages, strict=True):
             try:
-                await self._publish(chat["_id"], note)
+                await self._publish(message)
             except BrokerUnavailable:
                 # An operator deleted meanwhile has no queue left: their note can never be routed.
                 if await self._db.operators.count_documents({"_id": note["operator_id"]}) > 0:
@@ -72,17 +78,20 @@ class Notifier:
                 delivered += 1
         return delivered
 
-    async def _publish(self, chat_id: str, note: Document) -> None:
-        message = ChatNotification(
-            event_id=note["event_id"],
-            event=note["event"],
-            chat_id=chat_id,
-            operator_id=note["operator_id"],
-            data=note.get("data") or {},
-        )
+    async def _publish(self, message: ChatNotification) -> None:
         await self._broker.publish(
             OPERATORS_EXCHANGE,
-            operator_routing_key(note["operator_id"]),
+            operator_routing_key(message.operator_id),
             message.model_dump_json().encode(),
             message_id=message.event_id,
         )
+
+
+def _message(chat_id: str, note: Document) -> ChatNotification:
+    return ChatNotification(
+        event_id=note["event_id"],
+        event=note["event"],
+        chat_id=chat_id,
+        operator_id=note["operator_id"],
+        data=note.get("data") or {},
+    )
