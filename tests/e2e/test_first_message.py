@@ -1,5 +1,7 @@
 """A signed third-party webhook becomes exactly one contact, chat and message, and one offer per online operator."""
 
+import asyncio
+
 import pytest
 
 from omni_runtime.database import Database
@@ -49,3 +51,30 @@ async def test_webhook_stored_once_and_offered_to_each_online_operator(
     async with stack.client("router", desk.operators[offline]) as client:
         assert (await client.get("/api/chats")).json()["items"] == []
         assert (await client.get(f"/api/chats/{stored['chat_id']}")).status_code == 404
+
+
+async def test_every_message_of_a_new_chat_reaches_its_operator_even_when_they_race(
+    stack: Stack, db: Database, settings: Settings
+) -> None:
+    """Two messages of one brand-new chat arrive together: one is carried by chat.offered, the other by message.new."""
+    await stack.start("ingress", "router")
+    desk = await seed_desk(stack, operators=1)
+    [operator] = desk.operators
+    bodies = [customer_message(f"m-{s}-{n}", text=f"{s}/{n}", sender=f"cust-{s}") for s in range(10) for n in range(2)]
+    async with stack.client("ingress") as ingress:
+
+        async def post(body: dict[str, object]) -> int:
+            raw, headers = signed(body, desk.secret)
+            return (await ingress.post("/webhooks/acme/receive", content=raw, headers=headers)).status_code
+
+        assert await asyncio.gather(*(post(b) for b in bodies)) == [200] * len(bodies)
+
+    async def all_routed() -> bool:
+        return await db.messages.count_documents({"routed": True}) == len(bodies)
+
+    await eventually(all_routed, timeout=30)
+    async with OperatorInbox(settings.amqp_url) as inbox:
+        notes = await inbox.drain(operator, quiet=1.0)
+    carried = {n["data"]["message"]["text"] for n in notes if "message" in n.get("data", {})}
+    assert carried == {b["text"] for b in bodies}
+    assert sorted(n["event"] for n in notes if n["event"] == "chat.offered") == ["chat.offered"] * 10

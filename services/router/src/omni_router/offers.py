@@ -123,14 +123,23 @@ class Offers:
         if chat.get("operator_id") or chat.get("offered_to"):
             await self._notifier.send("message.new", chat["_id"], audience(chat), {"message": message_view(message)})
             return
-        await self.dispatch([chat["queue_id"]], newcomer=chat, data={"message": message_view(message)})
+        data = {"message": message_view(message)}
+        if await self.dispatch([chat["queue_id"]], newcomer=chat, data=data):
+            return
+        # Another message of this chat was offering it at the same moment, and its offer carried only
+        # that message: whoever may see the chat now hears of this one too.
+        current = await self._db.chats.find_one({"_id": chat["_id"]})
+        if current is not None and current.get("status") in OPEN_STATUSES and audience(current):
+            await self._notifier.send("message.new", chat["_id"], audience(current), data)
 
     async def dispatch(
         self, queue_ids: Iterable[str], newcomer: Document | None = None, data: dict[str, Any] | None = None
-    ) -> None:
+    ) -> bool:
         """Offer the waiting chats of these queues in arrival order while someone can take them; then
-        `newcomer`, a chat not tried yet, unless chats that arrived before it still wait."""
+        `newcomer`, a chat not tried yet, unless chats that arrived before it still wait. Answers whether
+        an offer of `newcomer` carrying `data` was written (and so its operators told)."""
         freed: list[str] = []
+        carried: list[bool] = []
         for queue_id in dict.fromkeys(queue_ids):
             queue = await self._store.queue(queue_id)
             rule = self._rule(queue)
@@ -152,9 +161,10 @@ class Offers:
                     if blocked:
                         await self._store.change(newcomer, {"waiting": True}, where={"status": "new"})
                     else:
-                        _, released = await self._reoffer(newcomer, queue, rule, data=data)
+                        _, released = await self._reoffer(newcomer, queue, rule, data=data, told_any=carried)
                         freed += released
         await self.after_release(freed)
+        return any(carried)
 
     async def move_on(self, chat: Document, reason: str, *, decline: str | None = None) -> Outcome:
         """Take the offer from whoever has it now and offer the chat again by its queue's rule.
@@ -192,6 +202,7 @@ class Offers:
         keep: bool = False,
         data: dict[str, Any] | None = None,
         reason: str = "reoffered",
+        told_any: list[bool] | None = None,
     ) -> tuple[Outcome, list[str]]:
         """Decide who the chat is offered to now and write it; answers the outcome and the operators whose
         capacity unit this chat gave back. `later`: tried last; `remind`: notify again whoever keeps the offer;
@@ -230,6 +241,8 @@ class Offers:
                 await self._capacity.release(choice.reserve, chat["_id"])
             return Outcome.SKIPPED, []
         await self._notifier.deliver(updated)
+        if told_any is not None and told:
+            told_any.append(True)
         reserved = chat.get("reserved_for")
         if reserved and reserved != choice.reserve and await self._capacity.release(reserved, chat["_id"]):
             return choice.outcome, [reserved]
