@@ -9,7 +9,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from omni_contracts import UnifiedMessage
-from omni_providers import Channel
+from omni_providers import Channel, fallback_contact_name
 from omni_runtime.database import Database, Document
 from omni_runtime.ids import new_id
 
@@ -18,11 +18,6 @@ OPEN_STATUSES = ("new", "assigned")
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def fallback_contact_name(channel: Channel, sender: str) -> str:
-    """The reference's name for a contact whose profile is not known (yet)."""
-    return f"New contact {channel.name}-{sender}"
 
 
 def clock() -> float:
@@ -131,13 +126,16 @@ class ChatStore:
             "provider_message_id": message.provider_message_id,
             "attachments": [
                 {
+                    # `index` lets updates address the item with the positional operator: setting
+                    # `attachments.<n>.field` by number is ignored by the nx-27017 stand-in.
+                    "index": index,
                     "file_id": None,
                     "file_name": a.file_name,
                     "content_type": a.content_type,
                     "size": a.size,
                     "status": "pending",
                 }
-                for a in message.attachments
+                for index, a in enumerate(message.attachments)
             ],
             "location": message.location.model_dump() if message.location else None,
             "status": "received",

@@ -105,16 +105,15 @@ async def _move_status(query: dict[str, Any], update: MessageStatusChanged, db: 
 
 
 async def _apply_attachment(update: AttachmentStored, db: Database, notifier: Notifier) -> None:
-    prefix = f"attachments.{update.index}"
     await db.messages.update_one(
-        {"_id": update.message_id},
+        {"_id": update.message_id, "attachments.index": update.index},
         {
             "$set": {
-                f"{prefix}.status": update.status,
-                f"{prefix}.file_id": update.file_id,
-                f"{prefix}.size": update.size,
-                f"{prefix}.content_type": update.content_type,
-                f"{prefix}.failure_reason": update.failure_reason,
+                "attachments.$.status": update.status,
+                "attachments.$.file_id": update.file_id,
+                "attachments.$.size": update.size,
+                "attachments.$.content_type": update.content_type,
+                "attachments.$.failure_reason": update.failure_reason,
             }
         },
     )
