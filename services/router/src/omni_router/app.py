@@ -14,8 +14,13 @@ from omni_contracts import MessageReceived, RouterUpdate
 from omni_providers import ProviderRegistry
 from omni_router.admin_api import Admin, admin_routes
 from omni_router.capacity import Capacity, ensure_capacity_fields
+from omni_router.console_api import console_api_routes
+from omni_router.console_site import console_routes
 from omni_router.desk import Desk
+from omni_router.events_api import events_routes
+from omni_router.files_api import file_routes
 from omni_router.inbox import receive_message
+from omni_router.notifications import PRUNE_EVERY_SECONDS, Hub, prune
 from omni_router.notify import Notifier
 from omni_router.offers import Offers
 from omni_router.operator_api import operator_routes
@@ -40,6 +45,7 @@ class Router:
     ctx: ServiceContext
     desk: Desk
     admin: Admin
+    hub: Hub
 
 
 def create_app(
@@ -74,7 +80,8 @@ def create_app(
                     partial(apply_update, db=ctx.db, notifier=notifier),
                 ),
             ]
-            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http, offers)))
+            hub = Hub(ctx.db)
+            slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http, offers), hub))
             routing_every, completion_every = settings.routing_sweep_seconds, settings.completion_sweep_seconds
             sweeps = [
                 asyncio.create_task(run_sweeper(desk, settings.outbox_sweep_seconds)),
@@ -83,6 +90,14 @@ def create_app(
                 ),
                 asyncio.create_task(
                     every(completion_every, partial(sweep_completion, offers, capacity, completion_every), "completion")
+                ),
+                asyncio.create_task(hub.run()),
+                asyncio.create_task(
+                    every(
+                        PRUNE_EVERY_SECONDS,
+                        partial(prune, ctx.db, settings.notification_retention_hours),
+                        "notifications",
+                    )
                 ),
             ]
             try:
@@ -103,6 +118,10 @@ def create_app(
     routes = [
         *health_routes(checks, metrics),
         *operator_routes(lambda: slot.get().desk),
+        *file_routes(lambda: slot.get().desk),
         *admin_routes(lambda: slot.get().admin, settings.admin_token),
+        *events_routes(lambda: slot.get().hub),
+        *console_api_routes(lambda: slot.get().desk),
+        *console_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error_handler})
