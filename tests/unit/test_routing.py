@@ -64,3 +64,15 @@ def test_visibility_and_actions() -> None:
     assert allowed_actions(held_by_b, supervisor) == ["read", "send", "close", "transfer"]
     assert allowed_actions({**held_by_b, "status": "closed"}, operator) == []
     assert allowed_actions({**held_by_b, "status": "closed"}, supervisor) == []
+
+
+def test_times_read_the_same_whether_stored_as_dates_or_as_the_stand_ins_text() -> None:
+    from datetime import UTC, datetime
+
+    from omni_router.views import chat_view
+
+    when = datetime(2026, 11, 26, 22, 51, 21, 777000, tzinfo=UTC)
+    chat = {"_id": "c", "channel_id": "ch", "contact_id": "k", "status": "new", "created_at": when}
+    as_text = {**chat, "created_at": "2026-11-26 22:51:21.777000", "last_message_at": "garbage"}
+    assert chat_view(chat)["created_at"] == chat_view(as_text)["created_at"] == "2026-11-26T22:51:21.777000+00:00"
+    assert chat_view(as_text)["last_message_at"] is None

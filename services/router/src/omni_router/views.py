@@ -1,6 +1,6 @@
 """The JSON shapes API.md fixes, built from stored documents. Secrets never reach these."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from omni_runtime.database import Document
@@ -20,7 +20,16 @@ SECRET_SETTINGS = frozenset(
 
 
 def _time(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else None
+    """ISO 8601 in UTC. The nx-27017 stand-in keeps a datetime written by `$set` as text
+    (`2026-11-26 22:51:21.777000`, UTC); MongoDB keeps a date. Both read the same here."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def chat_view(chat: Document, contact_name: str | None = None, unread_count: int = 0) -> dict[str, Any]:
