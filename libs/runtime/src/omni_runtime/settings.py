@@ -1,7 +1,9 @@
 """The one settings object: every service reads the environment variables named in API.md through it."""
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -27,8 +29,11 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = 26_214_400
     allow_private_fetch: bool = False
     webhook_max_bytes: int = 1_048_576
-    # Growing waits between attempts of a failed consumer step, then the parking lot.
-    retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000, 120_000, 600_000])
+    # Growing waits between attempts of a failed consumer step, then the parking lot. NoDecode: the environment
+    # spells it `1000,5000,...`, which pydantic-settings would otherwise try (and fail) to read as JSON.
+    retry_delays_ms: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1_000, 5_000, 30_000, 120_000, 600_000]
+    )
     max_attempts: int = 6
     prefetch: int = 32
     publish_timeout_seconds: float = 5.0
@@ -48,7 +53,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_delays(cls, value: object) -> object:
         if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", "").split(",") if part]
+            return [int(part) for part in value.strip("[] ").replace(" ", "").split(",") if part]
         return value
 
     def port_of(self, service: str) -> int:
