@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from omni_providers.signatures import verify_hmac_sha256
+from omni_runtime.consumer import QuickRetries
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from tests.support.seed import Desk, customer_message, seed_desk
@@ -65,6 +66,7 @@ async def test_reply_reaches_the_channel_signed_and_ends_sent(
         "text": "Hi Ann, how can I help?",
         "attachments": [],
     }
+    assert {k.lower(): v for k, v in request["headers"].items()}["idempotency-key"] == reply_id
     signature = {k.lower(): v for k, v in request["headers"].items()}["x-omni-signature"]
     assert verify_hmac_sha256(desk.secret, request["raw"].encode(), signature)
     assert not verify_hmac_sha256("another-secret", request["raw"].encode(), signature)
@@ -105,7 +107,8 @@ async def test_reply_failing_forever_is_parked_failed_and_can_be_replayed(
     failed = await _final(db, reply_id)
     assert failed["status"] == "failed"
     assert "gave up after 4 attempts" in failed["failure_reason"] and "503" in failed["failure_reason"]
-    assert len(await simulator.requests()) == settings.max_attempts
+    # Every attempt tries three times within a second first (a 503 may be a blip), then waits.
+    assert len(await simulator.requests()) == settings.max_attempts * QuickRetries().attempts
 
     async with stack.admin() as admin:
         parked = (await admin.get("/api/admin/parked")).json()["items"]

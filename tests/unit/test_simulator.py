@@ -81,6 +81,30 @@ async def test_records_outgoing_requests_and_counts_deliveries_per_message_id(si
     assert (await sim.client.get("/_sim/requests")).json()["items"] == []
 
 
+async def test_a_repeated_idempotency_key_is_answered_as_before_and_not_delivered_again(sim: Simulator) -> None:
+    await sim.client.post("/_sim/faults", json={"path_prefix": "/thirdparty/", "status": 503, "count": 1})
+    keyed = {"Idempotency-Key": "r1"}
+    failed = await sim.client.post("/thirdparty/acme/outgoing", content=outgoing("r1"), headers=keyed)
+    first = await sim.client.post("/thirdparty/acme/outgoing", content=outgoing("r1"), headers=keyed)
+    again = await sim.client.post("/thirdparty/acme/outgoing", content=outgoing("r1"), headers=keyed)
+    elsewhere = await sim.client.post("/thirdparty/other/outgoing", content=outgoing("r1"), headers=keyed)
+    unkeyed = await post_outgoing(sim.client, outgoing("r1"))
+
+    assert failed.status_code == 503  # a failed attempt keeps no key: the next one delivers
+    assert first.json() == again.json() == {"message_id": "sim-1"}
+    assert elsewhere.json() == {"message_id": "sim-2"} and unkeyed.json() == {"message_id": "sim-3"}
+    items = (await sim.client.get("/_sim/requests")).json()["items"]
+    assert [(i["status"], i["replayed"]) for i in items] == [
+        (503, False),
+        (200, False),
+        (200, True),
+        (200, False),
+        (200, False),
+    ]
+    assert sim.state.deliveries("acme") == {"r1": 2}  # the keyed one once, the unkeyed repeat again
+    assert sim.state.replays() == {"r1": 1}
+
+
 async def test_a_non_json_body_is_recorded_without_message_id(sim: Simulator) -> None:
     response = await post_outgoing(sim.client, b"not json")
 

@@ -16,6 +16,10 @@ from omni_runtime.errors import PermanentError
 from omni_runtime.settings import Settings
 from omni_runtime.web import describe
 
+# Every attempt at one reply carries the reply's id here, so a receiver can recognise the repeat a crash causes
+# (the dispatcher died after the receiver took the reply but before it heard the answer) and drop it.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
 
 class InboundAttachment(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -140,7 +144,11 @@ class ThirdPartyProvider:
             str(url),
             f"{self.name} outgoing_url",
             content=raw,
-            headers={"Content-Type": "application/json", OMNI_SIGNATURE_HEADER: signature},
+            headers={
+                "Content-Type": "application/json",
+                OMNI_SIGNATURE_HEADER: signature,
+                IDEMPOTENCY_KEY_HEADER: message.message_id,
+            },
         )
         return SendResult(provider_message_id=_provider_id(response))
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, verify_hmac_sha256
+from omni_providers.thirdparty import IDEMPOTENCY_KEY_HEADER
 from omni_runtime.web import error_response
 from omni_simulator.state import Fault, RecordedRequest, SimulatorState
 
@@ -23,7 +24,14 @@ def messenger_routes(state: SimulatorState) -> list[BaseRoute]:
         raw = await request.body()
         fault = state.take_fault(request.url.path)
         status = _status(fault, 200)
-        answer_id = state.next_answer_id() if fault is None or fault.status is None else None
+        answer_id, replayed = None, False
+        if fault is None or fault.status is None:
+            # A key delivered before is answered as then and not delivered again; a failed attempt keeps no key.
+            key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+            earlier = state.idempotency.get((request.url.path, key)) if key else None
+            answer_id, replayed = earlier or state.next_answer_id(), earlier is not None
+            if key:
+                state.idempotency[(request.url.path, key)] = answer_id
         secret = state.secrets.get(provider)
         signature = request.headers.get(OMNI_SIGNATURE_HEADER)
         _record(
@@ -36,6 +44,7 @@ def messenger_routes(state: SimulatorState) -> list[BaseRoute]:
             payload=_json_or_none(raw),
             signature_valid=None if secret is None else verify_hmac_sha256(secret, raw, signature),
             answer_id=answer_id,
+            replayed=replayed,
         )
         faulted = await _apply(request, fault)
         return faulted if faulted is not None else JSONResponse({"message_id": answer_id})
@@ -68,6 +77,7 @@ def _record(
     payload: Any = None,
     signature_valid: bool | None = None,
     answer_id: str | None = None,
+    replayed: bool = False,
 ) -> None:
     # Recorded on arrival, before any delay, so a test that timed out still sees its attempt counted.
     state.record(
@@ -84,6 +94,7 @@ def _record(
             signature_valid=signature_valid,
             answer_message_id=answer_id,
             fault_id=fault.id if fault is not None else None,
+            replayed=replayed,
         )
     )
     log.info("recorded", extra={"path": request.url.path, "status": status})

@@ -24,6 +24,8 @@ class RecordedRequest:
     signature_valid: bool | None = None
     answer_message_id: str | None = None
     fault_id: str | None = None
+    # A repeat of an Idempotency-Key answered 2xx before: answered the same, not delivered again.
+    replayed: bool = False
     # Assigned by SimulatorState.record, in arrival order.
     seq: int = 0
 
@@ -42,6 +44,7 @@ class RecordedRequest:
             "signature_valid": self.signature_valid,
             "answer_message_id": self.answer_message_id,
             "fault_id": self.fault_id,
+            "replayed": self.replayed,
         }
 
 
@@ -105,6 +108,8 @@ class SimulatorState:
         self.files: dict[str, StoredFile] = {}
         # Each messenger module keeps its own state here under its name (e.g. Telegram's pending updates).
         self.extras: dict[str, Any] = {}
+        # (path, Idempotency-Key) -> the answer id of the delivery it made, as messengers keep keys.
+        self.idempotency: dict[tuple[str, str], str] = {}
         self._request_seq = itertools.count(1)
         self._fault_seq = itertools.count(1)
         self._answer_seq = itertools.count(1)
@@ -157,12 +162,17 @@ class SimulatorState:
         return cleared
 
     def deliveries(self, provider: str | None = None) -> Counter[str]:
-        """How many times each body `message_id` was answered 2xx on an outgoing path: exactly-once is a count of 1."""
+        """How many times each body `message_id` was delivered (answered 2xx on an outgoing path, less the repeats
+        recognised by their Idempotency-Key): exactly-once is a count of 1."""
         return Counter(
             r.message_id
             for r in self.select("/thirdparty/", provider)
-            if r.message_id is not None and 200 <= r.status < 300
+            if r.message_id is not None and 200 <= r.status < 300 and not r.replayed
         )
+
+    def replays(self, provider: str | None = None) -> Counter[str]:
+        """Repeats recognised by their Idempotency-Key, per body `message_id`."""
+        return Counter(r.message_id for r in self.select("/thirdparty/", provider) if r.replayed and r.message_id)
 
     def next_answer_id(self) -> str:
         return f"sim-{next(self._answer_seq)}"
@@ -173,3 +183,4 @@ class SimulatorState:
         self.secrets.clear()
         self.files.clear()
         self.extras.clear()
+        self.idempotency.clear()
