@@ -1,14 +1,20 @@
 """Finding the channel a webhook is for, with a short cache so intake does not hit the database per request."""
 
+import logging
 import time
 from typing import Any
+
+from pymongo.errors import PyMongoError
 
 from omni_providers import Channel
 from omni_runtime.database import Database
 
+log = logging.getLogger(__name__)
+
 
 class ChannelDirectory:
-    """The ChannelLookup of ingress; only active channels are found. Cached for `ttl_seconds`."""
+    """The ChannelLookup of ingress; only active channels are found. Cached for `ttl_seconds`, and for as long
+    as the database is unreachable: intake keeps queueing for the channels it knows through a database outage."""
 
     def __init__(self, db: Database, ttl_seconds: float = 5.0) -> None:
         self._db = db
@@ -30,7 +36,14 @@ class ChannelDirectory:
         now = time.monotonic()
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        doc = await self._db.channels.find_one(query)
+        try:
+            doc = await self._db.channels.find_one(query)
+        except PyMongoError:
+            if cached is None:
+                raise
+            log.warning("database unreachable: using the channel as last read", extra={"channel_id": cached[1].id})
+            self._cache[key] = (now, cached[1])  # the next lookups skip the wait for the database
+            return cached[1]
         if doc is None or not doc.get("is_active", True):
             self._cache.pop(key, None)
             return None

@@ -2,6 +2,7 @@
 
 import logging
 
+from pymongo.errors import PyMongoError
 from starlette.requests import Request
 
 from omni_contracts import MessageReceived
@@ -37,6 +38,9 @@ async def accept_webhook(
         received = await provider.receive(inbound, channels)
     except WebhookRejected as exc:
         raise ApiError(exc.status, exc.error, exc.detail) from None
+    except PyMongoError as exc:  # an unknown channel during a database outage: the messenger retries a 503
+        log.warning("webhook not queued", extra={"provider": provider.name, "cause": f"database: {exc}"})
+        raise ApiError(503, "database_unavailable", "could not look up the channel; retry later") from None
     try:
         for message in received.messages:
             await broker.publish_event(MessageReceived(message=message))
