@@ -29,7 +29,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from omni_runtime.database import Document
 from omni_runtime.settings import Settings
-from omni_runtime.topology import ROUTER_INBOX, operator_routing_key
+from omni_runtime.topology import Topology, operator_routing_key
 from omni_runtime.web import HttpServer
 from omni_simulator.app import create_app as simulator_app
 from omni_simulator.state import RecordedRequest, SimulatorState
@@ -356,9 +356,9 @@ async def intake(stack: Stack, desk: Desk, options: Options, ceiling: float) -> 
         with Stopwatch() as watch:
             await closed_loop(options.messages, options.concurrency, lambda w, index: post(w, index, offset=warm))
     accepted = statuses[200]
-    queued = await queue_depth(stack.settings.amqp_url, ROUTER_INBOX.name)
+    queued = await inbox_depth(stack.settings)
     if queued < warm + accepted:
-        phase.notes.append(f"{ROUTER_INBOX.name} holds {queued}, expected {warm + accepted}")
+        phase.notes.append(f"the router's input partitions hold {queued}, expected {warm + accepted}")
     if set(statuses) != {200}:
         phase.notes.append(f"answers: {dict(statuses)}")
     rate = accepted / watch.wall
@@ -369,6 +369,12 @@ async def intake(stack: Stack, desk: Desk, options: Options, ceiling: float) -> 
     watch.add_to(phase)
     phase.add_latencies("post", latencies)
     return phase
+
+
+async def inbox_depth(settings: Settings, purge: bool = False) -> int:
+    """Messages in all the router's input partitions (`router.received.<n>`)."""
+    partitions = Topology(partitions=settings.router_partitions).inbox
+    return sum([await queue_depth(settings.amqp_url, queue.name, purge) for queue in partitions])
 
 
 async def queue_depth(amqp_url: str, name: str, purge: bool = False) -> int:
@@ -553,7 +559,7 @@ async def run_phases(infra: Infra, vhost: str, options: Options) -> list[Phase]:
             raw = await raw_publish(settings, payload_size, options)
         async with asyncio.timeout(PHASE_LIMIT_SECONDS):
             intook = await intake(stack, desk, options, raw.value("rate"))
-        await queue_depth(settings.amqp_url, ROUTER_INBOX.name, purge=True)
+        await inbox_depth(settings, purge=True)
         await stack.start("router")
         async with asyncio.timeout(options.seconds + PHASE_LIMIT_SECONDS):
             e2e = await end_to_end(stack, desk, mongo, options)

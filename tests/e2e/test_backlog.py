@@ -5,13 +5,14 @@ import asyncio
 import pytest
 
 from omni_runtime.database import Database
+from omni_runtime.settings import Settings
 from tests.support.seed import customer_message, seed_desk
-from tests.support.stack import Stack, eventually, signed
+from tests.support.stack import OperatorInbox, Stack, eventually, signed
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_hundred_webhooks_wait_for_the_router(stack: Stack, db: Database) -> None:
+async def test_hundred_webhooks_wait_for_the_router(stack: Stack, db: Database, settings: Settings) -> None:
     await stack.start("router")
     desk = await seed_desk(stack)
     await stack.stop("router")
@@ -28,6 +29,9 @@ async def test_hundred_webhooks_wait_for_the_router(stack: Stack, db: Database) 
         statuses += await asyncio.gather(*(post(n) for n in range(10)))
     assert statuses == [200] * 110
     assert await db.messages.count_documents({}) == 0
+    # All 110 accepted webhooks wait in the router's input partitions (the ten repeats too: the router dedupes).
+    async with OperatorInbox(settings.amqp_url) as inbox:
+        assert await inbox.router_input_length(settings) == 110
 
     await stack.start("router")
 

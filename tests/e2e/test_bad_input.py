@@ -6,7 +6,6 @@ import pytest
 
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
-from omni_runtime.topology import ROUTER_INBOX
 from tests.support.infra import Infra
 from tests.support.seed import Desk, customer_message, seed_desk
 from tests.support.stack import OperatorInbox, Stack, eventually, signed
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 async def _nothing_left(settings: Settings, db: Database) -> None:
     async with OperatorInbox(settings.amqp_url) as inbox:
-        assert await inbox.queue_length(ROUTER_INBOX.name) == 0
+        assert await inbox.router_input_length(settings) == 0
     assert await db.messages.count_documents({}) == 0
     assert await db.chats.count_documents({}) == 0
 
@@ -111,7 +110,7 @@ async def test_broker_unreachable_answers_503_and_recovers(
 
         await eventually(accepted, timeout=20, interval=0.5)
         async with OperatorInbox(settings.amqp_url) as inbox:
-            assert await inbox.queue_length("router.received") == 1
+            assert await inbox.router_input_length(settings) == 1
     finally:
         await stack.close()
         await proxy.close()

@@ -13,7 +13,6 @@ from gridfs import AsyncGridFSBucket
 
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
-from omni_runtime.topology import ROUTER_INBOX
 from tests.support.infra import Infra
 from tests.support.stack import OperatorInbox, Simulator, Stack, eventually
 from tests.support.tcpproxy import TcpProxy
@@ -123,7 +122,7 @@ async def settled(settings: Settings) -> None:
     async with OperatorInbox(settings.amqp_url) as inbox:
 
         async def empty() -> bool:
-            return await inbox.queue_length(ROUTER_INBOX.name) == 0
+            return await inbox.router_input_length(settings) == 0
 
         await eventually(empty)
 
@@ -274,7 +273,7 @@ async def test_malformed_and_unhandled_updates(
             answer = (await sim.post("/_sim/telegram/push", json={**base, "update": update})).json()
             assert answer["status"] == 200 and answer["body"]["messages"] == 0
     async with OperatorInbox(settings.amqp_url) as inbox:
-        assert await inbox.queue_length(ROUTER_INBOX.name) == 0
+        assert await inbox.router_input_length(settings) == 0
 
 
 async def test_register_sets_the_webhook_with_a_generated_secret_that_then_authenticates(

@@ -20,6 +20,7 @@ from omni_attachments.files import AttachmentFiles, FileKey
 from omni_contracts import Attachment, AttachmentRequested, AttachmentStored
 from omni_providers import Channel, ProviderRegistry
 from omni_providers.thirdparty import ThirdPartyProvider
+from omni_runtime.consumer import QuickRetries
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from omni_runtime.topology import EVENTS_EXCHANGE
@@ -274,7 +275,7 @@ async def test_a_file_that_stays_missing_fails_after_the_retries(
     assert report.status == "failed" and report.failure_reason is not None
     assert report.failure_reason.startswith(f"gave up after {attempts} attempts: ")
     assert "answered 404" in report.failure_reason
-    assert files.hits["/missing"] == attempts
+    assert files.hits["/missing"] == attempts * QuickRetries().attempts  # each attempt: three quick tries, then a wait
     async with OperatorInbox(stack.settings.amqp_url) as inbox:
 
         async def parked() -> int:

@@ -18,7 +18,7 @@ from omni_profiles.app import create_app as profiles_app
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
 from omni_router.app import create_app as router_app
 from omni_runtime.settings import Settings
-from omni_runtime.topology import operator_routing_key
+from omni_runtime.topology import Topology, operator_routing_key
 from omni_runtime.web import HttpServer
 
 T = TypeVar("T")
@@ -145,3 +145,8 @@ class OperatorInbox:
         count = queue.declaration_result.message_count or 0
         await channel.close()
         return int(count)
+
+    async def router_input_length(self, settings: Settings) -> int:
+        """Messages waiting in the router's input: every partition (`router.received.<n>`) together."""
+        partitions = Topology(partitions=settings.router_partitions).inbox
+        return sum([await self.queue_length(partition.name) for partition in partitions])

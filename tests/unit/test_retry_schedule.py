@@ -3,7 +3,7 @@
 import pytest
 
 from omni_runtime.consumer import choose_delay
-from omni_runtime.topology import ROUTER_INBOX, amqp_arguments
+from omni_runtime.topology import ROUTER_UPDATES, amqp_arguments
 
 DELAYS = [1_000, 5_000, 30_000]
 
@@ -19,11 +19,11 @@ def test_retry_after_picks_the_first_wait_that_covers_it(retry_after: float, exp
 
 
 def test_wait_queues_dead_letter_back_into_their_queue() -> None:
-    wait = ROUTER_INBOX.wait_queue(5_000)
-    assert wait.name == "router.received.wait.5000ms"
+    wait = ROUTER_UPDATES.wait_queue(5_000)
+    assert wait.name == "router.updates.wait.5000ms"
     assert amqp_arguments(wait.arguments) == {
         "x-message-ttl": 5_000,
         "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": "router.received",
+        "x-dead-letter-routing-key": "router.updates",
     }
-    assert ROUTER_INBOX.parking_lot.name == "router.received.parked"
+    assert ROUTER_UPDATES.parking_lot.name == "router.updates.parked"

@@ -29,7 +29,7 @@ def raise_for_delivery(response: httpx.Response, what: str) -> None:
         return
     snippet = response.text[:200]
     if status in (408, 425, 429) or status >= 500:
-        raise RetryLater(f"{what} answered {status}: {snippet}", retry_after_seconds(response))
+        raise RetryLater(f"{what} answered {status}: {snippet}", retry_after_seconds(response), throttled=status == 429)
     raise PermanentError(f"{what} refused with {status}: {snippet}")
 
 

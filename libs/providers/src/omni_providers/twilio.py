@@ -374,7 +374,9 @@ def _raise_for_twilio(response: httpx.Response, what: str) -> None:
         )
     if code == RATE_LIMITED:
         raise RetryLater(
-            f"{what}: WhatsApp rate limit reached (Twilio error {RATE_LIMITED})", retry_after_seconds(response)
+            f"{what}: WhatsApp rate limit reached (Twilio error {RATE_LIMITED})",
+            retry_after_seconds(response),
+            throttled=True,
         )
     if code == CREDENTIALS_REFUSED:
         raise PermanentError(f"{what} refused the channel's account SID and auth token (Twilio error {code})")

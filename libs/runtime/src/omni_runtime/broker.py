@@ -2,11 +2,12 @@
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -14,17 +15,12 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aiormq.abc import FieldTable
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from omni_contracts import Event
-from omni_runtime.errors import BrokerUnavailable
-from omni_runtime.topology import (
-    CONSUMER_QUEUES,
-    EVENTS_EXCHANGE,
-    EXCHANGES,
-    QueueDef,
-    amqp_arguments,
-)
+from omni_runtime.errors import BrokerUnavailable, TopologyConflict
+from omni_runtime.topology import EVENTS_EXCHANGE, EXCHANGES, QueueDef, Topology, amqp_arguments
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +30,18 @@ Headers = Mapping[str, Any]
 class Broker:
     """One robust connection per process; one confirming channel for publishing."""
 
-    def __init__(self, url: str, *, publish_timeout: float = 5.0, retry_delays_ms: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 5.0,
+        topology: Topology | None = None,
+        connection_name: str | None = None,
+    ) -> None:
         self._url = url
         self._publish_timeout = publish_timeout
-        self._retry_delays_ms = tuple(retry_delays_ms)
+        self.topology = topology or Topology()
+        self._connection_name = connection_name
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -49,7 +53,11 @@ class Broker:
         reraise=True,
     )
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=1.0)
+        await self._settle_queue_types()
+        properties: FieldTable | None = {"connection_name": self._connection_name} if self._connection_name else None
+        self._connection = await aio_pika.connect_robust(
+            self._url, reconnect_interval=1.0, client_properties=properties
+        )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         assert isinstance(channel, AbstractRobustChannel)
         self._channel = channel
@@ -83,11 +91,71 @@ class Broker:
     async def declare_topology(self, channel: AbstractChannel) -> None:
         for exchange in EXCHANGES:
             self._exchanges[exchange.name] = await channel.declare_exchange(exchange.name, exchange.kind, durable=True)
-        for queue in CONSUMER_QUEUES:
+        for queue in self.topology.consumer_queues:
+            await self.declare_queue(queue.parking_lot, channel)  # first: the queue dead-letters into it
             await self.declare_queue(queue, channel)
-            await self.declare_queue(queue.parking_lot, channel)
-            for delay in self._retry_delays_ms:
+            for delay in self.topology.retry_delays_ms:
                 await self.declare_queue(queue.wait_queue(delay), channel)
+
+    async def _settle_queue_types(self) -> None:
+        """Make sure every consumer queue can be declared as this version declares it, before the robust
+        connection tries (a refused declaration closes its channel, which it would then keep reopening).
+
+        A queue an older version declared differently (a classic queue before quorum queues, another delivery
+        limit) is replaced when it is empty and unused; one still holding messages stops the start with
+        TopologyConflict, saying what to do (README, "Delivery guarantees").
+        """
+        connection = await aio_pika.connect(self._url)
+        try:
+            for queue in self.topology.consumer_queues:
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(queue.name, durable=True, arguments=amqp_arguments(queue.arguments))
+                    await channel.close()
+                    continue
+                except aiormq.exceptions.ChannelPreconditionFailed as refused:
+                    reason = str(refused)
+                await self._replace(connection, queue, reason)
+        finally:
+            await connection.close()
+
+    async def _replace(self, connection: aio_pika.abc.AbstractConnection, queue: QueueDef, reason: str) -> None:
+        channel = await connection.channel()
+        try:
+            existing = await channel.declare_queue(queue.name, passive=True)
+            result = existing.declaration_result
+            waiting = [queue.wait_queue(delay).name for delay in self.topology.retry_delays_ms]
+            held = {queue.name: int(result.message_count or 0)}
+            for name in waiting:
+                with_waits = await self._depth(connection, name)
+                if with_waits:
+                    held[name] = with_waits
+            if any(held.values()) or result.consumer_count:
+                raise TopologyConflict(
+                    f"queue {queue.name} exists with other arguments than this version declares ({reason}) and "
+                    f"holds messages ({', '.join(f'{k}: {v}' for k, v in held.items() if v)}) or has "
+                    f"{result.consumer_count} consumers. Let the version that declared it drain it (stop ingress "
+                    f"first), then delete the queue (`rabbitmqctl delete_queue {queue.name}`) and start again"
+                )
+            await channel.queue_delete(queue.name, if_unused=True, if_empty=True)
+            await channel.declare_queue(queue.name, durable=True, arguments=amqp_arguments(queue.arguments))
+            log.warning("replaced an empty queue declared differently", extra={"queue": queue.name, "cause": reason})
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    @staticmethod
+    async def _depth(connection: aio_pika.abc.AbstractConnection, name: str) -> int:
+        """Messages in queue `name`; 0 when it does not exist."""
+        channel = await connection.channel()
+        try:
+            declared = await channel.declare_queue(name, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return 0
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     async def declare_queue(self, queue: QueueDef, channel: AbstractChannel | None = None) -> AbstractQueue:
         channel = channel or self._publishing_channel()
@@ -100,11 +168,9 @@ class Broker:
         await self._publishing_channel().queue_delete(name)
 
     async def publish_event(self, event: Event) -> None:
-        """Publish on `omni.events` with the event's kind as routing key."""
-        kind = getattr(event, "kind", None)
-        if not isinstance(kind, str):
-            raise TypeError(f"{type(event).__name__} has no kind")
-        await self.publish(EVENTS_EXCHANGE, kind, event.model_dump_json().encode(), message_id=event.event_id)
+        """Publish on `omni.events` with the event's kind as routing key (a received message's with its partition)."""
+        routing_key = self.topology.routing_key(event)
+        await self.publish(EVENTS_EXCHANGE, routing_key, event.model_dump_json().encode(), message_id=event.event_id)
 
     async def publish(
         self,

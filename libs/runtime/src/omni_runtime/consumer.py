@@ -1,20 +1,30 @@
 """Consuming with manual acks: a message is acked only after its handler's effect is durable.
 
-A handler that raises sends the message to a wait queue (growing delays, or the other side's
-Retry-After), and after the last attempt to the parking lot with the cause in its headers.
+A handler that raises is tried again at once for a blip (a dropped connection, a 5xx: up to three
+tries within about a second), then the message goes to a wait queue (growing delays, or the other
+side's Retry-After), and after the last attempt to the parking lot with the cause in its headers.
+A message the broker has handed out `delivery_limit` times without an outcome (its consumer crashed
+or stalled on it each time) is parked without running the handler again; the queue's own delivery
+limit dead-letters it into the parking lot should even that fail.
+
+With an `order_key`, messages with the same key are handled one at a time in delivery order while
+messages with different keys run side by side (the router's partitions: one chat at a time).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from omni_runtime.broker import Broker
-from omni_runtime.errors import PermanentError, RetryLater
+from omni_runtime.errors import BrokerUnavailable, PermanentError, RetryLater
 from omni_runtime.metrics import Metrics
 from omni_runtime.topology import QueueDef
 from omni_runtime.web import describe
@@ -27,9 +37,29 @@ ATTEMPT_HEADER = "x-omni-attempt"
 CAUSE_HEADER = "x-omni-cause"
 SOURCE_HEADER = "x-omni-source-queue"
 PARKED_AT_HEADER = "x-omni-parked-at"
+# Set by the broker on each delivery from a quorum queue: how often the message was handed back unsettled.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+# Headers the broker owns (delivery counts, dead-letter history): never copied into a message we publish.
+BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-", "x-last-death-")
 
 Handler = Callable[[M], Awaitable[None]]
 ParkHook = Callable[[M | None, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class QuickRetries:
+    """In-process tries for blips, before a message is sent to a wait queue."""
+
+    attempts: int = 3
+    within_seconds: float = 1.0
+    first_wait_seconds: float = 0.1
+
+
+def is_blip(exc: BaseException) -> bool:
+    """Worth trying again at once: a dropped link or a 5xx, not a rate limit and not a wait the other side asked for."""
+    if isinstance(exc, RetryLater):
+        return exc.retry_after is None and not exc.throttled
+    return isinstance(exc, BrokerUnavailable | ConnectionFailure)
 
 
 def choose_delay(delays_ms: Sequence[int], attempt: int, retry_after: float | None) -> int:
@@ -39,6 +69,16 @@ def choose_delay(delays_ms: Sequence[int], attempt: int, retry_after: float | No
         return step
     wanted = retry_after * 1000
     return next((delay for delay in delays_ms if delay >= wanted), delays_ms[-1])
+
+
+def publishable_headers(headers: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in headers.items() if not k.startswith(BROKER_HEADERS)}
+
+
+@dataclass(frozen=True)
+class _Parsed(Generic[M]):
+    payload: M | None
+    error: ValidationError | None
 
 
 class Consumer(Generic[M]):
@@ -54,6 +94,10 @@ class Consumer(Generic[M]):
         prefetch: int,
         metrics: Metrics,
         on_park: ParkHook[M] | None = None,
+        delivery_limit: int | None = None,
+        order_key: Callable[[M], str] | None = None,
+        quick_retries: QuickRetries | None = QuickRetries(),
+        passive: bool = False,
     ) -> None:
         self._broker = broker
         self._queue_def = queue
@@ -64,23 +108,45 @@ class Consumer(Generic[M]):
         self._prefetch = prefetch
         self._metrics = metrics
         self._on_park = on_park
+        self._delivery_limit = delivery_limit
+        self._order_key = order_key
+        self._quick = quick_retries
+        self._passive = passive
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
-        self._in_flight = 0
+        # Per order key, the turn of the last message taken: the next one of that key waits for it.
+        self._tails: dict[str, asyncio.Event] = {}
+        self._stopping = False
+        self._running = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.delivered = 0  # messages the broker handed this consumer, ever
+
+    @property
+    def queue(self) -> str:
+        return self._queue_def.name
 
     async def start(self) -> None:
+        self._stopping = False
         self._channel = await self._broker.new_channel(self._prefetch)
-        self._queue = await self._broker.declare_queue(self._queue_def, self._channel)
+        if self._passive:  # a queue consumed as it is, whatever it was declared with
+            self._queue = await self._channel.declare_queue(self._queue_def.name, passive=True)
+        else:
+            self._queue = await self._broker.declare_queue(self._queue_def, self._channel)
         self._tag = await self._queue.consume(self._on_message)
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop taking messages, let the ones in hand finish, then close the channel."""
-        if self._queue is not None and self._tag is not None:
+        """Stop taking messages, let the handlers running finish, then close the channel.
+
+        An ordered consumer keeps its subscription until then and starts nothing new: what it was handed
+        but had not begun goes back to the queue when the channel closes, ahead of everything after it, so
+        the next consumer (single active consumer) carries on in the same order.
+        """
+        self._stopping = True
+        if self._order_key is None and self._queue is not None and self._tag is not None:
             await self._queue.cancel(self._tag)
-            self._tag = None
+        self._tag = None
         try:
             async with asyncio.timeout(grace):
                 await self._idle.wait()
@@ -91,23 +157,62 @@ class Consumer(Generic[M]):
             self._channel = None
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._in_flight += 1
+        # Everything before the first await runs in delivery order (aio-pika starts one task per delivery,
+        # in order): this is where a message takes its place behind the earlier ones with its key.
+        self.delivered += 1
+        parsed = self._parse_body(message.body)
+        key = self._order_key(parsed.payload) if self._order_key and parsed.payload is not None else None
+        before = self._tails.get(key) if key is not None else None
+        turn = asyncio.Event()
+        if key is not None:
+            self._tails[key] = turn
+        try:
+            if before is not None:
+                await before.wait()
+            if self._stopping:
+                return  # left unsettled: closing the channel hands it back in order
+            await self._process(message, parsed)
+        finally:
+            turn.set()
+            if key is not None and self._tails.get(key) is turn:
+                del self._tails[key]
+
+    def _parse_body(self, body: bytes) -> _Parsed[M]:
+        try:
+            return _Parsed(self._parse(body), None)
+        except ValidationError as exc:
+            return _Parsed(None, exc)
+
+    async def _process(self, message: AbstractIncomingMessage, parsed: _Parsed[M]) -> None:
+        self._running += 1
         self._idle.clear()
         try:
             async with message.process(requeue=True, ignore_processed=True):
-                await self._handle(message)
+                await self._handle(message, parsed)
         finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
+            self._running -= 1
+            if self._running == 0:
                 self._idle.set()
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: AbstractIncomingMessage, parsed: _Parsed[M]) -> None:
         queue = self._queue_def.name
-        attempt = int(str((message.headers or {}).get(ATTEMPT_HEADER, 1)))
-        payload: M | None = None
+        headers = message.headers or {}
+        attempt = int(str(headers.get(ATTEMPT_HEADER, 1)))
+        handed_back = int(str(headers.get(DELIVERY_COUNT_HEADER, 0) or 0))
+        payload = parsed.payload
+        if parsed.error is not None:
+            await self._park(message, None, attempt, f"invalid payload: {describe(parsed.error)}")
+            return
+        assert payload is not None
+        if self._delivery_limit is not None and handed_back >= self._delivery_limit:
+            cause = (
+                f"handed out {handed_back + 1} times without an outcome: its consumer crashed, stalled "
+                "or lost its broker link each time"
+            )
+            await self._park(message, payload, attempt, cause)
+            return
         try:
-            payload = self._parse(message.body)
-            await self._handler(payload)
+            await self._call(payload)
         except ValidationError as exc:
             await self._park(message, payload, attempt, f"invalid payload: {describe(exc)}")
         except PermanentError as exc:
@@ -127,6 +232,21 @@ class Consumer(Generic[M]):
             self._metrics.consumed.labels(queue, "retried").inc()
             return
         self._metrics.consumed.labels(queue, "ok").inc()
+
+    async def _call(self, payload: M) -> None:
+        """The handler, tried again at once for blips (QuickRetries); what still fails propagates."""
+        if self._quick is None:
+            await self._handler(payload)
+            return
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_blip),
+            stop=stop_after_attempt(self._quick.attempts) | stop_after_delay(self._quick.within_seconds),
+            wait=wait_exponential(multiplier=self._quick.first_wait_seconds, max=self._quick.within_seconds / 2),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._handler(payload)
 
     async def _park(self, message: AbstractIncomingMessage, payload: M | None, attempt: int, cause: str) -> None:
         log.error("parking message", extra={"queue": self._queue_def.name, "attempt": attempt, "cause": cause})
@@ -149,6 +269,6 @@ class Consumer(Generic[M]):
         cause: str,
         extra: dict[str, str] | None = None,
     ) -> None:
-        headers = dict(message.headers or {})
+        headers = publishable_headers(dict(message.headers or {}))
         headers.update({ATTEMPT_HEADER: attempt, CAUSE_HEADER: cause[:1000], **(extra or {})})
         await self._broker.publish("", queue, message.body, headers=headers, message_id=message.message_id)

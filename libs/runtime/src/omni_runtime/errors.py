@@ -6,12 +6,21 @@ class PermanentError(Exception):
 
 
 class RetryLater(Exception):
-    """A transient failure; `retry_after` (seconds) is the other side's own hint, when it gave one."""
+    """A transient failure; `retry_after` (seconds) is the other side's own hint, when it gave one.
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    `throttled`: the other side limits our rate (a 429), so the consumer does not try again at once.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, throttled: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class BrokerUnavailable(Exception):
     """The broker did not confirm a publish in time."""
+
+
+class TopologyConflict(Exception):
+    """The broker holds a queue declared differently (e.g. a classic queue where this version needs a quorum one)
+    and it still holds messages, so the service refuses to start rather than lose them."""

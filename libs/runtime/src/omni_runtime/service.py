@@ -14,10 +14,11 @@ from pymongo import AsyncMongoClient
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer, Handler, ParkHook
 from omni_runtime.database import Database, Document, ensure_indexes, open_database, ping
+from omni_runtime.ids import new_id
 from omni_runtime.logs import configure_logging
 from omni_runtime.metrics import Metrics
 from omni_runtime.settings import Settings
-from omni_runtime.topology import QueueDef
+from omni_runtime.topology import QueueDef, Topology
 from omni_runtime.web import ApiError, ReadyCheck, Server
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class ServiceContext:
     mongo: AsyncMongoClient[Document]
     db: Database
     http: httpx.AsyncClient
+    instance: str  # this process's run of the service, e.g. in its broker connection's name
 
     def consumer(
         self,
@@ -60,18 +62,27 @@ class ServiceContext:
         parse: Callable[[bytes], M],
         handler: Handler[M],
         on_park: ParkHook[M] | None = None,
+        *,
+        order_key: Callable[[M], str] | None = None,
+        prefetch: int | None = None,
+        passive: bool = False,
     ) -> Consumer[M]:
-        """A consumer of `queue` with this service's retry schedule; `parse` turns the body into a contract."""
+        """A consumer of `queue` (declared as the topology says; `passive`: as it exists) with this service's retry
+        schedule and delivery limit; `parse` turns the body into a contract; `order_key`: messages with the same
+        key go one at a time, in delivery order."""
         return Consumer(
             self.broker,
-            queue,
+            queue if passive else self.broker.topology.consumer(queue),
             parse,
             handler,
             delays_ms=self.settings.retry_delays_ms,
             max_attempts=self.settings.max_attempts,
-            prefetch=self.settings.prefetch,
+            prefetch=prefetch or self.settings.prefetch,
             metrics=self.metrics,
             on_park=on_park,
+            delivery_limit=self.settings.delivery_limit,
+            order_key=order_key,
+            passive=passive,
         )
 
     def ready_checks(self) -> dict[str, ReadyCheck]:
@@ -84,19 +95,30 @@ class ServiceContext:
         return {"broker": broker, "database": database}
 
 
+def topology_of(settings: Settings) -> Topology:
+    return Topology(
+        partitions=settings.router_partitions,
+        delivery_limit=settings.delivery_limit,
+        retry_delays_ms=tuple(settings.retry_delays_ms),
+    )
+
+
 @asynccontextmanager
 async def open_service(name: str, settings: Settings, metrics: Metrics) -> AsyncIterator[ServiceContext]:
     mongo, db = open_database(settings.mongodb_url)
+    instance = new_id()
     broker = Broker(
         settings.amqp_url,
         publish_timeout=settings.publish_timeout_seconds,
-        retry_delays_ms=settings.retry_delays_ms,
+        topology=topology_of(settings),
+        # Told apart in the management UI, which shows each partition's active consumer by connection.
+        connection_name=f"{name} {instance}",
     )
     http = httpx.AsyncClient(timeout=settings.http_timeout_seconds, follow_redirects=False)
     try:
         await ensure_indexes(db)
         await broker.connect()
-        yield ServiceContext(name, settings, metrics, broker, mongo, db, http)
+        yield ServiceContext(name, settings, metrics, broker, mongo, db, http, instance)
     finally:
         await http.aclose()
         await broker.close()

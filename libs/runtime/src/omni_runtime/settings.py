@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     )
     max_attempts: int = 6
     prefetch: int = 32
+    # Broker layout (topology.py), the same for every service of a deployment. The router's input is split by
+    # chat into this many partition queues (changing it: README, "Delivery guarantees"); a consumer queue parks
+    # a message that was handed out this many times without being settled (its consumer crashed or stalled).
+    router_partitions: int = Field(default=8, ge=1, le=256)
+    delivery_limit: int = Field(default=10, ge=1)
+    # Unacknowledged messages per router partition; one chat's messages still run one at a time.
+    router_prefetch: int = Field(default=32, ge=1)
+    # How often each router process says it is alive; partitions are spread over the live ones.
+    router_heartbeat_seconds: float = Field(default=2.0, gt=0)
     publish_timeout_seconds: float = 5.0
     http_timeout_seconds: float = 10.0
     outbox_sweep_seconds: float = 10.0

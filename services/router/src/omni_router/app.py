@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from omni_router.notify import Notifier
 from omni_router.offers import Offers
 from omni_router.operator_api import operator_routes
 from omni_router.outbox import run_sweeper
+from omni_router.partitions import Spreader, chat_of, leftover_inboxes, leftover_queue, move_home
 from omni_router.routing import RoutingRule, load_rules
 from omni_router.store import ChatStore
 from omni_router.timers import every, sweep_completion, sweep_routing
@@ -32,10 +34,11 @@ from omni_router.updates import apply_update
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
-from omni_runtime.topology import ROUTER_INBOX, ROUTER_UPDATES
+from omni_runtime.topology import ROUTER_UPDATES
 from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
 
 SERVICE = "router"
+log = logging.getLogger(__name__)
 
 _updates: TypeAdapter[RouterUpdate] = TypeAdapter(RouterUpdate)
 
@@ -68,11 +71,25 @@ def create_app(
             await ensure_capacity_fields(ctx.db)
             offers = Offers(store, capacity, notifier, rules, settings.offer_timeout_seconds)
             desk = Desk(store, offers, notifier, ctx.broker)
-            consumers = [
+            received = MessageReceived.model_validate_json
+            inbox = [
                 ctx.consumer(
-                    ROUTER_INBOX,
-                    MessageReceived.model_validate_json,
+                    partition,
+                    received,
                     partial(receive_message, store=store, offers=offers, broker=ctx.broker),
+                    order_key=chat_of,
+                    prefetch=settings.router_prefetch,
+                )
+                for partition in ctx.broker.topology.inbox
+            ]
+            leftovers = await leftover_inboxes(settings.amqp_url, settings.router_partitions)
+            if leftovers:
+                log.warning("moving leftover input queues' messages into the partitions", extra={"queues": leftovers})
+            consumers = [
+                *inbox,
+                *(
+                    ctx.consumer(leftover_queue(name), received, partial(move_home, broker=ctx.broker), passive=True)
+                    for name in leftovers
                 ),
                 ctx.consumer(
                     ROUTER_UPDATES,
@@ -80,6 +97,7 @@ def create_app(
                     partial(apply_update, db=ctx.db, notifier=notifier),
                 ),
             ]
+            spreader = Spreader(ctx.db, ctx.broker, ctx.instance, inbox, settings.router_heartbeat_seconds)
             hub = Hub(ctx.db)
             slot.set(Router(ctx, desk, Admin(ctx.db, ctx.broker, registry, rules, ctx.http, offers), hub))
             routing_every, completion_every = settings.routing_sweep_seconds, settings.completion_sweep_seconds
@@ -102,7 +120,15 @@ def create_app(
             ]
             try:
                 async with running(consumers):
-                    yield
+                    spreading = asyncio.create_task(spreader.run())
+                    try:
+                        yield
+                    finally:
+                        spreading.cancel()  # before the consumers stop: it restarts consumers
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await spreading
+                        with contextlib.suppress(Exception):
+                            await spreader.leave()
             finally:
                 for sweep in sweeps:
                     sweep.cancel()

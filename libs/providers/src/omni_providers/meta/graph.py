@@ -35,6 +35,8 @@ TRANSIENT_CODES = frozenset(
 )
 # Codes that mean the 24-hour customer service window has closed: said plainly, as the dispatcher does.
 WINDOW_CLOSED = frozenset({(10, 2018278), (131047, None)})
+# Transient codes that are rate limits: tried again after a wait, never at once.
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, 80007, 130429, 131056})
 MESSAGE_LIMIT = 300
 
 
@@ -79,7 +81,7 @@ def classify(
     if not isinstance(error, Mapping):
         reason = f"{what} answered {status} without a Graph error"
         if status in (408, 425, 429) or status >= 500 or 200 <= status < 300:
-            return RetryLater(reason, retry_after)
+            return RetryLater(reason, retry_after, throttled=status == 429)
         return PermanentError(reason)
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
@@ -88,7 +90,7 @@ def classify(
     if (code, subcode) in WINDOW_CLOSED or (code, None) in WINDOW_CLOSED:
         return PermanentError(f"{reason}; outside the 24-hour reply window")
     if code in TRANSIENT_CODES or error.get("is_transient") is True or status in (408, 429) or status >= 500:
-        return RetryLater(reason, retry_after)
+        return RetryLater(reason, retry_after, throttled=status == 429 or code in RATE_LIMIT_CODES)
     return PermanentError(reason)
 
 

@@ -80,6 +80,7 @@ def read_answer(response: httpx.Response, method: str) -> Any:
         raise RetryLater(
             f"Telegram {method} rate limited: {description}",
             hint if hint is not None else retry_after_seconds(response),
+            throttled=True,
         )
     if status >= 500 or status in (408, 425) or 200 <= status < 300:
         raise RetryLater(f"Telegram {method} answered {status}: {description}", retry_after_seconds(response))
