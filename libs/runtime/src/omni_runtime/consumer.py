@@ -122,6 +122,7 @@ class Consumer(Generic[M]):
         self._idle = asyncio.Event()
         self._idle.set()
         self.delivered = 0  # messages the broker handed this consumer, ever
+        self._ramped = True
 
     @property
     def queue(self) -> str:
@@ -129,7 +130,11 @@ class Consumer(Generic[M]):
 
     async def start(self) -> None:
         self._stopping = False
-        self._channel = await self._broker.new_channel(self._prefetch)
+        # Slow start: one message at a time until a fresh one (never handed out before) was settled. After a
+        # crash the broker hands back what the dead process held, the culprit among it; taken one by one, only
+        # the culprit's delivery count keeps growing, not that of every message that happened to be in flight.
+        self._ramped = self._delivery_limit is None or self._prefetch == 1
+        self._channel = await self._broker.new_channel(self._prefetch if self._ramped else 1)
         if self._passive:  # a queue consumed as it is, whatever it was declared with
             self._queue = await self._channel.declare_queue(self._queue_def.name, passive=True)
         else:
@@ -189,6 +194,10 @@ class Consumer(Generic[M]):
         try:
             async with message.process(requeue=True, ignore_processed=True):
                 await self._handle(message, parsed)
+            if not self._ramped and not int(str((message.headers or {}).get(DELIVERY_COUNT_HEADER, 0) or 0)):
+                self._ramped = True
+                if self._channel is not None and not self._channel.is_closed:
+                    await self._channel.set_qos(prefetch_count=self._prefetch)
         finally:
             self._running -= 1
             if self._running == 0:

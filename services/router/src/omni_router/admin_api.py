@@ -21,7 +21,7 @@ from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.ids import new_id
-from omni_runtime.parking import list_parked, replay_parked
+from omni_runtime.parking import find_parked, list_parked, replay_parked
 from omni_runtime.topology import operator_queue
 from omni_runtime.web import ApiError, parse_body, read_json
 
@@ -261,6 +261,13 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
         found = await list_parked(admin_of().broker, request.query_params.get("queue"), min(int(limit), 1000))
         return JSONResponse({"items": [p.view() for p in found], "next_cursor": None})
 
+    async def parked_one(request: Request) -> Response:
+        """One parked message, with every header it carries (the broker's dead-letter history included)."""
+        found = await find_parked(admin_of().broker, request.path_params["parked_id"])
+        if found is None:
+            raise ApiError(404, "not_parked", f"no parked message {request.path_params['parked_id']}")
+        return JSONResponse(found.detail())
+
     async def replay(request: Request) -> Response:
         body = parse_body(ReplayBody, await read_json(request) if await request.body() else {})
         ids = set(body.ids) if body.ids is not None else None
@@ -275,6 +282,7 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
         Route("/api/admin/channels/{item_id}/register", guarded(register), methods=["POST"]),
         Route("/api/admin/parked", guarded(parked), methods=["GET"]),
         Route("/api/admin/parked/replay", guarded(replay), methods=["POST"]),
+        Route("/api/admin/parked/{parked_id}", guarded(parked_one), methods=["GET"]),
         Route(f"/api/admin/{kinds}", guarded(_known(list_items)), methods=["GET"]),
         Route(f"/api/admin/{kinds}/{{item_id}}", guarded(_known(get_item)), methods=["GET"]),
         Route(f"/api/admin/{kinds}/{{item_id}}", guarded(_known(patch_item)), methods=["PATCH"]),

@@ -353,6 +353,37 @@ def parked_replay(
         raise typer.Exit(1)
 
 
+@parked.command("show")
+def parked_show(ctx: typer.Context, parked_id: str) -> None:
+    """One parked message as JSON: its body, why it was parked, and every header (the broker's history too)."""
+    with admin(ctx) as client:
+        item = client.call("GET", f"/api/admin/parked/{parked_id}")
+    sys.stdout.write(json.dumps(item, indent=2) + "\n")
+
+
+@parked.command("discard")
+def parked_discard(
+    ctx: typer.Context,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="This parked message (repeat).")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this consumer queue's parking lot.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every parked message (of --queue, if given).")] = False,
+) -> None:
+    """Drop parked messages for good; exit 1 if any of the given ids was not parked."""
+    if not ids and not everything:
+        _fail("name the messages to drop with --id, or pass --all")
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"discard": True, "queue": queue}
+    if ids:
+        body["ids"] = ids
+    with admin(ctx) as client:
+        answer = client.call("POST", "/api/admin/parked/replay", body)
+    discarded = int(answer.get("discarded", 0))
+    _out().print(f"discarded {discarded} parked messages", highlight=False)
+    if ids and discarded < len(set(ids)):
+        _err().print(f"[yellow]{len(set(ids)) - discarded} of the given ids were not parked (any more)[/]")
+        raise typer.Exit(1)
+
+
 # Notifications
 
 
