@@ -5,6 +5,7 @@ atomic update as the change, then published, then removed; what a crash or a bro
 in an outbox is published by the sweep, with its original `event_id` (consumers dedupe on it).
 """
 
+import hashlib
 import logging
 import time
 from typing import Any
@@ -21,12 +22,25 @@ from omni_runtime.topology import OPERATORS_EXCHANGE, operator_routing_key
 log = logging.getLogger(__name__)
 
 
-def notes(kind: NotificationKind, operator_ids: list[str], data: dict[str, Any] | None = None) -> list[Document]:
-    """Outbox entries for one event to each of `operator_ids`."""
+def notes(
+    kind: NotificationKind, operator_ids: list[str], data: dict[str, Any] | None = None, key: str | None = None
+) -> list[Document]:
+    """Outbox entries for one event to each of `operator_ids`; with `key` (what the event is about, e.g. a message
+    and its status) their event ids are derived from it, so handling the same cause again repeats the same ids."""
     return [
-        {"event_id": new_id(), "event": kind, "operator_id": op, "data": data or {}}
+        {
+            "event_id": derived_id(key, kind, op) if key else new_id(),
+            "event": kind,
+            "operator_id": op,
+            "data": data or {},
+        }
         for op in dict.fromkeys(operator_ids)
     ]
+
+
+def derived_id(key: str, kind: str, operator_id: str) -> str:
+    """24 hex characters, like `new_id()`, the same for the same key, event and operator."""
+    return hashlib.blake2b(f"{key}|{kind}|{operator_id}".encode(), digest_size=12).hexdigest()
 
 
 class Notifier:
@@ -40,9 +54,12 @@ class Notifier:
         chat_id: str,
         operator_ids: list[str],
         data: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
     ) -> None:
-        """Publish at once (for events whose cause is redelivered until this succeeds)."""
-        messages = [_message(chat_id, note) for note in notes(kind, operator_ids, data)]
+        """Publish at once (for events whose cause is redelivered until this succeeds). With `key`, a repeat
+        (the cause redelivered after a crash between the write and this) carries the same event ids."""
+        messages = [_message(chat_id, note) for note in notes(kind, operator_ids, data, key)]
         # Stored first, in one write: a stored notification is what the live stream (`GET /api/events`) shows.
         await record(self._db, messages)
         for message in messages:

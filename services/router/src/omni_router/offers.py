@@ -121,7 +121,9 @@ class Offers:
         if chat.get("status") not in OPEN_STATUSES:
             return
         if chat.get("operator_id") or chat.get("offered_to"):
-            await self._notifier.send("message.new", chat["_id"], audience(chat), {"message": message_view(message)})
+            await self._notifier.send(
+                "message.new", chat["_id"], audience(chat), {"message": message_view(message)}, key=message["_id"]
+            )
             return
         data = {"message": message_view(message)}
         if await self.dispatch([chat["queue_id"]], newcomer=chat, data=data):
@@ -130,7 +132,7 @@ class Offers:
         # that message: whoever may see the chat now hears of this one too.
         current = await self._db.chats.find_one({"_id": chat["_id"]})
         if current is not None and current.get("status") in OPEN_STATUSES and audience(current):
-            await self._notifier.send("message.new", chat["_id"], audience(current), data)
+            await self._notifier.send("message.new", chat["_id"], audience(current), data, key=message["_id"])
 
     async def dispatch(
         self, queue_ids: Iterable[str], newcomer: Document | None = None, data: dict[str, Any] | None = None

@@ -46,7 +46,9 @@ async def _notify_delivery(update: MessageSent | MessageFailed, db: Database, no
     }
     if isinstance(update, MessageFailed):
         data["failure_reason"] = update.reason
-    await notifier.send("message.status", chat["_id"], audience(chat), data)
+    await notifier.send(
+        "message.status", chat["_id"], audience(chat), data, key=f"{update.message_id}:{data['status']}"
+    )
 
 
 async def _apply_receipt(update: MessageStatusChanged, db: Database, notifier: Notifier) -> None:
@@ -97,11 +99,16 @@ async def _move_status(query: dict[str, Any], update: MessageStatusChanged, db: 
         changes["failure_reason"] = update.reason or "the messenger reported the message as failed"
     message = await db.messages.find_one_and_update(query, {"$set": changes})
     if message is None:
-        return
+        # Moved already: by this very receipt, redelivered after a crash before its notification went out (or by
+        # a duplicate of it): notify again, with the same event ids.
+        message = await db.messages.find_one({**query, "status": update.status})
+        if message is None:
+            return
     chat = await db.chats.find_one({"_id": message["chat_id"]})
     if chat is not None:
         data = {"message_id": message["_id"], **changes}
-        await notifier.send("message.status", chat["_id"], audience(chat), data)
+        key = f"{message['_id']}:{update.status}"
+        await notifier.send("message.status", chat["_id"], audience(chat), data, key=key)
 
 
 async def _apply_attachment(update: AttachmentStored, db: Database, notifier: Notifier) -> None:
@@ -124,4 +131,5 @@ async def _apply_attachment(update: AttachmentStored, db: Database, notifier: No
             "attachment_index": update.index,
             "attachment_status": update.status,
         }
-        await notifier.send("message.status", chat["_id"], audience(chat), data)
+        key = f"{update.message_id}:attachment:{update.index}:{update.status}"
+        await notifier.send("message.status", chat["_id"], audience(chat), data, key=key)
