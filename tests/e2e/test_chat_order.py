@@ -1,0 +1,134 @@
+"""Fault test 5: two router processes on the same partitions keep every chat's order, stored and notified.
+
+Fifty customers write twenty messages each, all at once (each customer's next message is posted once
+the previous one was accepted, the way a messenger delivers one chat). Two routers consume the same
+partition queues; the second starts while the first already holds every partition, so partitions are
+handed over while messages flow. Each chat's messages must be stored, and reach its operator's queue,
+in the order the customer sent them, every one exactly once.
+"""
+
+import asyncio
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from omni_router.app import create_app as router_app
+from omni_router.partitions import INSTANCES
+from omni_runtime.database import Database
+from omni_runtime.settings import Settings
+from omni_runtime.topology import operator_routing_key
+from omni_runtime.web import HttpServer
+from tests.support.infra import free_port
+from tests.support.seed import customer_message, seed_desk
+from tests.support.stack import Stack, eventually, signed
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+CHATS = 50
+PER_CHAT = 20
+CONSUMED = re.compile(r'^omni_consumed_messages_total\{outcome="ok",queue="router\.received\.(\d+)"\} (\S+)$', re.M)
+
+
+def carried_text(note: dict[str, Any]) -> str | None:
+    """The text of the customer message a notification carries (`chat.offered`, `message.new`), if any."""
+    message = (note.get("data") or {}).get("message")
+    return str(message["text"]) if isinstance(message, dict) else None
+
+
+async def handled_by_partition(url: str) -> dict[int, int]:
+    """What one router has handled from each partition, from its Prometheus metrics."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    return {int(n): int(float(value)) for n, value in CONSUMED.findall(text)}
+
+
+@pytest.mark.timeout(180)
+async def test_two_routers_keep_each_chats_order(stack: Stack, db: Database, settings: Settings) -> None:
+    stack.settings = settings = settings.model_copy(update={"router_heartbeat_seconds": 0.5})
+    await stack.start("ingress", "router")
+    desk = await seed_desk(stack, operators=1)
+    operator_id = next(iter(desk.operators))
+    second_settings = settings.model_copy(update={"router_port": free_port()})
+    second = HttpServer(router_app(second_settings), "127.0.0.1", second_settings.router_port)
+
+    arrivals: list[dict[str, Any]] = []
+
+    async def on_note(message: AbstractIncomingMessage) -> None:
+        arrivals.append(json.loads(message.body))
+
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        notes = await channel.get_queue(operator_routing_key(operator_id), ensure=True)
+        await notes.consume(on_note, no_ack=True)
+        await second.start()
+        await eventually(lambda: db[INSTANCES].count_documents({}), timeout=10)
+
+        statuses: Counter[int] = Counter()
+        started = time.monotonic()
+        async with stack.client("ingress") as ingress:
+
+            async def customer(chat: int) -> None:
+                for n in range(PER_CHAT):
+                    body = customer_message(f"c{chat}-m{n}", text=f"c{chat} #{n}", sender=f"cust-{chat}")
+                    raw, headers = signed(body, desk.secret)
+                    answer = await ingress.post(f"/webhooks/{desk.provider}/receive", content=raw, headers=headers)
+                    statuses[answer.status_code] += 1
+
+            await asyncio.gather(*(customer(chat) for chat in range(CHATS)))
+        posted = time.monotonic() - started
+        assert statuses == {200: CHATS * PER_CHAT}
+
+        async def all_routed() -> bool:
+            return await db.messages.count_documents({"routed": True}) == CHATS * PER_CHAT
+
+        await eventually(all_routed, timeout=90, interval=0.2)
+
+        async def all_notified() -> bool:
+            return sum(1 for note in arrivals if carried_text(note) is not None) >= CHATS * PER_CHAT
+
+        await eventually(all_notified, timeout=30)
+        await asyncio.sleep(1.0)  # anything notified twice would land by now
+        elapsed = time.monotonic() - started
+        first = await handled_by_partition(stack.url("router"))
+        later = await handled_by_partition(f"http://127.0.0.1:{second_settings.router_port}")
+    finally:
+        await connection.close()
+        await second.stop()
+
+    chats = [chat["_id"] async for chat in db.chats.find({})]
+    stored: dict[str, list[str]] = defaultdict(list)
+    async for message in db.messages.find({"direction": "incoming"}).sort("_id", 1):
+        stored[message["chat_id"]].append(message["text"])
+    notified: dict[str, list[str]] = defaultdict(list)
+    for note in arrivals:
+        if (text := carried_text(note)) is not None:
+            notified[str(note["chat_id"])].append(text)
+    kinds = Counter(str(note["event"]) for note in arrivals)
+    print(
+        f"{CHATS} chats x {PER_CHAT} messages: posted in {posted:.1f} s, stored and notified in {elapsed:.1f} s; "
+        f"first router handled {sum(first.values())} ({dict(sorted(first.items()))}), second "
+        f"{sum(later.values())} ({dict(sorted(later.items()))}); notifications {dict(kinds)}"
+    )
+
+    assert len(chats) == CHATS and len(stored) == CHATS
+    out_of_order = []
+    for chat_id, texts in stored.items():
+        sender = texts[0].split()[0]
+        expected = [f"{sender} #{n}" for n in range(PER_CHAT)]
+        if texts != expected:
+            out_of_order.append(("stored", texts))
+        if notified[chat_id] != expected:
+            out_of_order.append(("notified", notified[chat_id]))
+    assert out_of_order == []
+    assert kinds == {"chat.offered": CHATS, "message.new": CHATS * (PER_CHAT - 1)}
+    # Both routers did part of the work: the partitions were spread while the messages flowed.
+    assert sum(first.values()) + sum(later.values()) == CHATS * PER_CHAT
+    assert sum(first.values()) > 0 and sum(later.values()) > 0
