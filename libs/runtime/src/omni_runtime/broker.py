@@ -131,11 +131,13 @@ class Broker:
                 if with_waits:
                     held[name] = with_waits
             if any(held.values()) or result.consumer_count:
+                holding = [f"{count} messages in {name}" for name, count in held.items() if count]
+                if result.consumer_count:
+                    holding.append(f"{result.consumer_count} consumers")
                 raise TopologyConflict(
-                    f"queue {queue.name} exists with other arguments than this version declares ({reason}) and "
-                    f"holds messages ({', '.join(f'{k}: {v}' for k, v in held.items() if v)}) or has "
-                    f"{result.consumer_count} consumers. Let the version that declared it drain it (stop ingress "
-                    f"first), then delete the queue (`rabbitmqctl delete_queue {queue.name}`) and start again"
+                    f"queue {queue.name} exists with other arguments than this version declares ({reason}), "
+                    f"and it is in use ({', '.join(holding)}). Let the version that declared it drain it (stop "
+                    f"ingress first), then delete it (`rabbitmqctl delete_queue {queue.name}`) and start again"
                 )
             await channel.queue_delete(queue.name, if_unused=True, if_empty=True)
             await channel.declare_queue(queue.name, durable=True, arguments=amqp_arguments(queue.arguments))
