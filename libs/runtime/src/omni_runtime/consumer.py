@@ -24,7 +24,7 @@ from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from omni_runtime.broker import Broker
-from omni_runtime.errors import BrokerUnavailable, PermanentError, RetryLater
+from omni_runtime.errors import BrokerUnavailable, Deferred, PermanentError, RetryLater
 from omni_runtime.metrics import Metrics
 from omni_runtime.topology import QueueDef
 from omni_runtime.web import describe
@@ -226,6 +226,10 @@ class Consumer(Generic[M]):
             await self._park(message, payload, attempt, f"invalid payload: {describe(exc)}")
         except PermanentError as exc:
             await self._park(message, payload, attempt, str(exc))
+        except Deferred as exc:
+            await self._republish(message, self._queue_def.wait_queue(self._delays_ms[0]).name, attempt, str(exc))
+            self._metrics.consumed.labels(queue, "deferred").inc()
+            return
         except Exception as exc:
             cause = str(exc) or type(exc).__name__
             if attempt >= self._max_attempts:

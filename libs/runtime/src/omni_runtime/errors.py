@@ -24,3 +24,8 @@ class BrokerUnavailable(Exception):
 class TopologyConflict(Exception):
     """The broker holds a queue declared differently (e.g. a classic queue where this version needs a quorum one)
     and it still holds messages, so the service refuses to start rather than lose them."""
+
+
+class Deferred(Exception):
+    """Not this message's turn yet (an earlier one must go first): it waits in the shortest wait queue and comes
+    back, without spending an attempt."""

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from omni_contracts import MessageOutgoing
 from omni_dispatcher.delivery import deliver, give_up
 from omni_dispatcher.pacing import Pacer
+from omni_dispatcher.sequencing import Sequencer, retry_schedule_seconds
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
@@ -17,6 +18,7 @@ from omni_runtime.topology import DISPATCHER_OUTGOING
 from omni_runtime.web import ReadyCheck, health_routes
 
 SERVICE = "dispatcher"
+STALE_MARGIN_SECONDS = 300.0
 
 
 def create_app(settings: Settings | None = None, registry: ProviderRegistry | None = None) -> Starlette:
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
                     http=ctx.http,
                     metrics=metrics,
                     pacer=Pacer(),
+                    sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
                 ),
                 on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
             )
@@ -54,3 +57,9 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         return current.ready_checks() if current else {}
 
     return Starlette(routes=health_routes(checks, metrics), lifespan=lifespan)
+
+
+def _stale_after(settings: Settings) -> float:
+    """A reply unsettled for longer than its whole retry schedule (and a margin) no longer holds its chat."""
+    schedule = retry_schedule_seconds(settings.retry_delays_ms, settings.max_attempts, settings.http_timeout_seconds)
+    return schedule + STALE_MARGIN_SECONDS

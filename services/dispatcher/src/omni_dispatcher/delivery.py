@@ -1,8 +1,9 @@
-"""Delivering one outgoing message, at most once per successful provider call.
+"""Delivering one outgoing message, at most once per successful provider call, in its chat's order.
 
 The message's status in the database is the delivery record: a redelivered event for a message
 already `sent` only republishes the confirmation, it never calls the messenger again. A `failed`
-message is tried again only when its event comes back, i.e. when an admin replays it.
+message is tried again only when its event comes back, i.e. when an admin replays it. A reply waits
+for the earlier replies of its chat to be sent or failed (sequencing.py).
 """
 
 import logging
@@ -12,6 +13,7 @@ import httpx
 
 from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
 from omni_dispatcher.pacing import Pacer
+from omni_dispatcher.sequencing import Sequencer
 from omni_providers import Channel, ProviderRegistry, delivery_policy
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
@@ -31,6 +33,21 @@ async def deliver(
     http: httpx.AsyncClient,
     metrics: Metrics,
     pacer: Pacer,
+    sequencer: Sequencer,
+) -> None:
+    async with sequencer.turn(event.chat_id):
+        await _deliver(event, db, broker, registry, http, metrics, pacer, sequencer)
+
+
+async def _deliver(
+    event: MessageOutgoing,
+    db: Database,
+    broker: Broker,
+    registry: ProviderRegistry,
+    http: httpx.AsyncClient,
+    metrics: Metrics,
+    pacer: Pacer,
+    sequencer: Sequencer,
 ) -> None:
     message = await db.messages.find_one({"_id": event.message_id}, {"status": 1, "provider_message_id": 1})
     if message is None:
@@ -38,6 +55,7 @@ async def deliver(
     if message["status"] in DELIVERED:
         await broker.publish_event(_sent(event, message.get("provider_message_id")))
         return
+    await sequencer.ensure_first(event.chat_id, event.message_id)
     doc = await db.channels.find_one({"_id": event.channel_id})
     if doc is None:
         raise PermanentError(f"channel {event.channel_id} no longer exists")
