@@ -123,6 +123,7 @@ class Consumer(Generic[M]):
         self._idle.set()
         self.delivered = 0  # messages the broker handed this consumer, ever
         self._ramped = True
+        self._generation = 0  # one per start: a delivery of an earlier channel is never handled after a restart
 
     @property
     def queue(self) -> str:
@@ -130,6 +131,7 @@ class Consumer(Generic[M]):
 
     async def start(self) -> None:
         self._stopping = False
+        self._generation += 1
         # Slow start: one message at a time until a fresh one (never handed out before) was settled. After a
         # crash the broker hands back what the dead process held, the culprit among it; taken one by one, only
         # the culprit's delivery count keeps growing, not that of every message that happened to be in flight.
@@ -165,6 +167,7 @@ class Consumer(Generic[M]):
         # Everything before the first await runs in delivery order (aio-pika starts one task per delivery,
         # in order): this is where a message takes its place behind the earlier ones with its key.
         self.delivered += 1
+        generation = self._generation
         parsed = self._parse_body(message.body)
         key = self._order_key(parsed.payload) if self._order_key and parsed.payload is not None else None
         before = self._tails.get(key) if key is not None else None
@@ -174,7 +177,7 @@ class Consumer(Generic[M]):
         try:
             if before is not None:
                 await before.wait()
-            if self._stopping:
+            if self._stopping or generation != self._generation:
                 return  # left unsettled: closing the channel hands it back in order
             await self._process(message, parsed)
         finally:

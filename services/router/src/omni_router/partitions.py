@@ -73,8 +73,8 @@ class Spreader:
                 await self.balance(await self.beat())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("partition heartbeat failed; the next one tries again")
+            except Exception as exc:  # the database or the broker is away: the partitions stay as they are
+                log.warning("partition heartbeat failed; the next one tries again", extra={"cause": repr(exc)})
             await asyncio.sleep(self._heartbeat)
 
     async def balance(self, live: list[str]) -> None:
