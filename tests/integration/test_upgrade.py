@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import aio_pika
+import aiormq
 import pytest
 
 from omni_contracts import MessageReceived, UnifiedMessage
@@ -90,6 +91,7 @@ async def test_the_old_router_input_and_surplus_partitions_are_moved_home(
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(surplus.parking_lot.name, durable=True)
         await channel.declare_queue(surplus.name, durable=True, arguments=amqp_arguments(surplus.arguments))
         await channel.default_exchange.publish(aio_pika.Message(received(3), delivery_mode=2), surplus.name)
     finally:
@@ -107,3 +109,25 @@ async def test_the_old_router_input_and_surplus_partitions_are_moved_home(
     async with OperatorInbox(settings.amqp_url) as inbox:
         assert await inbox.queue_length("router.received") == 0
         assert await inbox.queue_length(surplus.name) == 0
+    # Empty now: the next start deletes them (and their wait queues), leaving the parking lots.
+    await stack.stop("router")
+    await stack.start("router")
+    assert await existing(settings, "router.received", surplus.name, "router.received.wait.200ms") == []
+    assert await existing(settings, "router.received.8.parked") == ["router.received.8.parked"]
+
+
+async def existing(settings: Settings, *names: str) -> list[str]:
+    found = []
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        for name in names:
+            channel = await connection.channel()
+            try:
+                await channel.declare_queue(name, passive=True)
+                found.append(name)
+                await channel.close()
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                pass
+    finally:
+        await connection.close()
+    return found

@@ -82,7 +82,7 @@ def create_app(
                 )
                 for partition in ctx.broker.topology.inbox
             ]
-            leftovers = await leftover_inboxes(settings.amqp_url, settings.router_partitions)
+            leftovers = await leftover_inboxes(settings.amqp_url, ctx.broker.topology)
             if leftovers:
                 log.warning("moving leftover input queues' messages into the partitions", extra={"queues": leftovers})
             consumers = [
