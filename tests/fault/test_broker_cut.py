@@ -20,11 +20,11 @@ from tests.support.traffic import PROVIDER, Customers, Ledger, Operator, paced, 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(240)]
 
 SERVICES = ("ingress", "router", "dispatcher", "profiles", "attachments")
-MESSAGES = 1200
-RATE = 50.0  # webhooks per second: a 24 s stream
+MESSAGES = 900
+RATE = 50.0  # webhooks per second: an 18 s stream
 CHATS = 30
-REPLIES = 120  # over the same 24 s
-CUT_AT = 6.0  # seconds into the stream
+REPLIES = 90  # over the same 18 s
+CUT_AT = 4.0  # seconds into the stream
 CUT_SECONDS = 10.0
 
 

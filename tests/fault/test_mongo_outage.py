@@ -19,11 +19,11 @@ from tests.support.traffic import PROVIDER, Customers, Ledger, Operator, client,
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(240)]
 
 SERVICES = ("ingress", "router", "dispatcher", "profiles")
-MESSAGES = 1000
-RATE = 50.0  # webhooks per second: a 20 s stream
+MESSAGES = 850
+RATE = 50.0  # webhooks per second: a 17 s stream
 CHATS = 30
-REPLIES = 100  # over the same 20 s
-STOP_AT = 5.0  # seconds into the stream
+REPLIES = 85  # over the same 17 s
+STOP_AT = 4.0  # seconds into the stream
 STOP_SECONDS = 10.0
 RETRY_DELAYS_MS = [500, 1000, 2000, 4000]
 MAX_ATTEMPTS = 10
