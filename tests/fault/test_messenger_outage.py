@@ -8,13 +8,13 @@ waits 5 s, so 20 attempts wait at least 4 x 1 + 16 x 5 = 84 s before a reply wou
 import asyncio
 import time
 from collections import defaultdict
-from typing import Any
 
 import httpx
 import pytest
 
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
+from omni_simulator.state import RecordedRequest
 from tests.support.processes import Processes
 from tests.support.stack import Simulator
 from tests.support.traffic import PROVIDER, Customers, Ledger, Operator, seed_desk, wait_for
@@ -111,7 +111,7 @@ async def _fail_for(simulator: Simulator, seconds: float, faults: dict[str, floa
     faults["switches"] = switches - 1
 
 
-def _statuses(requests: list[Any]) -> dict[int, int]:
+def _statuses(requests: list[RecordedRequest]) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
     for request in requests:
         counts[request.status] += 1
