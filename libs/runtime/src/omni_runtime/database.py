@@ -23,6 +23,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("offered_to", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("operator_id", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("queue_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("contact_id", ASCENDING)]),  # a resolved profile renames the contact's chats
         # The router's sweeps: offers past their timeout, chats past their completion timeout, and
         # notifications written with a state change but not yet published (epoch seconds, unset when done).
         IndexModel([("offer_expires_at", ASCENDING)], sparse=True),

@@ -30,7 +30,10 @@ async def apply_update(update: RouterUpdate, db: Database, notifier: Notifier) -
                 {"_id": update.contact_id},
                 {"$set": {"name": update.name, "photo_url": update.photo_url, "profile_status": "resolved"}},
             )
-            await db.chats.update_many({"contact_id": update.contact_id}, {"$set": {"contact_name": update.name}})
+            # Found through their index, then updated by id: an update filtered by any other field reads every
+            # chat in the nx-27017 stand-in, which made each new contact cost more the more chats were stored.
+            async for chat in db.chats.find({"contact_id": update.contact_id}, {"_id": 1}):
+                await db.chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": update.name}})
         case AttachmentStored():
             await _apply_attachment(update, db, notifier)
 
