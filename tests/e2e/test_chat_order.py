@@ -1,9 +1,9 @@
 """Fault test 5: two router processes on the same partitions keep every chat's order, stored and notified.
 
 Fifty customers write twenty messages each, all at once (each customer's next message is posted once
-the previous one was accepted, the way a messenger delivers one chat). Two routers consume the same
-partition queues; the second starts while the first already holds every partition, so partitions are
-handed over while messages flow. Each chat's messages must be stored, and reach its operator's queue,
+the previous one was accepted, the way a messenger delivers one chat). Two routers, one in this process
+and one a process of its own, consume the same partition queues; the second starts before the messages
+but after the first holds every partition, so partitions are handed over while messages flow. Each chat's messages must be stored, and reach its operator's queue,
 in the order the customer sent them, every one exactly once.
 """
 
@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -19,13 +20,12 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from omni_router.app import create_app as router_app
 from omni_router.partitions import INSTANCES
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_routing_key
-from omni_runtime.web import HttpServer
 from tests.support.infra import free_port
+from tests.support.processes import ServiceProcess
 from tests.support.seed import customer_message, seed_desk
 from tests.support.stack import Stack, eventually, signed
 
@@ -50,13 +50,16 @@ async def handled_by_partition(url: str) -> dict[int, int]:
 
 
 @pytest.mark.timeout(180)
-async def test_two_routers_keep_each_chats_order(stack: Stack, db: Database, settings: Settings) -> None:
+async def test_two_routers_keep_each_chats_order(
+    stack: Stack, db: Database, settings: Settings, tmp_path: Path
+) -> None:
     stack.settings = settings = settings.model_copy(update={"router_heartbeat_seconds": 0.5})
     await stack.start("ingress", "router")
     desk = await seed_desk(stack, operators=1)
     operator_id = next(iter(desk.operators))
+    # The second router is a process of its own, as in production: the two really run side by side.
     second_settings = settings.model_copy(update={"router_port": free_port()})
-    second = HttpServer(router_app(second_settings), "127.0.0.1", second_settings.router_port)
+    second = ServiceProcess("router", second_settings, tmp_path)
 
     arrivals: list[dict[str, Any]] = []
 
@@ -69,7 +72,11 @@ async def test_two_routers_keep_each_chats_order(stack: Stack, db: Database, set
         notes = await channel.get_queue(operator_routing_key(operator_id), ensure=True)
         await notes.consume(on_note, no_ack=True)
         await second.start()
-        await eventually(lambda: db[INSTANCES].count_documents({}), timeout=10)
+
+        async def both_alive() -> bool:
+            return await db[INSTANCES].count_documents({}) == 2
+
+        await eventually(both_alive, timeout=10)
 
         statuses: Counter[int] = Counter()
         started = time.monotonic()
@@ -99,6 +106,9 @@ async def test_two_routers_keep_each_chats_order(stack: Stack, db: Database, set
         elapsed = time.monotonic() - started
         first = await handled_by_partition(stack.url("router"))
         later = await handled_by_partition(f"http://127.0.0.1:{second_settings.router_port}")
+    except BaseException:
+        print(second.tail())
+        raise
     finally:
         await connection.close()
         await second.stop()
