@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from omni_router.capacity import Capacity, Claim, fresh_capacity
-from omni_router.notify import notes
-from omni_router.store import ChatStore
+from omni_router.notify import Notifier, notes
+from omni_router.store import OUTBOX, ChatStore
+from omni_runtime.broker import Broker
 from omni_runtime.database import Database, ensure_indexes
+from omni_runtime.service import topology_of
+from omni_runtime.settings import Settings
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -62,7 +65,7 @@ async def test_repair_frees_units_no_chat_uses_and_records_units_chats_use(db: D
 async def test_a_chat_change_applies_once_with_its_notifications(db: Database) -> None:
     await ensure_indexes(db)
     store = ChatStore(db)
-    await db.chats.insert_one({"_id": "c", "status": "new", "offered_to": [], "offer_version": 0, "outbox": []})
+    await db.chats.insert_one({"_id": "c", "status": "new", "offered_to": [], "offer_version": 0, OUTBOX: {}})
     chat = await store.chat("c")
     assert chat is not None
     changes = [
@@ -71,9 +74,58 @@ async def test_a_chat_change_applies_once_with_its_notifications(db: Database) -
     ]
     results = await asyncio.gather(*changes)
     [winner] = [r for r in results if r is not None]
-    assert winner["offer_version"] == 1 and len(winner["outbox"]) == 1
-    assert winner["outbox"][0]["operator_id"] == winner["offered_to"][0]
+    assert winner["offer_version"] == 1 and len(winner[OUTBOX]) == 1
+    [note] = winner[OUTBOX].values()
+    assert note["operator_id"] == winner["offered_to"][0]
     assert isinstance(winner["outbox_at"], float)
+
+
+async def test_a_change_adds_to_the_outbox_and_hands_back_only_its_own_notes(db: Database, settings: Settings) -> None:
+    """The flake this fixed: an accept read the chat while its offers were still in the outbox, their publisher
+    removed them, and the accept wrote back the outbox it had read, so every offer went out a second time."""
+    store = ChatStore(db)
+    await db.chats.insert_one({"_id": "c", "status": "new", "offered_to": [], "offer_version": 0, OUTBOX: {}})
+    chat = await store.chat("c")
+    assert chat is not None
+    offered = await store.change(chat, {"offered_to": ["a", "b"]}, notify=notes("chat.offered", ["a", "b"]))
+    assert offered is not None and [n["operator_id"] for n in offered[OUTBOX].values()] == ["a", "b"]
+    accepting = await store.chat("c")  # read while the offers are still on their way
+    assert accepting is not None and len(accepting[OUTBOX]) == 2
+    broker = Broker(settings.amqp_url, topology=topology_of(settings))
+    await broker.connect()
+    try:
+        notifier = Notifier(broker, db)
+        assert await notifier.deliver(offered)  # the offers' publisher removes them
+        after_offers = await store.chat("c")
+        assert after_offers is not None and after_offers[OUTBOX] == {} and "outbox_at" not in after_offers
+        assigned = await store.change(
+            accepting, {"status": "assigned"}, notify=[*notes("chat.assigned", ["a"]), *notes("chat.revoked", ["b"])]
+        )
+        assert assigned is not None
+        assert [n["event"] for n in assigned[OUTBOX].values()] == ["chat.assigned", "chat.revoked"]
+        stored = await store.chat("c")
+        assert stored is not None
+        assert [n["event"] for _, n in sorted(stored[OUTBOX].items())] == ["chat.assigned", "chat.revoked"]
+        assert await notifier.deliver(assigned)
+        done = await store.chat("c")
+        assert done is not None and done[OUTBOX] == {} and "outbox_at" not in done
+    finally:
+        await broker.close()
+
+
+async def test_the_sweep_publishes_an_outbox_0_1_left_as_a_list(db: Database, settings: Settings) -> None:
+    [note] = notes("chat.offered", ["a"])
+    await db.chats.insert_one({"_id": "old", "status": "new", "outbox": [note], "outbox_at": time.time() - 60})
+    # Operator "a" no longer exists (no queue): their note is dropped as done, still recorded for the streams.
+    broker = Broker(settings.amqp_url, topology=topology_of(settings))
+    await broker.connect()
+    try:
+        assert await Notifier(broker, db).deliver_stale(older_than_seconds=5) == 1
+    finally:
+        await broker.close()
+    chat = await db.chats.find_one({"_id": "old"})
+    assert chat is not None and "outbox" not in chat and "outbox_at" not in chat
+    assert await db.notifications.count_documents({"event_id": note["event_id"]}) == 1
 
 
 async def test_the_stand_in_stores_a_datetime_given_to_set_as_a_string(db: Database, infra: Infra) -> None:

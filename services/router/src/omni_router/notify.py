@@ -1,6 +1,6 @@
 """Operator notifications: one message per operator on `omni.operators`, routed to `operator.<id>`.
 
-A notification that follows a chat's state change is written into the chat's `outbox` by the same
+A notification that follows a chat's state change is written into the chat's outbox by the same
 atomic update as the change, then published, then removed; what a crash or a broker outage leaves
 in an outbox is published by the sweep, with its original `event_id` (consumers dedupe on it).
 """
@@ -10,9 +10,12 @@ import logging
 import time
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_router.notifications import record
+from omni_router.store import OUTBOX
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.errors import BrokerUnavailable
@@ -20,6 +23,8 @@ from omni_runtime.ids import new_id
 from omni_runtime.topology import OPERATORS_EXCHANGE, operator_routing_key
 
 log = logging.getLogger(__name__)
+
+LEGACY_OUTBOX = "outbox"
 
 
 def notes(
@@ -66,11 +71,14 @@ class Notifier:
             await self._publish(message)
 
     async def deliver(self, chat: Document) -> bool:
-        """Publish the chat's outbox and remove what was published; False if the broker refused."""
-        outbox: list[Document] = list(chat.get("outbox") or [])
+        """Publish the chat's outbox in the order it was queued and remove what was published; False if the
+        broker refused (the rest stays for the sweep)."""
+        queued: dict[str, Document] = dict(sorted((chat.get(OUTBOX) or {}).items()))
+        legacy: list[Document] = list(chat.get(LEGACY_OUTBOX) or [])  # written by 0.1 as a list
+        outbox = [*legacy, *queued.values()]
         messages = [_message(chat["_id"], note) for note in outbox]
         await record(self._db, messages)
-        done: list[str] = []
+        published = 0
         for note, message in zip(outbox, messages, strict=True):
             try:
                 await self._publish(message)
@@ -79,12 +87,23 @@ class Notifier:
                 if await self._db.operators.count_documents({"_id": note["operator_id"]}) > 0:
                     log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": chat["_id"]})
                     break
-            done.append(note["event_id"])
-        if done:
-            await self._db.chats.update_one({"_id": chat["_id"]}, {"$pull": {"outbox": {"event_id": {"$in": done}}}})
-        if len(done) == len(outbox):
-            await self._db.chats.update_one({"_id": chat["_id"], "outbox": {"$size": 0}}, {"$unset": {"outbox_at": ""}})
-        return len(done) == len(outbox)
+            published += 1
+        if published < len(legacy):
+            return False
+        removed = {f"{OUTBOX}.{key}": "" for key in list(queued)[: published - len(legacy)]}
+        if legacy:
+            removed[LEGACY_OUTBOX] = ""
+        if removed:
+            after = await self._db.chats.find_one_and_update(
+                {"_id": chat["_id"]}, {"$unset": removed}, return_document=ReturnDocument.AFTER
+            )
+            # Nothing left and no change since (every change that queues a note increments the version).
+            if after is not None and not after.get(OUTBOX) and not after.get(LEGACY_OUTBOX):
+                version = after.get("offer_version", {"$exists": False})
+                await self._db.chats.update_one(
+                    {"_id": chat["_id"], "offer_version": version}, {"$unset": {"outbox_at": ""}}
+                )
+        return published == len(outbox)
 
     async def deliver_stale(self, older_than_seconds: float) -> int:
         """Publish outboxes left behind for longer than `older_than_seconds`."""

@@ -14,6 +14,8 @@ from omni_runtime.database import Database, Document
 from omni_runtime.ids import new_id
 
 OPEN_STATUSES = ("new", "assigned")
+# A chat's notifications written with its change and not yet published (see `ChatStore.change`).
+OUTBOX = "unpublished"
 
 
 def now() -> datetime:
@@ -98,7 +100,7 @@ class ChatStore:
             "waiting": False,
             # Incremented by every change of status, holder or offers: the compare-and-set token.
             "offer_version": 0,
-            "outbox": [],
+            OUTBOX: {},
             "created_at": at,
             "last_message_at": at,
             # `active_at` and `due_at` (epoch seconds) are set by the first message's `postpone_completion`.
@@ -189,19 +191,25 @@ class ChatStore:
         where: Document | None = None,
     ) -> Document | None:
         """Apply `changes` if the chat is still the version read, queueing `notify` in its outbox in the
-        same atomic update; None if another change came first (re-read and decide again)."""
-        notes = list(notify)
+        same atomic update; None if another change came first (re-read and decide again).
+
+        The outbox (`unpublished`) maps a creation-ordered key to each note. A change only adds keys, never
+        writes back the outbox it read: a publisher that removed its notes meanwhile (which does not change
+        the version) must not get them back. The answer's outbox holds only this change's notes, for the
+        caller to publish; notes queued by others are theirs (or the sweep's) to publish."""
+        queued = {new_id(): note for note in notify}
         update: dict[str, Any] = {
-            "$set": {**changes, "outbox": [*chat.get("outbox", []), *notes]},
+            "$set": {**changes, **{f"{OUTBOX}.{key}": note for key, note in queued.items()}},
             "$inc": {"offer_version": 1},
         }
-        if notes:
+        if queued:
             update["$set"]["outbox_at"] = chat.get("outbox_at") or clock()
         fields = {name: "" for name in unset}
         if fields:
             update["$unset"] = fields
         query = {"_id": chat["_id"], "offer_version": chat.get("offer_version", 0), **(where or {})}
-        return await self.db.chats.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        updated = await self.db.chats.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return None if updated is None else {**updated, OUTBOX: queued}
 
     async def find_incoming(self, message: UnifiedMessage) -> Document | None:
         return await self.db.messages.find_one(
