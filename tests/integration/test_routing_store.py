@@ -113,6 +113,32 @@ async def test_a_change_adds_to_the_outbox_and_hands_back_only_its_own_notes(db:
         await broker.close()
 
 
+async def test_notes_published_out_of_order_leave_the_sweep_deadline_until_the_last_is_out(
+    db: Database, settings: Settings
+) -> None:
+    store = ChatStore(db)
+    await db.chats.insert_one({"_id": "c", "status": "new", "offered_to": [], "offer_version": 0, OUTBOX: {}})
+    chat = await store.chat("c")
+    assert chat is not None
+    offered = await store.change(chat, {"offered_to": ["a"]}, notify=notes("chat.offered", ["a"]))
+    assert offered is not None
+    assigned = await store.change(offered, {"status": "assigned"}, notify=notes("chat.assigned", ["a"]))
+    assert assigned is not None and [n["event"] for n in assigned[OUTBOX].values()] == ["chat.assigned"]
+    broker = Broker(settings.amqp_url, topology=topology_of(settings))
+    await broker.connect()
+    try:
+        notifier = Notifier(broker, db)
+        assert await notifier.deliver(assigned)  # the later change's publisher is first
+        left = await store.chat("c")
+        assert left is not None and [n["event"] for n in left[OUTBOX].values()] == ["chat.offered"]
+        assert "outbox_at" in left  # the offer is still on its way: the sweep keeps watching
+        assert await notifier.deliver(offered)
+    finally:
+        await broker.close()
+    done = await store.chat("c")
+    assert done is not None and done[OUTBOX] == {} and "outbox_at" not in done
+
+
 async def test_the_sweep_publishes_an_outbox_0_1_left_as_a_list(db: Database, settings: Settings) -> None:
     [note] = notes("chat.offered", ["a"])
     await db.chats.insert_one({"_id": "old", "status": "new", "outbox": [note], "outbox_at": time.time() - 60})
@@ -141,3 +167,20 @@ async def test_the_stand_in_stores_a_datetime_given_to_set_as_a_string(db: Datab
     else:
         assert stored["set"] == moment
     assert await db.probe.count_documents({"number": {"$lte": moment.timestamp()}}) == 1
+
+
+async def test_channels_and_queues_are_read_again_after_the_ttl_or_an_admin_change(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ChatStore(db)
+    await db.queues.insert_one({"_id": "q", "routing_rule": "to_all"})
+    assert (await store.queue("q") or {})["routing_rule"] == "to_all"
+    await db.queues.update_one({"_id": "q"}, {"$set": {"routing_rule": "to_available"}})
+    assert (await store.queue("q") or {})["routing_rule"] == "to_all"  # kept: every message reads it
+    store.forget_settings()  # what the admin API of this router does on a change
+    assert (await store.queue("q") or {})["routing_rule"] == "to_available"
+    await db.queues.update_one({"_id": "q"}, {"$set": {"routing_rule": "to_all"}})
+    monkeypatch.setattr("omni_router.store.SETTINGS_TTL_SECONDS", 0.0)  # another router's change, once it ran out
+    assert (await store.queue("q") or {})["routing_rule"] == "to_all"
+    await db.queues.delete_one({"_id": "q"})
+    assert await store.queue("q") is None

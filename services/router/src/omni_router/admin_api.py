@@ -87,6 +87,7 @@ class Admin:
 
     async def changed(self, kind: str, before: Document, after: Document) -> None:
         """Routing follows the admin: an operator's status or capacity, a queue's operators or rule."""
+        self.forget_settings()
         if self.offers is None:
             return
         if kind == "operators":
@@ -164,7 +165,13 @@ class Admin:
         for key, value in outcome.settings_update.items():
             update[f"settings.{key}"] = value
         await self.db.channels.update_one({"_id": channel_id}, {"$set": update})
+        self.forget_settings()
         return await _one(self.db, "channels", channel_id)
+
+    def forget_settings(self) -> None:
+        """A channel or queue changed: this router reads them again (others within SETTINGS_TTL_SECONDS)."""
+        if self.offers is not None:
+            self.offers.store.forget_settings()
 
 
 COLLECTIONS = {"queues": queue_view, "operators": operator_view, "channels": channel_view}
@@ -248,6 +255,7 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
         if kind == "operators":
             await admin.db.queues.update_many({"operator_ids": item_id}, {"$pull": {"operator_ids": item_id}})
             await admin.broker.delete_queue(operator_queue(item_id).name)
+        admin.forget_settings()
         return Response(status_code=204)
 
     async def register(request: Request) -> Response:

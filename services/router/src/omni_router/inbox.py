@@ -4,6 +4,7 @@ from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequeste
 from omni_router.offers import Offers
 from omni_router.store import ChatStore
 from omni_runtime.broker import Broker
+from omni_runtime.database import Document
 from omni_runtime.errors import PermanentError
 
 
@@ -17,10 +18,15 @@ async def receive_message(event: MessageReceived, store: ChatStore, offers: Offe
     if channel is None:
         raise PermanentError(f"channel {message.channel_id} does not exist")
     contact = await store.contact_for(channel, message)
+    current: Document | None
     if stored is None:
-        opened = await store.open_chat_for(channel, contact, message.sent_at)
-        stored, _ = await store.store_incoming(opened, message)
-    current = await store.chat(stored["chat_id"])
+        # The chat just read or opened is what routing decides on (its changes are compare-and-set writes).
+        current = await store.open_chat_for(channel, contact, message.sent_at)
+        stored, new = await store.store_incoming(current, message)
+        if not new:
+            current = await store.chat(stored["chat_id"])
+    else:
+        current = await store.chat(stored["chat_id"])
     if current is None:
         raise PermanentError(f"chat {stored['chat_id']} vanished")
     chat = current

@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_router.notifications import record
-from omni_router.store import OUTBOX
+from omni_router.store import OUTBOX, OUTBOX_SHARED
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.errors import BrokerUnavailable
@@ -93,6 +93,15 @@ class Notifier:
         removed = {f"{OUTBOX}.{key}": "" for key in list(queued)[: published - len(legacy)]}
         if legacy:
             removed[LEGACY_OUTBOX] = ""
+        version = chat.get("offer_version", {"$exists": False})
+        if removed and published == len(outbox) and not chat.get(OUTBOX_SHARED):
+            # All the chat held at its version went out: if no change came since (each change that queues a
+            # note increments the version), empty it and end its sweep deadline in one write.
+            done = await self._db.chats.update_one(
+                {"_id": chat["_id"], "offer_version": version}, {"$unset": {**removed, "outbox_at": ""}}
+            )
+            if done.matched_count:
+                return True
         if removed:
             after = await self._db.chats.find_one_and_update(
                 {"_id": chat["_id"]}, {"$unset": removed}, return_document=ReturnDocument.AFTER

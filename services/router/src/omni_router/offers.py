@@ -82,7 +82,7 @@ class Offers:
         rules: dict[str, RoutingRule],
         offer_timeout_seconds: float,
     ) -> None:
-        self._store = store
+        self.store = store
         self._db = store.db
         self._capacity = capacity
         self._notifier = notifier
@@ -143,28 +143,32 @@ class Offers:
         freed: list[str] = []
         carried: list[bool] = []
         for queue_id in dict.fromkeys(queue_ids):
-            queue = await self._store.queue(queue_id)
+            queue = await self.store.queue(queue_id)
             rule = self._rule(queue)
             if queue is None or rule is None:
                 if newcomer is not None and newcomer["queue_id"] == queue_id:
                     # In line for when the queue can route again (its rule is fixed by an admin).
-                    await self._store.change(newcomer, {"waiting": True}, where={"status": "new"})
+                    await self.store.change(newcomer, {"waiting": True}, where={"status": "new"})
                 continue
+            written: list[Document] = []
             async with self._locks[queue_id]:
                 blocked = False
                 query = {"queue_id": queue_id, "status": "new", "waiting": True}
                 for chat in await self._db.chats.find(query).sort("_id", 1).limit(BATCH).to_list():
-                    outcome, released = await self._reoffer(chat, queue, rule)
+                    outcome, released = await self._reoffer(chat, queue, rule, written=written)
                     freed += released
                     if outcome is Outcome.NOBODY:
                         blocked = True
                         break
                 if newcomer is not None and newcomer["queue_id"] == queue_id and not newcomer.get("waiting"):
                     if blocked:
-                        await self._store.change(newcomer, {"waiting": True}, where={"status": "new"})
+                        await self.store.change(newcomer, {"waiting": True}, where={"status": "new"})
                     else:
-                        _, released = await self._reoffer(newcomer, queue, rule, data=data, told_any=carried)
+                        _, released = await self._reoffer(
+                            newcomer, queue, rule, data=data, told_any=carried, written=written
+                        )
                         freed += released
+            await self._deliver(written)
         await self.after_release(freed)
         return any(carried)
 
@@ -174,11 +178,12 @@ class Offers:
         After a timeout the rule's other operators come first and the same one is offered it again
         only if nobody else can take it; an operator who declined is never offered it again.
         """
-        queue = await self._store.queue(chat.get("queue_id"))
+        queue = await self.store.queue(chat.get("queue_id"))
         rule = self._rule(queue)
         if queue is None or rule is None:
             return Outcome.NOBODY
         timeout = reason == "offer_timeout"
+        written: list[Document] = []
         async with self._locks[queue["_id"]]:
             outcome, freed = await self._reoffer(
                 chat,
@@ -188,7 +193,9 @@ class Offers:
                 decline=decline,
                 remind=timeout,
                 reason=reason,
+                written=written,
             )
+        await self._deliver(written)
         await self.after_release(freed)
         return outcome
 
@@ -205,10 +212,12 @@ class Offers:
         data: dict[str, Any] | None = None,
         reason: str = "reoffered",
         told_any: list[bool] | None = None,
+        written: list[Document],
     ) -> tuple[Outcome, list[str]]:
         """Decide who the chat is offered to now and write it; answers the outcome and the operators whose
         capacity unit this chat gave back. `later`: tried last; `remind`: notify again whoever keeps the offer;
-        `keep`: add operators, never take the offer away from anyone."""
+        `keep`: add operators, never take the offer away from anyone. The chat as written is added to
+        `written`, for the caller to publish its notifications once it let go of the queue's lock."""
         previous: list[str] = list(chat.get("offered_to", []))
         declined = list(dict.fromkeys([*chat.get("declined_by", []), *([decline] if decline else [])]))
         choice = await self._choose(chat, queue, rule, declined, later)
@@ -228,7 +237,7 @@ class Offers:
         if offer:
             changes["offer_expires_at"] = clock() + float(queue.get("offer_timeout_seconds") or self._offer_timeout)
         told = offer if remind else [op for op in offer if op not in previous]
-        updated = await self._store.change(
+        updated = await self.store.change(
             chat,
             changes,
             unset=() if offer else ("offer_expires_at",),
@@ -242,7 +251,7 @@ class Offers:
             if choice.claimed and choice.reserve:
                 await self._capacity.release(choice.reserve, chat["_id"])
             return Outcome.SKIPPED, []
-        await self._notifier.deliver(updated)
+        written.append(updated)
         if told_any is not None and told:
             told_any.append(True)
         reserved = chat.get("reserved_for")
@@ -272,6 +281,13 @@ class Offers:
                 return Choice.of(picked, [])
         return Choice.of(picked, [])
 
+    async def _deliver(self, written: list[Document]) -> None:
+        """Publish the notifications of chats written under a queue's lock, after letting go of it: the lock
+        orders routing decisions, and publishing (a stored record, broker confirms, the outbox emptied) would
+        only make the next decision wait. A crash in between leaves them in the outboxes for the sweep."""
+        for chat in written:
+            await self._notifier.deliver(chat)
+
     async def after_release(self, operator_ids: Iterable[str]) -> None:
         """Operators got capacity back: the waiting chats of their queues may be offered now."""
         freed = list(dict.fromkeys(operator_ids))
@@ -289,9 +305,11 @@ class Offers:
             if rule is None or holds_capacity(rule):
                 continue
             query = {"queue_id": queue["_id"], "status": "new", "waiting": False}
+            written: list[Document] = []
             async with self._locks[queue["_id"]]:
                 for chat in await self._db.chats.find(query).sort("_id", 1).limit(BATCH).to_list():
-                    await self._reoffer(chat, queue, rule, keep=True)
+                    await self._reoffer(chat, queue, rule, keep=True, written=written)
+            await self._deliver(written)
 
     async def operator_offline(self, operator_ids: Sequence[str]) -> None:
         """Their pending offers go to others; their assigned chats return to queues that say so."""
@@ -317,7 +335,7 @@ class Offers:
             raise Refused("at_capacity", "the operator is at capacity" + (" or not online" if online_only else ""))
         others = [op for op in involved(chat) if op != operator_id]
         assigned = {**chat, "status": "assigned", "operator_id": operator_id}
-        updated = await self._store.change(
+        updated = await self.store.change(
             chat,
             {"status": "assigned", "operator_id": operator_id, "offered_to": [operator_id], "reserved_for": None},
             unset=("offer_expires_at",),
@@ -336,7 +354,7 @@ class Offers:
 
     async def requeue(self, chat: Document, queue_id: str, *, reason: str) -> Document | None:
         """Put the chat back in the waiting line of `queue_id` (in its arrival order) and route it."""
-        updated = await self._store.change(
+        updated = await self.store.change(
             chat,
             {
                 "queue_id": queue_id,
@@ -359,7 +377,7 @@ class Offers:
     async def close(
         self, chat: Document, *, by: str | None, reason: str, where: Document | None = None
     ) -> Document | None:
-        updated = await self._store.change(
+        updated = await self.store.change(
             chat,
             {"status": "closed", "closed_at": now(), "closed_by": by, "close_reason": reason, "waiting": False},
             unset=("open_key", "due_at", "offer_expires_at"),
@@ -402,7 +420,7 @@ class Offers:
         due = {"status": {"$in": list(OPEN_STATUSES)}, "due_at": {"$lte": clock()}}
         closed = 0
         for chat in await self._db.chats.find(due).sort("due_at", 1).limit(BATCH).to_list():
-            if await self._store.reschedule(chat):
+            if await self.store.reschedule(chat):
                 continue
             # The condition again in the write: a message that came meanwhile has moved `due_at`.
             if await self.close(chat, by=None, reason="completion_timeout", where={"due_at": {"$lte": clock()}}):

@@ -14,8 +14,14 @@ from omni_runtime.database import Database, Document
 from omni_runtime.ids import new_id
 
 OPEN_STATUSES = ("new", "assigned")
+# How long a router keeps a channel or queue it read before reading it again: every message needs both, and
+# they change seldom. The admin API of the same process forgets them at once; other routers see a change
+# within this time.
+SETTINGS_TTL_SECONDS = 2.0
 # A chat's notifications written with its change and not yet published (see `ChatStore.change`).
 OUTBOX = "unpublished"
+# Set on a chat `ChatStore.change` answers when its outbox also held notes of others at that version.
+OUTBOX_SHARED = "_outbox_shared"
 
 
 def now() -> datetime:
@@ -50,9 +56,28 @@ def dedupe_key(channel_id: str, provider_message_id: str) -> str:
 class ChatStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._settings: dict[tuple[str, str], tuple[float, Document]] = {}
+
+    async def _setting(self, collection: str, item_id: str) -> Document | None:
+        """A channel or queue, read at most SETTINGS_TTL_SECONDS ago (not to be changed by the caller)."""
+        key = (collection, item_id)
+        at = time.monotonic()
+        kept = self._settings.get(key)
+        if kept is not None and at - kept[0] < SETTINGS_TTL_SECONDS:
+            return kept[1]
+        doc = await self.db[collection].find_one({"_id": item_id})
+        if doc is None:
+            self._settings.pop(key, None)
+        else:
+            self._settings[key] = (at, doc)
+        return doc
+
+    def forget_settings(self) -> None:
+        """Channels or queues changed: read them again next time."""
+        self._settings.clear()
 
     async def channel(self, channel_id: str) -> Channel | None:
-        doc = await self.db.channels.find_one({"_id": channel_id})
+        doc = await self._setting("channels", channel_id)
         return Channel.from_document(doc) if doc else None
 
     async def contact_for(self, channel: Channel, message: UnifiedMessage) -> Document:
@@ -152,21 +177,23 @@ class ChatStore:
             stored = await self.db.messages.find_one({"dedupe_key": key})
             assert stored is not None
             return stored, False
-        await self.db.chats.update_one(
-            {"_id": chat["_id"], "last_message_at": {"$lt": doc["created_at"]}},
-            {"$set": {"last_message_at": doc["created_at"]}},
-        )
-        await self.postpone_completion(chat)
+        await self.postpone_completion(chat, last_message_at=doc["created_at"])
         return doc, True
 
-    async def postpone_completion(self, chat: Document) -> None:
-        """A message went in or out: the chat's completion timeout starts again."""
+    async def postpone_completion(self, chat: Document, last_message_at: datetime | None = None) -> None:
+        """A message went in or out: the chat's completion timeout starts again (and, for a customer's
+        message, the chat's last message time moves on), in one write."""
         active_at = clock()
         later: Document = {"active_at": active_at}
         due = due_time(await self.queue(chat.get("queue_id")), active_at)
         if due is not None:
             later["due_at"] = due
-        await self.db.chats.update_one({"_id": chat["_id"], "status": {"$in": list(OPEN_STATUSES)}}, {"$max": later})
+        update: Document = {"$max": later}
+        if last_message_at is not None:
+            # `$set`, not `$max`: nx-27017 ignores `$max` on dates. One chat's messages are stored one at a
+            # time in their order (the router's partitions), so the last one stored is the latest.
+            update["$set"] = {"last_message_at": last_message_at}
+        await self.db.chats.update_one({"_id": chat["_id"], "status": {"$in": list(OPEN_STATUSES)}}, update)
 
     async def reschedule(self, chat: Document) -> bool:
         """Move a chat's due time to what its queue says now (its timeout or its queue may have changed
@@ -179,7 +206,7 @@ class ChatStore:
         return True
 
     async def queue(self, queue_id: str | None) -> Document | None:
-        return await self.db.queues.find_one({"_id": queue_id}) if queue_id else None
+        return await self._setting("queues", queue_id) if queue_id else None
 
     async def change(
         self,
@@ -209,7 +236,10 @@ class ChatStore:
             update["$unset"] = fields
         query = {"_id": chat["_id"], "offer_version": chat.get("offer_version", 0), **(where or {})}
         updated = await self.db.chats.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-        return None if updated is None else {**updated, OUTBOX: queued}
+        if updated is None:
+            return None
+        shared = set(updated.get(OUTBOX) or {}) != set(queued) or bool(updated.get("outbox"))
+        return {**updated, OUTBOX: queued, OUTBOX_SHARED: shared}
 
     async def find_incoming(self, message: UnifiedMessage) -> Document | None:
         return await self.db.messages.find_one(
