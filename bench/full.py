@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 import httpx
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("ingress", "router", "dispatcher", "profiles", "attachments")
 STRAGGLER_SECONDS = 30.0  # a phase waits this long without a new notification before giving up on the rest
 LOAD_TIMEOUT_SECONDS = 3600.0
+BACKLOG_LIMIT_SECONDS = 900.0
 SEED_BATCH = 1000
 MESSAGES_PER_SEEDED_CHAT = 20
 
@@ -129,6 +131,8 @@ class Bench:
     arrivals: Arrivals
     replies_clock: ReplyClock
     simulator_url: str
+    infra: Infra
+    vhost: str
 
     @property
     def ingress_url(self) -> str:
@@ -312,7 +316,7 @@ async def rates(bench: Bench) -> list[Phase]:
                     bench, rate, round(rate * options.seconds), f"e2e{rate:g}", f"3 webhook -> offer {rate:g}/s"
                 )
             )
-        await quiet(bench)
+        phases[-1].add("then_drained_in", await quiet(bench), "s")
     rate = options.followup_rate
     phases.append(
         await stream(
@@ -323,9 +327,27 @@ async def rates(bench: Bench) -> list[Phase]:
     return phases
 
 
-async def quiet(bench: Bench, seconds: float = 3.0) -> None:
-    """Let the backlog of the last phase (profiles, sweeps) drain before the next one starts."""
+async def quiet(bench: Bench, seconds: float = 2.0, limit: float = BACKLOG_LIMIT_SECONDS) -> float:
+    """Wait until the broker holds no message for any consumer (what the last phase left: profile requests,
+    updates, a backlog beyond the notifications) and `seconds` more; answers how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if await asyncio.to_thread(backlog, bench) == 0:
+            break
+        await asyncio.sleep(0.5)
     await asyncio.sleep(seconds)
+    return time.monotonic() - started
+
+
+def backlog(bench: Bench) -> int:
+    """Messages ready or unacknowledged in the consumer queues and their wait queues (management API)."""
+    with bench.infra.management() as client:
+        queues = client.get(f"/api/queues/{quote(bench.vhost, safe='')}", params={"columns": "name,messages"})
+    return sum(
+        int(q.get("messages") or 0)
+        for q in queues.json()
+        if not q["name"].startswith(("operator.", "bench")) and not q["name"].endswith(".parked")
+    )
 
 
 async def replies(bench: Bench) -> Phase:
@@ -347,10 +369,14 @@ async def replies(bench: Bench) -> Phase:
             text = f"reply {index}"
             sent[text] = time.time()
             started = time.perf_counter()
-            answer = await me.post(f"/api/chats/{chat_id}/messages", json={"text": text})
+            try:
+                status = (await me.post(f"/api/chats/{chat_id}/messages", json={"text": text})).status_code
+            except httpx.HTTPError as exc:
+                status = 0
+                phase.notes.append(f"reply {index}: {type(exc).__name__}")
             answered.append(time.perf_counter() - started)
-            if answer.status_code != 202:
-                phase.notes.append(f"reply answered {answer.status_code}")
+            if status != 202:
+                phase.notes.append(f"reply {index} answered {status}")
 
         start = time.perf_counter()
         tasks = []
@@ -405,7 +431,7 @@ def seeded_documents(bench: Bench, first: int, count: int) -> tuple[list[Documen
                     "declined_by": [],
                     "waiting": False,
                     "offer_version": 3,
-                    "outbox": [],
+                    "unpublished": {},
                     "created_at": long_ago,
                     "last_message_at": long_ago,
                 }
@@ -625,7 +651,7 @@ async def run_phases(infra: Infra, vhost: str, options: Options, work_dir: Path)
         await processes.start(*SERVICES)
         desk = await seed_desk(settings, f"{simulator_url}/thirdparty/{PROVIDER}/outgoing", max_chats=1000)
         arrivals = Arrivals()
-        bench = Bench(options, settings, processes, mongo, desk, arrivals, clock, simulator_url)
+        bench = Bench(options, settings, processes, mongo, desk, arrivals, clock, simulator_url, infra, vhost)
         async with notifications(arrivals, settings.amqp_url, desk.operator_id):
             phases = [await publish_vs_intake(bench), await raw_inserts(bench)]
             stored = (await seed_history(bench, options.small_history)).stored

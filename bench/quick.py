@@ -53,6 +53,7 @@ class Options:
     replies: int
     reply_rate: float
     json_path: Path | None
+    senders: int = SENDERS
 
 
 @dataclass(frozen=True)
@@ -186,39 +187,51 @@ class Stopwatch:
 
 
 class MongoCommands(monitoring.CommandListener):
-    """Every database command of this process (all services run here): how many, and how long they took."""
+    """Every database command of this process (all services run here): how many, and how long they took,
+    by command and collection."""
 
     def __init__(self) -> None:
         self.count = 0
         self.seconds = 0.0
         self.by_name: Counter[str] = Counter()
+        self.micros_by_name: Counter[str] = Counter()
+        self._names: dict[int, str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
+        target = event.command.get(event.command_name)
+        self._names[event.request_id] = (
+            f"{event.command_name} {target}" if isinstance(target, str) else event.command_name
+        )
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        self._done(event.command_name, event.duration_micros)
+        self._done(event.request_id, event.command_name, event.duration_micros)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        self._done(event.command_name, event.duration_micros)
+        self._done(event.request_id, event.command_name, event.duration_micros)
 
-    def _done(self, name: str, micros: int) -> None:
+    def _done(self, request_id: int, name: str, micros: int) -> None:
         self.count += 1
         self.seconds += micros / 1e6
-        self.by_name[name] += 1
+        full = self._names.pop(request_id, name)
+        self.by_name[full] += 1
+        self.micros_by_name[full] += micros
 
-    def snapshot(self) -> tuple[int, float, Counter[str]]:
-        return self.count, self.seconds, Counter(self.by_name)
+    def snapshot(self) -> tuple[int, float, Counter[str], Counter[str]]:
+        return self.count, self.seconds, Counter(self.by_name), Counter(self.micros_by_name)
 
-    def since(self, snapshot: tuple[int, float, Counter[str]], units: int) -> Phase:
+    def since(self, snapshot: tuple[int, float, Counter[str], Counter[str]], units: int) -> Phase:
         """The commands issued since `snapshot`, per unit (message or reply) handled, as metrics to add to a phase."""
-        count, seconds, names = snapshot
+        count, seconds, names, micros = snapshot
         usage = Phase("mongo", "")
         usage.add("mongo_cmds_per_msg", (self.count - count) / max(units, 1))
         # Summed client-side durations: waits in the database's queue count as often as commands overlap.
         usage.add("mongo_ms_per_msg", (self.seconds - seconds) * 1000 / max(units, 1), "ms")
-        top = (self.by_name - names).most_common(6)
-        usage.notes.append("mongo commands: " + ", ".join(f"{name} {n}" for name, n in top))
+        top = (self.by_name - names).most_common(12)
+        spent = self.micros_by_name - micros
+        usage.notes.append(
+            "mongo commands per unit (mean ms each): "
+            + ", ".join(f"{name} {n / max(units, 1):.2f} ({spent[name] / n / 1000:.1f})" for name, n in top)
+        )
         return usage
 
 
@@ -412,7 +425,8 @@ async def end_to_end(stack: Stack, desk: Desk, mongo: MongoCommands, options: Op
 
             async def post(index: int) -> None:
                 text = f"e2e {index}"
-                raw, headers = webhook(desk, f"e2e-{index}", text, f"e2e-cust-{index % SENDERS}")
+                sender = f"e2e-cust-{index % options.senders if options.senders else index}"
+                raw, headers = webhook(desk, f"e2e-{index}", text, sender)
                 sent_at[text], sent_wall[text] = time.perf_counter(), time.time()
                 answer = await client.post(url, content=raw, headers=headers)
                 answered.append(time.perf_counter() - sent_at[text])
@@ -599,11 +613,21 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--replies", type=int, default=100, help="replies posted in (4)")
     parser.add_argument("--reply-rate", type=float, default=20.0, help="replies per second in (4)")
     parser.add_argument("--json", type=Path, default=None, dest="json_path", help="also write the results here")
+    parser.add_argument(
+        "--senders", type=int, default=SENDERS, help="customers taking turns in (3); 0: each message a new customer"
+    )
     args = parser.parse_args(argv)
     if min(args.messages, args.concurrency, args.replies) < 1 or min(args.rate, args.seconds, args.reply_rate) <= 0:
         parser.error("counts, rates and durations must be positive")
     return Options(
-        args.messages, args.concurrency, args.rate, args.seconds, args.replies, args.reply_rate, args.json_path
+        args.messages,
+        args.concurrency,
+        args.rate,
+        args.seconds,
+        args.replies,
+        args.reply_rate,
+        args.json_path,
+        args.senders,
     )
 
 
