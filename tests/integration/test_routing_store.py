@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from omni_contracts import UnifiedMessage
+from omni_providers import Channel
 from omni_router.capacity import Capacity, Claim, fresh_capacity
 from omni_router.notify import Notifier, notes
 from omni_router.store import OUTBOX, ChatStore
@@ -184,3 +186,40 @@ async def test_channels_and_queues_are_read_again_after_the_ttl_or_an_admin_chan
     assert (await store.queue("q") or {})["routing_rule"] == "to_all"
     await db.queues.delete_one({"_id": "q"})
     assert await store.queue("q") is None
+
+
+async def test_a_contact_stored_before_sender_keys_is_found_and_keyed(db: Database) -> None:
+    await ensure_indexes(db)
+    await db.contacts.insert_one({"_id": "old", "channel_id": "ch", "external_id": "cust", "name": "Old"})
+    channel = Channel(id="ch", name="Shop", provider="thirdparty", source="s", queue_id="q", settings={})
+    store = ChatStore(db)
+
+    def customer_message(message_id: str, sender: str) -> UnifiedMessage:
+        return UnifiedMessage(
+            provider="thirdparty",
+            channel_id="ch",
+            provider_message_id=message_id,
+            sender=sender,
+            recipient="bot",
+            sent_at=datetime.now(UTC),
+            text="hello",
+        )
+
+    message = customer_message("m-1", sender="cust")
+    assert (await store.contact_for(channel, message))["_id"] == "old"  # not a second contact of the sender
+    assert (await db.contacts.find_one({"_id": "old"}) or {})["sender_key"] == "ch:cust"
+    assert (await store.contact_for(channel, message))["_id"] == "old"
+    fresh = await store.contact_for(channel, customer_message("m-2", sender="new"))
+    assert fresh["sender_key"] == "ch:new" and await db.contacts.count_documents({}) == 2
+
+
+async def test_chats_waiting_since_0_1_join_their_queues_line_at_start(db: Database) -> None:
+    await db.chats.insert_many(
+        [
+            {"_id": "w", "status": "new", "waiting": True, "queue_id": "q"},
+            {"_id": "offered", "status": "new", "waiting": False, "queue_id": "q"},
+            {"_id": "in-line", "status": "new", "waiting": True, "queue_id": "q", "waiting_in": "q"},
+        ]
+    )
+    assert await ChatStore(db).backfill_waiting_line() == 1
+    assert sorted([c["_id"] async for c in db.chats.find({"waiting_in": "q"})]) == ["in-line", "w"]

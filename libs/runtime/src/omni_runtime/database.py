@@ -16,13 +16,21 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("token_hash", ASCENDING)], unique=True),
         IndexModel([("status", ASCENDING)]),
     ],
-    "contacts": [IndexModel([("channel_id", ASCENDING), ("external_id", ASCENDING)], unique=True)],
+    # Looked up by one field: nx-27017 does not use compound indexes for lookups (a lookup by both fields read
+    # every contact of the channel); the compound one still refuses a second contact of a sender.
+    "contacts": [
+        IndexModel([("sender_key", ASCENDING)], unique=True, sparse=True),
+        IndexModel([("channel_id", ASCENDING), ("external_id", ASCENDING)], unique=True),
+    ],
     "chats": [
         # Set while the chat is open and unset on close: one open chat per contact and channel.
         IndexModel([("open_key", ASCENDING)], unique=True, sparse=True),
         IndexModel([("offered_to", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("operator_id", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("queue_id", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("status", ASCENDING)]),  # open chats among all the closed ones (the supervisors' overview)
+        # The waiting line: the queue's id while the chat waits (new, offered to nobody), unset otherwise.
+        IndexModel([("waiting_in", ASCENDING)], sparse=True),
         IndexModel([("contact_id", ASCENDING)]),  # a resolved profile renames the contact's chats
         # The router's sweeps: offers past their timeout, chats past their completion timeout, and
         # notifications written with a state change but not yet published (epoch seconds, unset when done).
@@ -35,6 +43,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("dedupe_key", ASCENDING)], unique=True, sparse=True),
         IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("published", ASCENDING)]),
+        # Replies not yet published (epoch seconds; unset once published): the outbox sweep.
+        IndexModel([("publish_due", ASCENDING)], sparse=True),
+        # One field: nx-27017 uses no compound index, and a chat's page of messages read every message.
+        IndexModel([("chat_id", ASCENDING)]),
     ],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:

@@ -69,6 +69,7 @@ def create_app(
             notifier = Notifier(ctx.broker, ctx.db)
             capacity = Capacity(ctx.db)
             await ensure_capacity_fields(ctx.db)
+            await store.backfill_waiting_line()
             offers = Offers(store, capacity, notifier, rules, settings.offer_timeout_seconds)
             desk = Desk(store, offers, notifier, ctx.broker)
             received = MessageReceived.model_validate_json

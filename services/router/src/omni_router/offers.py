@@ -153,7 +153,7 @@ class Offers:
             written: list[Document] = []
             async with self._locks[queue_id]:
                 blocked = False
-                query = {"queue_id": queue_id, "status": "new", "waiting": True}
+                query = {"waiting_in": queue_id, "status": "new", "waiting": True}
                 for chat in await self._db.chats.find(query).sort("_id", 1).limit(BATCH).to_list():
                     outcome, released = await self._reoffer(chat, queue, rule, written=written)
                     freed += released
@@ -413,7 +413,7 @@ class Offers:
         await self.operator_offline(offline)
 
     async def dispatch_all(self) -> None:
-        await self.dispatch(await self._db.chats.distinct("queue_id", {"status": "new", "waiting": True}))
+        await self.dispatch(await self._db.chats.distinct("waiting_in", {"waiting_in": {"$exists": True}}))
 
     async def close_due(self) -> int:
         """Close the chats whose completion timeout has passed without a message."""

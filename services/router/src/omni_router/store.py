@@ -1,7 +1,7 @@
 """Chats, contacts and messages in MongoDB. Uniqueness is enforced by indexes, never by check-then-insert."""
 
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,30 @@ def dedupe_key(channel_id: str, provider_message_id: str) -> str:
     return f"{channel_id}:{provider_message_id}"
 
 
+async def open_chats(db: Database, fields: Document | None = None) -> AsyncIterator[Document]:
+    """Every open chat, read by equality on each open status: closed chats are nearly all of them, and the
+    nx-27017 stand-in reads every chat for a `$in` filter."""
+    for status in OPEN_STATUSES:
+        async for chat in db.chats.find({"status": status}, fields):
+            yield chat
+
+
+def sender_key(channel_id: str, sender: str) -> str:
+    """A contact's lookup key: the channel and the sender's id there."""
+    return f"{channel_id}:{sender}"
+
+
+def waiting_line(chat: Document, changes: Document, unset: Iterable[str]) -> Document:
+    """How a change leaves the chat's place in its queue's waiting line: `waiting_in` holds the queue's id
+    while the chat waits (new, offered to nobody), so the line is read through an index of its own."""
+    after = {**chat, **changes}
+    for name in unset:
+        after.pop(name, None)
+    if after.get("waiting") and after.get("status") == "new" and after.get("queue_id"):
+        return {"$set": {"waiting_in": after["queue_id"]}}
+    return {"$unset": {"waiting_in": ""}}
+
+
 class ChatStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -82,12 +106,14 @@ class ChatStore:
 
     async def contact_for(self, channel: Channel, message: UnifiedMessage) -> Document:
         """Find or create the contact of (channel, sender); a lost creation race reads the winner's."""
-        query = {"channel_id": channel.id, "external_id": message.sender}
-        contact = await self.db.contacts.find_one(query)
+        key = sender_key(channel.id, message.sender)
+        contact = await self.db.contacts.find_one({"sender_key": key})
         if contact is not None:
             return contact
+        query = {"channel_id": channel.id, "external_id": message.sender}
         contact = {
             "_id": new_id(),
+            "sender_key": key,
             **query,
             "name": message.sender_name or fallback_contact_name(channel, message.sender),
             "profile_status": "pending",
@@ -98,6 +124,8 @@ class ChatStore:
         except DuplicateKeyError:
             found = await self.db.contacts.find_one(query)
             assert found is not None
+            if "sender_key" not in found:  # stored before 0.2: found by the slower query once
+                await self.db.contacts.update_one({"_id": found["_id"]}, {"$set": {"sender_key": key}})
             return found
         return contact
 
@@ -232,6 +260,9 @@ class ChatStore:
         if queued:
             update["$set"]["outbox_at"] = chat.get("outbox_at") or clock()
         fields = {name: "" for name in unset}
+        line = waiting_line(chat, changes, unset)
+        update["$set"].update(line.get("$set", {}))
+        fields.update(line.get("$unset", {}))
         if fields:
             update["$unset"] = fields
         query = {"_id": chat["_id"], "offer_version": chat.get("offer_version", 0), **(where or {})}
@@ -240,6 +271,17 @@ class ChatStore:
             return None
         shared = set(updated.get(OUTBOX) or {}) != set(queued) or bool(updated.get("outbox"))
         return {**updated, OUTBOX: queued, OUTBOX_SHARED: shared}
+
+    async def backfill_waiting_line(self) -> int:
+        """Chats that started waiting before `waiting_in` existed (0.1) join their queue's line; run at start."""
+        joined = 0
+        stray = {"status": "new", "waiting": True, "waiting_in": {"$exists": False}}
+        async for chat in self.db.chats.find(stray, {"queue_id": 1}):
+            done = await self.db.chats.update_one(
+                {"_id": chat["_id"], **stray}, {"$set": {"waiting_in": chat["queue_id"]}}
+            )
+            joined += done.modified_count
+        return joined
 
     async def find_incoming(self, message: UnifiedMessage) -> Document | None:
         return await self.db.messages.find_one(
