@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from omni_router.auth import operator_of
 from omni_router.desk import Desk
-from omni_router.store import OPEN_STATUSES, now
+from omni_router.store import now, open_chats
 from omni_router.views import operator_view
 from omni_runtime.database import Database, Document
 from omni_runtime.web import ApiError
@@ -56,7 +56,7 @@ async def overview(db: Database) -> dict[str, Any]:
     held: Counter[str] = Counter()
     offered: Counter[str] = Counter()
     fields = {"queue_id": 1, "status": 1, "operator_id": 1, "offered_to": 1, "created_at": 1}
-    async for chat in db.chats.find({"status": {"$in": list(OPEN_STATUSES)}}, fields):
+    async for chat in open_chats(db, fields):
         queue_id = chat.get("queue_id") or ""
         if chat["status"] == "assigned":
             assigned[queue_id] += 1

@@ -1,5 +1,6 @@
 """Chat actions an operator takes (the reference's OmnichannelChatService), free of HTTP."""
 
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -162,6 +163,8 @@ class Desk:
             "attachments": [a.model_dump() | {"status": "stored"} for a in attachments],
             "status": "queued",
             "published": False,
+            # Until published: when the outbox sweep publishes it if the broker could not confirm at once.
+            "publish_due": time.time(),
             "created_at": now(),
         }
         await self.db.messages.insert_one(message)
@@ -173,7 +176,8 @@ class Desk:
         channel = await self.store.channel(message["channel_id"])
         if channel is None:
             await self.db.messages.update_one(
-                {"_id": message["_id"]}, {"$set": {"status": "failed", "failure_reason": "channel deleted"}}
+                {"_id": message["_id"]},
+                {"$set": {"status": "failed", "failure_reason": "channel deleted"}, "$unset": {"publish_due": ""}},
             )
             return False
         event = MessageOutgoing(
@@ -189,7 +193,9 @@ class Desk:
             await self.broker.publish_event(event)
         except BrokerUnavailable:
             return False
-        await self.db.messages.update_one({"_id": message["_id"]}, {"$set": {"published": True}})
+        await self.db.messages.update_one(
+            {"_id": message["_id"]}, {"$set": {"published": True}, "$unset": {"publish_due": ""}}
+        )
         return True
 
     async def close(self, chat_id: str, operator: Document) -> Document:
