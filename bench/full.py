@@ -409,6 +409,7 @@ def seeded_documents(bench: Bench, first: int, count: int) -> tuple[list[Documen
             contacts.append(
                 {
                     "_id": contact_id,
+                    "sender_key": f"{channel}:seed-{n}",
                     "channel_id": channel,
                     "external_id": f"seed-{n}",
                     "name": "Old customer",
@@ -656,18 +657,19 @@ async def run_phases(infra: Infra, vhost: str, options: Options, work_dir: Path)
             phases = [await publish_vs_intake(bench), await raw_inserts(bench)]
             stored = (await seed_history(bench, options.small_history)).stored
             rate = options.history_rate
+            await quiet(bench, 5.0)
             small = await stream(bench, rate, round(rate * options.seconds), "small", "")
             small.add("stored_messages", stored)
-            await quiet(bench)
+            baseline = Phase("baseline", f"5 history: {stored:,} stored")
+            for key in ("throughput", "notify_p50", "notify_p95", "notify_p99"):
+                baseline.add(key, small.value(key), "ms" if key.startswith("notify") else "/s")
+            # The larger history is measured next, before the rates leave thousands of open chats behind (the
+            # bench's operator never accepts one): the two measurements differ in stored history only.
+            phases += [baseline, await history(bench, small)]
             phases += await rates(bench)
             phases.append(await replies(bench))
             if options.soak:
                 phases.append(await soak(bench))
-            phases.append(await history(bench, small))
-            baseline = Phase("baseline", f"5 history: {stored:,} stored")
-            for key in ("throughput", "notify_p50", "notify_p95", "notify_p99"):
-                baseline.add(key, small.value(key), "ms" if key.startswith("notify") else "/s")
-            phases.insert(-1, baseline)
             phases.append(memory(bench))
         return phases
     except BaseException:
