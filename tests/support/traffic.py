@@ -36,14 +36,19 @@ class Desk:
     token: str
 
 
-async def seed_desk(settings: Settings, outgoing_url: str, max_chats: int = 1000) -> Desk:
+async def seed_desk(
+    settings: Settings, outgoing_url: str, max_chats: int = 1000, offer_timeout_seconds: float | None = None
+) -> Desk:
+    """One operator, one `to_all` queue, one third-party channel. `offer_timeout_seconds`: how long an offer
+    stands before it is made again (the queue's, else the router's setting)."""
     router = f"http://127.0.0.1:{settings.router_port}"
+    timeout = {"offer_timeout_seconds": offer_timeout_seconds} if offer_timeout_seconds else {}
     async with client(router, ADMIN_TOKEN) as admin:
         operator = await admin.post("/api/admin/operators", json={"name": "Olga", "max_chats": max_chats})
         assert operator.status_code == 201, operator.text
         queue = await admin.post(
             "/api/admin/queues",
-            json={"name": "support", "routing_rule": "to_all", "operator_ids": [operator.json()["id"]]},
+            json={"name": "support", "routing_rule": "to_all", "operator_ids": [operator.json()["id"]], **timeout},
         )
         assert queue.status_code == 201, queue.text
         channel = await admin.post(
