@@ -47,6 +47,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("publish_due", ASCENDING)], sparse=True),
         # One field: nx-27017 uses no compound index, and a chat's page of messages read every message.
         IndexModel([("chat_id", ASCENDING)]),
+        IndexModel([("status", ASCENDING)]),  # replies still queued: few among all the messages
     ],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
