@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -43,6 +43,9 @@ async def read_json(request: Request) -> Any:
         return json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    except ClientDisconnect:
+        # Gone before its body arrived (a client that gave up): nothing was done, nobody reads the answer.
+        raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
 
 
 def describe(exc: ValidationError) -> str:
