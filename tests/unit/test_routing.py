@@ -1,7 +1,7 @@
 """Routing decisions: the reference's GetOperatorIds contract, the built-in rules, the example rule, chat actions."""
 
 from omni_example_supervisor_rule import to_supervisor
-from omni_router.desk import allowed_actions, visibility
+from omni_router.desk import allowed_actions, may_see, visibility
 from omni_router.routing import Candidate, holds_capacity, load_rules, operator_ids_for, to_all, to_available
 
 
@@ -76,3 +76,11 @@ def test_times_read_the_same_whether_stored_as_dates_or_as_the_stand_ins_text() 
     as_text = {**chat, "created_at": "2026-11-26 22:51:21.777000", "last_message_at": "garbage"}
     assert chat_view(chat)["created_at"] == chat_view(as_text)["created_at"] == "2026-11-26T22:51:21.777000+00:00"
     assert chat_view(as_text)["last_message_at"] is None
+
+
+def test_who_may_see_a_chat_matches_the_visibility_filter() -> None:
+    chat = {"status": "new", "operator_id": None, "offered_to": ["a"], "offered_ever": ["a", "b"]}
+    assert may_see(chat, {"_id": "a"}) and not may_see(chat, {"_id": "b"})
+    assert may_see(chat, {"_id": "b"}, offered_before=True) and not may_see(chat, {"_id": "c"}, offered_before=True)
+    assert may_see({**chat, "operator_id": "c", "offered_to": []}, {"_id": "c"})
+    assert may_see(chat, {"_id": "z", "role": "supervisor"})
