@@ -9,11 +9,11 @@ import pytest
 
 from omni_contracts import ProfileRequested
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer, QuickRetries
+from omni_runtime.consumer import QuickRetries
 from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked
-from omni_runtime.service import topology_of
+from omni_runtime.service import configured_consumer, topology_of
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
 from tests.support.stack import eventually
@@ -50,16 +50,8 @@ async def test_blips_are_tried_again_at_once_rate_limits_and_named_waits_wait(
         if outcome is not None:
             raise outcome
 
-    consumer = Consumer(
-        broker,
-        broker.topology.consumer(PROFILES_REQUESTED),
-        ProfileRequested.model_validate_json,
-        handle,
-        delays_ms=settings.retry_delays_ms,
-        max_attempts=settings.max_attempts,
-        prefetch=8,
-        metrics=Metrics("test"),
-        delivery_limit=settings.delivery_limit,
+    consumer = configured_consumer(
+        broker, settings, Metrics("test"), PROFILES_REQUESTED, ProfileRequested.model_validate_json, handle, prefetch=8
     )
     await consumer.start()
     try:

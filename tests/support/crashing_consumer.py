@@ -13,9 +13,8 @@ from pathlib import Path
 
 from omni_contracts import ProfileRequested
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import topology_of
+from omni_runtime.service import configured_consumer, topology_of
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
 
@@ -41,17 +40,14 @@ async def main(log: Path) -> None:
     async def park(request: ProfileRequested | None, cause: str) -> None:
         note(f"parked {request.external_id if request else '?'}: {cause}")
 
-    consumer = Consumer(
+    consumer = configured_consumer(
         broker,
-        broker.topology.consumer(PROFILES_REQUESTED),
+        settings,
+        Metrics("crashing-consumer"),
+        PROFILES_REQUESTED,
         ProfileRequested.model_validate_json,
         handle,
-        delays_ms=settings.retry_delays_ms,
-        max_attempts=settings.max_attempts,
-        prefetch=settings.prefetch,
-        metrics=Metrics("crashing-consumer"),
-        on_park=park,
-        delivery_limit=settings.delivery_limit,
+        park,
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

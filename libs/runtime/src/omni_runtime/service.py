@@ -45,6 +45,38 @@ class Slot(Generic[T]):
         return self._value
 
 
+def configured_consumer(
+    broker: Broker,
+    settings: Settings,
+    metrics: Metrics,
+    queue: QueueDef,
+    parse: Callable[[bytes], M],
+    handler: Handler[M],
+    on_park: ParkHook[M] | None = None,
+    *,
+    order_key: Callable[[M], str] | None = None,
+    prefetch: int | None = None,
+    passive: bool = False,
+) -> Consumer[M]:
+    """A consumer of `queue` (declared as the topology says; `passive`: as it exists) with the settings' retry
+    schedule, prefetch and delivery limit; `parse` turns the body into a contract; `order_key`: messages with the
+    same key go one at a time, in delivery order."""
+    return Consumer(
+        broker,
+        queue if passive else broker.topology.consumer(queue),
+        parse,
+        handler,
+        delays_ms=settings.retry_delays_ms,
+        max_attempts=settings.max_attempts,
+        prefetch=prefetch or settings.prefetch,
+        metrics=metrics,
+        on_park=on_park,
+        delivery_limit=settings.delivery_limit,
+        order_key=order_key,
+        passive=passive,
+    )
+
+
 @dataclass
 class ServiceContext:
     name: str
@@ -67,21 +99,17 @@ class ServiceContext:
         prefetch: int | None = None,
         passive: bool = False,
     ) -> Consumer[M]:
-        """A consumer of `queue` (declared as the topology says; `passive`: as it exists) with this service's retry
-        schedule and delivery limit; `parse` turns the body into a contract; `order_key`: messages with the same
-        key go one at a time, in delivery order."""
-        return Consumer(
+        """A consumer of `queue` with this service's settings (see `configured_consumer`)."""
+        return configured_consumer(
             self.broker,
-            queue if passive else self.broker.topology.consumer(queue),
+            self.settings,
+            self.metrics,
+            queue,
             parse,
             handler,
-            delays_ms=self.settings.retry_delays_ms,
-            max_attempts=self.settings.max_attempts,
-            prefetch=prefetch or self.settings.prefetch,
-            metrics=self.metrics,
-            on_park=on_park,
-            delivery_limit=self.settings.delivery_limit,
+            on_park,
             order_key=order_key,
+            prefetch=prefetch,
             passive=passive,
         )
 
