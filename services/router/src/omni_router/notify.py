@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_router.notifications import record
-from omni_router.store import OUTBOX, OUTBOX_SHARED
+from omni_router.store import LEGACY_OUTBOX, OUTBOX, OUTBOX_SHARED
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.errors import BrokerUnavailable
@@ -23,8 +23,6 @@ from omni_runtime.ids import new_id
 from omni_runtime.topology import OPERATORS_EXCHANGE, operator_routing_key
 
 log = logging.getLogger(__name__)
-
-LEGACY_OUTBOX = "outbox"
 
 
 def notes(

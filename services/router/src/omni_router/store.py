@@ -20,6 +20,7 @@ OPEN_STATUSES = ("new", "assigned")
 SETTINGS_TTL_SECONDS = 2.0
 # A chat's notifications written with its change and not yet published (see `ChatStore.change`).
 OUTBOX = "unpublished"
+LEGACY_OUTBOX = "outbox"  # 0.1 kept it as a list under this name; the sweep still publishes those
 # Set on a chat `ChatStore.change` answers when its outbox also held notes of others at that version.
 OUTBOX_SHARED = "_outbox_shared"
 
@@ -269,7 +270,7 @@ class ChatStore:
         updated = await self.db.chats.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         if updated is None:
             return None
-        shared = set(updated.get(OUTBOX) or {}) != set(queued) or bool(updated.get("outbox"))
+        shared = set(updated.get(OUTBOX) or {}) != set(queued) or bool(updated.get(LEGACY_OUTBOX))
         return {**updated, OUTBOX: queued, OUTBOX_SHARED: shared}
 
     async def backfill_waiting_line(self) -> int:
