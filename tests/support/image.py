@@ -184,6 +184,8 @@ def run_uv(words: list[str], state: Replay) -> None:
     env["UV_OFFLINE"] = "1"
     env.setdefault("UV_PROJECT_ENVIRONMENT", str(state.inside(".venv")))
     cwd = state.inside(".")
-    done = subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    uv = shutil.which("uv")
+    command = [uv, *words[1:]] if uv else ["python3", "-m", "uv", *words[1:]]  # as the Makefile finds it
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     state.log.append(f"{shlex.join(words)} -> {done.returncode}")
     assert done.returncode == 0, f"`{shlex.join(words)}` failed in {cwd}:\n{done.stderr}"
