@@ -37,6 +37,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   command -v chromium >/dev/null 2>&1 || die "chromium is still not on PATH after installing it"
 fi
 
+# deploy/Caddyfile (compose's HTTPS proxy) is validated and run in front of the services by Debian's caddy
+# (on a host with systemd the package also starts its own caddy service on port 80; the tests do not use it).
+if ! command -v caddy >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing caddy for the proxy's test"
+  if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
+  { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq caddy; } ||
+    die "\`apt-get install caddy\` failed; the proxy's test (tests/e2e/test_proxy.py) needs it"
+  command -v caddy >/dev/null 2>&1 || die "caddy is still not on PATH after installing it"
+fi
+
 # The broker the tests use is AMQP_URL's (default: the local one); only a local one is ours to start.
 read -r AMQP_HOST AMQP_PORT < <(python3 -c '
 import os, urllib.parse

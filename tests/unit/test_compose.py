@@ -17,8 +17,12 @@ from omni_devrun.standins import free_port, port_is_free
 from omni_runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+PROXY: dict[str, Any] = SERVICES.get("proxy", {})
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+REQUIRED_DOMAIN = "${DOMAIN:?set DOMAIN, the host name messengers and operators reach}"
 # Ours are the ones built from the Dockerfile; rabbitmq and mongo are images configured their own way.
 OURS = sorted(name for name, service in SERVICES.items() if "build" in service)
 SETTINGS_VARIABLES = {field.upper() for field in Settings.model_fields}
@@ -63,6 +67,18 @@ def test_core_configuration_is_set(name: str) -> None:
     assert environment["MONGODB_URL"] == "mongodb://mongo:27017/omnichannel"
     assert environment["HTTP_HOST"] == "0.0.0.0"
     assert environment["ADMIN_TOKEN"] == "${ADMIN_TOKEN:?set ADMIN_TOKEN}"
+    assert (
+        environment["AMQP_URL"]
+        == "amqp://${RABBITMQ_USER:-omni}:${RABBITMQ_PASSWORD:?set RABBITMQ_PASSWORD}@rabbitmq:5672/"
+    )
+    assert environment["PUBLIC_BASE_URL"] == f"https://{REQUIRED_DOMAIN}"
+
+
+def test_no_secret_has_a_default() -> None:
+    """Like ADMIN_TOKEN, the broker's password must be given: compose refuses to start without one."""
+    defaulted = re.findall(r"\$\{(\w+):?-", COMPOSE_TEXT)
+    assert not [name for name in defaulted if re.search("PASS|TOKEN|SECRET|KEY", name)], defaulted
+    assert SERVICES["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"] == "${RABBITMQ_PASSWORD:?set RABBITMQ_PASSWORD}"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -74,7 +90,8 @@ def test_every_service_has_a_healthcheck(name: str) -> None:
 def test_healthcheck_asks_the_port_the_service_listens_on(name: str) -> None:
     port = SERVICES[name]["environment"][f"{name.upper()}_PORT"]
     test = " ".join(SERVICES[name]["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{port}/healthz" in test
+    assert f"http://127.0.0.1:{port}/readyz" in test  # broker and database reachable, not just the process up
+    assert "/healthz" not in test
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -89,9 +106,42 @@ def test_depends_on_conditions_are_service_healthy(name: str) -> None:
     assert all(dependency["condition"] == "service_healthy" for dependency in depends_on.values())
 
 
-@pytest.mark.parametrize(("name", "port"), [("ingress", 8080), ("router", 8081)])
-def test_ingress_and_router_are_published(name: str, port: int) -> None:
-    assert f"{port}:{port}" in SERVICES[name]["ports"]
+def test_only_the_proxy_publishes_ports() -> None:
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"proxy"}
+    assert PROXY["ports"] == ["80:80", "443:443", "443:443/udp"]
+    assert not [name for name, service in SERVICES.items() if "expose" in service]
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_services_can_be_scaled(name: str) -> None:
+    """`docker compose up --scale router=3` needs no fixed container name, host name or host port."""
+    assert not {"container_name", "hostname", "ports"} & set(SERVICES[name])
+
+
+def test_proxy_is_caddy_with_the_repository_s_caddyfile_and_a_kept_data_volume() -> None:
+    assert PROXY["image"] == "caddy:2"
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in PROXY["volumes"]
+    assert CADDYFILE.is_file()
+    volumes = {entry.split(":")[1]: entry.split(":")[0] for entry in PROXY["volumes"]}
+    assert volumes["/data"] in COMPOSE["volumes"], "Caddy's certificates and ACME account must outlive the container"
+    assert PROXY["environment"] == {"DOMAIN": REQUIRED_DOMAIN}
+    assert set(PROXY["depends_on"]) == {"ingress", "router"}
+
+
+def caddyfile_upstream(service: str) -> str:
+    """The `dynamic a <host> <port>` line naming a compose service in the Caddyfile, with its production defaults."""
+    text = CADDYFILE.read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("dynamic a ")]
+    defaults = [re.sub(r"\{\$\w+:([^}]*)\}", r"\1", line) for line in lines]
+    [found] = [line for line in defaults if f" {service} " in line]
+    return found
+
+
+@pytest.mark.parametrize("name", ["ingress", "router"])
+def test_caddy_balances_over_every_replica_the_service_s_dns_name_answers(name: str) -> None:
+    port = SERVICES[name]["environment"][f"{name.upper()}_PORT"]
+    assert caddyfile_upstream(name) == f"dynamic a {name} {port} {{"
 
 
 def test_dockerfile_cmd_runs_a_module_that_exists() -> None:
