@@ -1,4 +1,5 @@
-"""HTTP pieces every service shares: JSON errors, health, readiness and metrics routes, the server."""
+"""HTTP pieces every service shares: the app with its JSON errors, reading JSON bodies, health, readiness and
+metrics routes, the server."""
 
 import asyncio
 import json
@@ -9,9 +10,13 @@ from typing import Any, TypeVar
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from omni_runtime.metrics import Metrics
 
@@ -36,6 +41,56 @@ def error_response(status: int, error: str, detail: str) -> JSONResponse:
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.error, exc.detail)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, wrong method) in the same JSON shape as ours."""
+    assert isinstance(exc, HTTPException)
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    answer = error_response(exc.status_code, error, str(exc.detail))
+    answer.headers.update(exc.headers or {})
+    return answer
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug: uvicorn logs the traceback, the client gets the JSON error without it."""
+    return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+
+
+class NoStore:
+    """Answers carry `Cache-Control: no-store` unless they say otherwise: API answers are private and current."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+def service_app(routes: Sequence[BaseRoute], lifespan: Lifespan[Any]) -> Starlette:
+    """A service's Starlette app: every error answered as `{"error", "detail"}`, answers not cached."""
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+    )
+    app.add_middleware(NoStore)
+    return app
 
 
 async def read_json(request: Request) -> Any:
