@@ -6,7 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.seed import Desk
+from omni_runtime.database import Database
+from tests.support.seed import Desk, seed_desk
 from tests.support.stack import Stack, signed
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +32,66 @@ async def _get(client: httpx.AsyncClient, path: str) -> httpx.Response | str:
         return await client.get(path)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+# --- 3: JSON nested too deep -----------------------------------------------------------------------
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+DEEP_OBJECT = b'{"a":' * 200 + b"1" + b"}" * 200
+
+
+async def test_deeply_nested_json_is_a_400_on_every_json_path(stack: Stack, db: Database) -> None:
+    await stack.start("ingress", "router")
+    desk = await seed_desk(stack, operators=1)
+    token = next(iter(desk.operators.values()))
+    json_type = {"Content-Type": "application/json"}
+    statuses: dict[str, tuple[int, Any]] = {}
+    async with stack.client("ingress") as ingress:
+        for body in (DEEP, DEEP_OBJECT):
+            unsigned = await ingress.post("/webhooks/acme/receive", content=body, headers=json_type)
+            statuses[f"third-party {len(body)}"] = (unsigned.status_code, unsigned.json())
+            signed_body, headers = signed(body, desk.secret)
+            signed_answer = await ingress.post("/webhooks/acme/receive", content=signed_body, headers=headers)
+            statuses[f"third-party signed {len(body)}"] = (signed_answer.status_code, signed_answer.json())
+            for meta in ("messenger", "whatsapp"):
+                answer = await ingress.post(
+                    f"/webhooks/{meta}", content=body, headers={**json_type, "X-Hub-Signature-256": "sha256=00"}
+                )
+                statuses[f"{meta} {len(body)}"] = (answer.status_code, answer.json())
+    async with stack.admin() as admin:
+        for path, method in (
+            ("/api/admin/queues", "POST"),
+            ("/api/admin/operators", "POST"),
+            (f"/api/admin/channels/{desk.channel_id}", "PATCH"),
+            ("/api/admin/parked/replay", "POST"),
+        ):
+            answer = await admin.request(method, path, content=DEEP, headers=json_type)
+            statuses[f"{method} {path}"] = (answer.status_code, answer.json())
+    async with stack.client("router", token) as client:
+        answer = await client.put("/api/operator/status", content=DEEP_OBJECT, headers=json_type)
+        statuses["PUT /api/operator/status"] = (answer.status_code, answer.json())
+        chat_path = "/api/chats/0123456789abcdef01234567/messages"
+        answer = await client.post(chat_path, content=DEEP, headers=json_type)
+        statuses[f"POST {chat_path}"] = (answer.status_code, answer.json())
+    refused = {where: (status, body.get("error")) for where, (status, body) in statuses.items()}
+    assert all(status == 400 for status, _ in refused.values()), refused
+    assert {error for _, error in refused.values()} == {"malformed_json"}, refused
+    assert await db.messages.count_documents({}) == 0
+
+
+async def test_text_that_is_not_unicode_is_a_400_on_the_api(stack: Stack, db: Database) -> None:
+    await stack.start("router")
+    desk = await seed_desk(stack, operators=1)
+    body = (
+        b'{"name": "Other", "provider": "other", "source": "bot-2", "queue_id": "%s",'
+        b' "settings": {"secret": "\\ud800x", "outgoing_url": "https://hooks.example.test/out"}}'
+    ) % desk.queue_id.encode()
+    async with stack.admin() as admin:
+        answer = await admin.post("/api/admin/channels", content=body, headers={"Content-Type": "application/json"})
+        assert (answer.status_code, answer.json()["error"]) == (400, "malformed_json")
+        assert (await admin.get("/api/admin/channels")).status_code == 200
+    assert await db.channels.count_documents({}) == 1
 
 
 # --- 9: unknown routes, wrong methods, caching ---------------------------------------------------------

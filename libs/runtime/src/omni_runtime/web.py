@@ -93,11 +93,56 @@ def service_app(routes: Sequence[BaseRoute], lifespan: Lifespan[Any]) -> Starlet
     return app
 
 
+# Deeper than any webhook or API body we read; MongoDB refuses documents nested more than 100 levels.
+MAX_JSON_DEPTH = 64
+
+
+class MalformedJson(ValueError):
+    pass
+
+
+def parse_untrusted_json(body: bytes) -> Any:
+    """A JSON body as data, or MalformedJson: not JSON, not UTF-8, nested deeper than MAX_JSON_DEPTH, or holding
+    text that is not text (a lone surrogate like "\\ud800", which no later step could encode)."""
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    _check_json(value)
+    return value
+
+
+def _check_json(value: Any) -> None:
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                for key in item:
+                    _check_text(key)
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedJson("body holds text that is not valid Unicode (a lone surrogate)") from None
+
+
 async def read_json(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+        return parse_untrusted_json(await request.body())
+    except MalformedJson as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from None
     except ClientDisconnect:
         # Gone before its body arrived (a client that gave up): nothing was done, nobody reads the answer.
         raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None

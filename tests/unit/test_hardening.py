@@ -1,0 +1,62 @@
+"""Bad input met by pure code: provider names, nesting, lone surrogates, URLs, file names, ports, credentials."""
+
+import json
+
+import pytest
+
+from omni_providers import WebhookRejected
+from omni_providers.meta import MessengerProvider, WhatsAppProvider
+from omni_providers.payloads import parse_json
+from tests.unit.test_meta import (
+    NUMBER,
+    PAGE,
+    SETTINGS,
+    Channels,
+    messenger_event,
+    post,
+    receive,
+    text_item,
+    wa_event,
+    wa_message,
+)
+
+# --- JSON too deep, text that is not text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 1000 + b"]" * 1000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b"[" * 100 + b"]" * 100,  # parses, but deeper than any webhook or API body we read
+    ],
+)
+def test_deeply_nested_json_is_a_400(raw: bytes) -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        parse_json(raw)
+    assert (caught.value.status, caught.value.error) == (400, "malformed_json")
+
+
+def test_ordinary_nesting_is_fine() -> None:
+    assert parse_json(b"[" * 20 + b"]" * 20) == json.loads(b"[" * 20 + b"]" * 20)
+
+
+def test_lone_surrogates_in_a_body_are_a_400() -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        parse_json(json.dumps({"text": "\ud800x"}).encode())
+    assert caught.value.status == 400
+    assert parse_json(json.dumps({"text": "\U0001f600 ok"}).encode()) == {"text": "\U0001f600 ok"}
+
+
+def test_messenger_text_with_a_lone_surrogate_is_a_400() -> None:
+    body = messenger_event("1122", text_item("m-1", "\ud800x"))
+    with pytest.raises(WebhookRejected) as caught:
+        receive(MessengerProvider("messenger", SETTINGS), post(body, "page-secret"), Channels(PAGE))
+    assert caught.value.status == 400
+
+
+def test_whatsapp_text_with_a_lone_surrogate_is_a_400() -> None:
+    body = wa_event("5566", messages=[wa_message("w-1", "text", {"body": "\ud800x"})])
+    with pytest.raises(WebhookRejected) as caught:
+        receive(WhatsAppProvider("whatsapp", SETTINGS), post(body, "wa-secret"), Channels(NUMBER))
+    assert caught.value.status == 400
