@@ -6,9 +6,9 @@ from typing import Any
 import httpx
 import pytest
 
-from omni_runtime.database import Database
-from tests.support.seed import Desk, seed_desk
-from tests.support.stack import Stack, signed
+from omni_runtime.database import Database, Document
+from tests.support.seed import Desk, customer_message, seed_desk
+from tests.support.stack import Simulator, Stack, eventually, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +32,61 @@ async def _get(client: httpx.AsyncClient, path: str) -> httpx.Response | str:
         return await client.get(path)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+# --- 1 and 4: files --------------------------------------------------------------------------------
+
+
+async def test_files_are_never_active_content_and_any_name_is_served(
+    stack: Stack, db: Database, simulator: Simulator
+) -> None:
+    files = {
+        "evil.svg": (SVG, "image/svg+xml"),
+        "page.html": (HTML, "text/html"),
+        "отчёт.pdf": (PDF, "application/pdf"),
+        "two\r\nlines.txt": (b"plain text", "text/plain"),
+        "cat.png": (PNG, "image/png"),
+    }
+    async with simulator.client() as control:
+        for n, (data, kind) in enumerate(files.values()):
+            stored = await control.put(f"/_sim/files/f{n}", content=data, headers={"Content-Type": kind})
+            assert stored.status_code == 201
+    await stack.start("ingress", "router", "attachments")
+    desk = await seed_desk(stack, operators=1)
+    attachments = [
+        {"url": f"{simulator.url}/files/f{n}", "content_type": kind, "file_name": name}
+        for n, (name, (_data, kind)) in enumerate(files.items())
+    ]
+    await _customer_writes(stack, desk, customer_message("m-files", type="file", text="see", attachments=attachments))
+
+    async def all_stored() -> list[Document] | None:
+        message = await db.messages.find_one({"provider_message_id": "m-files"})
+        found: list[Document] = message["attachments"] if message else []
+        return found if found and all(a.get("status") == "stored" for a in found) else None
+
+    token = next(iter(desk.operators.values()))
+    answers: dict[str, httpx.Response | str] = {}
+    async with stack.client("router", token) as client:
+        for attachment in await eventually(all_stored, timeout=30):
+            answers[attachment["file_name"]] = await _get(client, f"/api/files/{attachment['file_id']}")
+    problems = {name: a if isinstance(a, str) else a.status_code for name, a in answers.items()}
+    assert all(isinstance(a, httpx.Response) and a.status_code == 200 for a in answers.values()), problems
+    served = {name: a for name, a in answers.items() if isinstance(a, httpx.Response)}
+    for name, answer in served.items():
+        assert answer.content == files[name][0]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in answer.headers["content-security-policy"]
+        assert answer.headers["cache-control"] == "no-store"
+    for name in ("evil.svg", "page.html", "отчёт.pdf", "two\r\nlines.txt"):
+        assert served[name].headers["content-disposition"].startswith("attachment;"), name
+    assert served["cat.png"].headers["content-disposition"] == 'inline; filename="cat.png"'
+    assert served["cat.png"].headers["content-type"] == "image/png"
+    assert served["отчёт.pdf"].headers["content-disposition"] == (
+        "attachment; filename*=utf-8''%D0%BE%D1%82%D1%87%D1%91%D1%82.pdf"
+    )
+    assert served["two\r\nlines.txt"].headers["content-disposition"] == (
+        "attachment; filename*=utf-8''two%0D%0Alines.txt"
+    )
 
 
 # --- 3: JSON nested too deep -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 from omni_providers import WebhookRejected
 from omni_providers.meta import MessengerProvider, WhatsAppProvider
 from omni_providers.payloads import parse_json
+from omni_router.files_api import content_disposition
 from tests.unit.test_meta import (
     NUMBER,
     PAGE,
@@ -60,3 +61,23 @@ def test_whatsapp_text_with_a_lone_surrogate_is_a_400() -> None:
     with pytest.raises(WebhookRejected) as caught:
         receive(WhatsAppProvider("whatsapp", SETTINGS), post(body, "wa-secret"), Channels(NUMBER))
     assert caught.value.status == 400
+
+
+# --- file names in Content-Disposition --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("cat.png", 'attachment; filename="cat.png"'),
+        ("отчёт.pdf", "attachment; filename*=utf-8''%D0%BE%D1%82%D1%87%D1%91%D1%82.pdf"),
+        ("a\r\nSet-Cookie: x=1.pdf", "attachment; filename*=utf-8''a%0D%0ASet-Cookie%3A%20x%3D1.pdf"),
+        ('say "hi".txt', "attachment; filename*=utf-8''say%20%22hi%22.txt"),
+        ("\ud800.txt", "attachment; filename*=utf-8''%3F.txt"),
+    ],
+)
+def test_content_disposition_is_rfc_6266_and_latin_1(name: str, expected: str) -> None:
+    header = content_disposition("attachment", name)
+    assert header == expected
+    header.encode("latin-1")  # what HTTP/1.1 header values must be
+    assert "\r" not in header and "\n" not in header

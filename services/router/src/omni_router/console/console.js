@@ -166,6 +166,13 @@ async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+// The image types shown inline: raster formats, which cannot carry script (the router serves these inline too).
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function baseType(contentType) {
+  return (contentType ?? "").split(";")[0].trim().toLowerCase();
+}
+
 async function fileUrl(fileId) {
   const open = state.open;
   if (!open) throw new ApiError(0, "stale", "no conversation");
@@ -177,7 +184,11 @@ async function fileUrl(fileId) {
       if (!response.ok || generation !== state.generation) {
         throw new ApiError(response.status, "file", "The file cannot be loaded.");
       }
-      return URL.createObjectURL(await response.blob());
+      // Customer content: a blob URL runs in this page's origin, so only a raster image keeps its type; anything
+      // else (SVG and HTML can hold script) becomes plain bytes, which a browser downloads instead of running.
+      const type = baseType(response.headers.get("Content-Type"));
+      const bytes = await response.blob();
+      return URL.createObjectURL(new Blob([bytes], { type: INLINE_TYPES.has(type) ? type : "application/octet-stream" }));
     });
     open.blobs.set(fileId, loading);
     loading.catch(() => open.blobs.delete(fileId));
@@ -701,7 +712,7 @@ function attachmentElement(attachment) {
   if (attachment.status !== "stored" || !attachment.file_id) {
     return h("span", { class: "att-pending", text: `Attachment pending… (${name})` });
   }
-  if ((attachment.content_type ?? "").startsWith("image/")) {
+  if (INLINE_TYPES.has(baseType(attachment.content_type))) {
     const image = h("img", { class: "att-image", alt: name });
     const stick = nearEnd();
     fileUrl(attachment.file_id)
