@@ -1,12 +1,15 @@
 """Bad input met by pure code: provider names, nesting, lone surrogates, URLs, file names, ports, credentials."""
 
 import json
+from typing import Any
 
 import pytest
 
 from omni_providers import WebhookRejected
 from omni_providers.meta import MessengerProvider, WhatsAppProvider
 from omni_providers.payloads import parse_json
+from omni_providers.registry import ProviderRegistry
+from omni_providers.thirdparty import ThirdPartyProvider
 from omni_router.files_api import content_disposition
 from tests.unit.test_meta import (
     NUMBER,
@@ -20,6 +23,34 @@ from tests.unit.test_meta import (
     wa_event,
     wa_message,
 )
+
+# --- ingress memory: provider names ----------------------------------------------------------------
+
+
+def test_unknown_provider_names_are_not_remembered() -> None:
+    """Every webhook path names a provider before anything is checked: a stranger's names must not pile up."""
+    registry = ProviderRegistry(SETTINGS)
+    registry.get("acme")
+    registry.get("telegram")
+    before = len(registry._instances)
+    for n in range(5_000):
+        provider = registry.get(f"stranger-{n}-" + "x" * 200)
+        assert isinstance(provider, ThirdPartyProvider)
+    assert len(registry._instances) == before
+    assert registry.get("acme").name == "acme"
+
+
+def test_registered_providers_are_kept() -> None:
+    made: list[str] = []
+
+    def factory(name: str, settings: Any) -> ThirdPartyProvider:
+        made.append(name)
+        return ThirdPartyProvider(name, settings)
+
+    registry = ProviderRegistry(SETTINGS, {"plugged": factory})
+    assert registry.get("plugged") is registry.get("plugged")
+    assert made == ["plugged"]
+
 
 # --- JSON too deep, text that is not text ------------------------------------------------------------
 
