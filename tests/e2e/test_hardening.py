@@ -149,6 +149,103 @@ async def test_text_that_is_not_unicode_is_a_400_on_the_api(stack: Stack, db: Da
     assert await db.channels.count_documents({}) == 1
 
 
+# --- 6 and 7: admin edits validate like creation; outgoing_url is an http(s) URL ----------------------
+
+
+async def test_a_refused_patch_is_400_and_changes_nothing(stack: Stack, db: Database) -> None:
+    await stack.start("router")
+    desk = await seed_desk(stack, operators=1)
+    operator_id = next(iter(desk.operators))
+    refused = {
+        f"/api/admin/channels/{desk.channel_id}": [
+            {"settings": "x"},
+            {"settings": {"outgoing_url": "file:///etc/passwd"}},
+            {"settings": {"outgoing_url": "not a url"}},
+            {"settings": {"secret": ""}},
+            {"queue_id": "no-such-queue"},
+            {"name": ""},
+            {"is_active": "maybe"},
+            {"provider": "telegram"},
+        ],
+        f"/api/admin/operators/{operator_id}": [
+            {"status": "godmode"},
+            {"max_chats": 0},
+            {"role": "root"},
+            {"name": None},
+        ],
+        f"/api/admin/queues/{desk.queue_id}": [
+            {"routing_rule": "nonsense"},
+            {"operator_ids": ["no-such-operator"]},
+            {"operator_ids": "x"},
+            {"completion_timeout_minutes": -1},
+        ],
+    }
+    before = {kind: await db[kind].find_one({}) for kind in ("channels", "operators", "queues")}
+    answers: dict[str, Any] = {}
+    async with stack.admin() as admin:
+        for path, changes in refused.items():
+            for change in changes:
+                answer = await admin.patch(path, json=change)
+                answers[f"{path} {change}"] = (answer.status_code, answer.json().get("error"))
+        for kind in ("channels", "operators", "queues"):
+            assert (await admin.get(f"/api/admin/{kind}")).status_code == 200
+        accepted = await admin.patch(
+            f"/api/admin/channels/{desk.channel_id}",
+            json={"settings": {"outgoing_url": "https://hooks.example.test/out"}},
+        )
+        assert accepted.status_code == 200, accepted.text
+        assert (await admin.patch(f"/api/admin/operators/{operator_id}", json={"status": "busy"})).status_code == 200
+    assert all(answer == (400, "invalid_body") for answer in answers.values()), answers
+    after = {kind: await db[kind].find_one({}) for kind in ("operators", "queues")}
+    assert after["queues"] == before["queues"]
+    assert after["operators"] is not None and before["operators"] is not None
+    assert {**after["operators"], "status": "offline"} == {**before["operators"], "status": "offline"}
+    channel = await db.channels.find_one({})
+    assert channel is not None and before["channels"] is not None
+    # Only the accepted change landed; the secret the change did not name is kept.
+    assert channel["settings"] == {**before["channels"]["settings"], "outgoing_url": "https://hooks.example.test/out"}
+
+
+async def test_outgoing_url_must_be_http_and_a_stored_bad_one_fails_at_once(
+    stack: Stack, db: Database, simulator: Simulator
+) -> None:
+    await stack.start("ingress", "router", "dispatcher")
+    desk = await seed_desk(stack, operators=1)
+    async with stack.admin() as admin:
+        for url in ("file:///etc/passwd", "not a url", "ftp://example.test/x", "http://"):
+            answer = await admin.post(
+                "/api/admin/channels",
+                json={
+                    "name": "Bad",
+                    "provider": "other",
+                    "source": f"bot-{url}",
+                    "queue_id": desk.queue_id,
+                    "settings": {"secret": "s", "outgoing_url": url},
+                },
+            )
+            assert (answer.status_code, answer.json()["error"]) == (400, "invalid_body"), (url, answer.text)
+    assert await db.channels.count_documents({"provider": "other"}) == 0
+
+    # One stored before the check existed: its replies fail at once, with the reason, not after the retries.
+    await db.channels.update_one({"_id": desk.channel_id}, {"$set": {"settings.outgoing_url": "file:///etc/passwd"}})
+    await _customer_writes(stack, desk, customer_message("in-1"))
+    message = await eventually(lambda: db.messages.find_one({"provider_message_id": "in-1", "routed": True}))
+    token = next(iter(desk.operators.values()))
+    async with stack.client("router", token) as client:
+        assert (await client.post(f"/api/chats/{message['chat_id']}/accept")).status_code == 200
+        sent = await client.post(f"/api/chats/{message['chat_id']}/messages", json={"text": "hello"})
+        assert sent.status_code == 202
+
+    async def failed() -> Document | None:
+        return await db.messages.find_one({"_id": sent.json()["id"], "status": "failed"})
+
+    reply = await eventually(failed, timeout=30)
+    assert "outgoing_url" in reply["failure_reason"] and "gave up" not in reply["failure_reason"], reply
+    async with stack.admin() as admin:
+        [parked] = (await admin.get("/api/admin/parked", params={"queue": "dispatcher.outgoing"})).json()["items"]
+    assert parked["attempts"] == 1, parked
+
+
 # --- 9: unknown routes, wrong methods, caching ---------------------------------------------------------
 
 

@@ -1,16 +1,20 @@
 """Bad input met by pure code: provider names, nesting, lone surrogates, URLs, file names, ports, credentials."""
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 
-from omni_providers import WebhookRejected
+from omni_contracts import MessageOutgoing
+from omni_providers import Channel, WebhookRejected
 from omni_providers.meta import MessengerProvider, WhatsAppProvider
 from omni_providers.payloads import parse_json
 from omni_providers.registry import ProviderRegistry
 from omni_providers.thirdparty import ThirdPartyProvider
 from omni_router.files_api import content_disposition
+from omni_runtime.errors import PermanentError
 from tests.unit.test_meta import (
     NUMBER,
     PAGE,
@@ -92,6 +96,31 @@ def test_whatsapp_text_with_a_lone_surrogate_is_a_400() -> None:
     with pytest.raises(WebhookRejected) as caught:
         receive(WhatsAppProvider("whatsapp", SETTINGS), post(body, "wa-secret"), Channels(NUMBER))
     assert caught.value.status == 400
+
+
+# --- third-party outgoing_url ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "not a url", "ftp://files.example.test/x", "http://"])
+def test_an_unsupported_outgoing_url_is_a_permanent_failure(url: str) -> None:
+    channel = Channel(
+        id="c1",
+        name="Acme",
+        provider="acme",
+        source="bot-1",
+        queue_id="q",
+        settings={"secret": "k", "outgoing_url": url},
+    )
+    message = MessageOutgoing(
+        message_id="r-1", chat_id="chat-1", channel_id="c1", provider="acme", recipient="cust", text="hi"
+    )
+
+    async def send() -> None:
+        async with httpx.AsyncClient() as http:
+            await ThirdPartyProvider("acme").send(http, channel, message)
+
+    with pytest.raises(PermanentError, match="outgoing_url"):
+        asyncio.run(send())
 
 
 # --- file names in Content-Disposition --------------------------------------------------------------
