@@ -1,14 +1,23 @@
 """Bad input over real HTTP: files that could run script, JSON too deep, refused edits that must change nothing,
 URLs that are not URLs, half-sent requests, unknown routes, and credentials kept out of URLs and logs."""
 
+import asyncio
+import logging
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from omni_ingress.app import create_app as ingress_app
+from omni_router.app import create_app as router_app
 from omni_runtime.database import Database, Document
+from omni_runtime.settings import Settings
+from omni_runtime.web import HttpServer
+from tests.support.events import open_stream
+from tests.support.infra import free_port
 from tests.support.seed import Desk, customer_message, seed_desk
-from tests.support.stack import Simulator, Stack, eventually, signed
+from tests.support.stack import ADMIN_TOKEN, Simulator, Stack, eventually, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -244,6 +253,109 @@ async def test_outgoing_url_must_be_http_and_a_stored_bad_one_fails_at_once(
     async with stack.admin() as admin:
         [parked] = (await admin.get("/api/admin/parked", params={"queue": "dispatcher.outgoing"})).json()["items"]
     assert parked["attempts"] == 1, parked
+
+
+# --- 8: read deadlines ------------------------------------------------------------------------------
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> float:
+    """Seconds until the server closed the connection (whatever it said first); fails past `seconds`."""
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(reader.read(), seconds)
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server kept the connection open for more than {seconds} s") from None
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("protocol", ["h11", "httptools"])
+async def test_half_sent_requests_are_closed_at_their_deadline(
+    settings: Settings, db: Database, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    deadline = 1.0
+    tight = settings.model_copy(
+        update={"request_header_timeout_seconds": deadline, "request_body_timeout_seconds": deadline}
+    )
+    servers = {
+        name: HttpServer(
+            factory(tight),
+            "127.0.0.1",
+            free_port(),
+            header_timeout=deadline,
+            body_timeout=deadline,
+            http=protocol,
+        )
+        for name, factory in (("ingress", ingress_app), ("router", router_app))
+    }
+    for server in servers.values():
+        await server.start()
+    try:
+        ingress, router = servers["ingress"].port, servers["router"].port
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{router}") as client:
+            created = await client.post(
+                "/api/admin/operators",
+                json={"name": "op", "max_chats": 1},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            assert created.status_code == 201
+        token = created.json()["token"]
+        half_requests = {
+            "nothing": (ingress, b""),
+            "half the headers": (ingress, b"POST /webhooks/acme/receive HTTP/1.1\r\nHost: x\r\nContent-Ty"),
+            "half a body": (
+                ingress,
+                b"POST /webhooks/acme/receive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"message_id":',
+            ),
+            "router: half the headers": (router, b"GET /api/chats HTTP/1.1\r\nHost: x\r\nAuthoriz"),
+            "router: half a body": (
+                router,
+                b"PUT /api/operator/status HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n"
+                + f"Authorization: Bearer {token}\r\n\r\n".encode()
+                + b'{"status":',
+            ),
+            "a second request, half sent": (
+                ingress,
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo",
+            ),
+        }
+        connections = {}
+        for what, (port, data) in half_requests.items():
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            await writer.drain()
+            connections[what] = (reader, writer)
+        # A stream answering for longer than both deadlines is not cut: the deadlines are for reading requests.
+        async with open_stream(f"http://127.0.0.1:{router}", token) as stream:
+            waited = await asyncio.gather(
+                *(_closed_within(reader, deadline + 4.0) for reader, _ in connections.values())
+            )
+            assert all(seconds >= deadline * 0.8 for seconds in waited), dict(zip(connections, waited, strict=True))
+            await asyncio.sleep(0.5)
+            with pytest.raises(TimeoutError):  # still open, nothing to say
+                await stream.next(timeout=0.2)
+        for _reader, writer in connections.values():
+            writer.close()
+
+        # A client that goes away mid-body is no error of ours: nothing is logged at ERROR.
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", ingress)
+                writer.write(half_requests["half a body"][1])
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.close()
+            await asyncio.sleep(0.5)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingress}") as client:
+                assert (await client.get("/healthz")).status_code == 200
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == [], [r.getMessage() for r in errors]
+    finally:
+        for server in servers.values():
+            await server.stop()
 
 
 # --- 9: unknown routes, wrong methods, caching ---------------------------------------------------------

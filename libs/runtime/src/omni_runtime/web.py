@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from omni_runtime.deadlines import protocol_class
 from omni_runtime.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -206,19 +207,49 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# How long a request's headers, and then its body, may take to arrive (REQUEST_*_TIMEOUT_SECONDS).
+HEADER_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 30.0
+
+
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+    access_log: bool = False,
+    http: str = "auto",
+    timeout_graceful_shutdown: int = 10,
+) -> uvicorn.Config:
+    """uvicorn's settings for a service: our logging, read deadlines on whichever HTTP protocol `http` names."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_class(http, header_timeout, body_timeout),
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
+    )
+
+
 class HttpServer:
     """A uvicorn server run inside the current event loop (services and tests alike)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-        )
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        http: str = "auto",
+    ) -> None:
+        config = server_config(app, host, port, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
         self.server = Server(config)
         self._task: asyncio.Task[None] | None = None
 
