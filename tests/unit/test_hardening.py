@@ -2,12 +2,15 @@
 
 import asyncio
 import json
+import socket
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from omni_contracts import MessageOutgoing
+from omni_devrun.standins import port_is_free
 from omni_providers import Channel, WebhookRejected
 from omni_providers.meta import MessengerProvider, WhatsAppProvider
 from omni_providers.payloads import parse_json
@@ -141,3 +144,27 @@ def test_content_disposition_is_rfc_6266_and_latin_1(name: str, expected: str) -
     assert header == expected
     header.encode("latin-1")  # what HTTP/1.1 header values must be
     assert "\r" not in header and "\n" not in header
+
+
+# --- the local run: ports in TIME_WAIT ---------------------------------------------------------------
+
+
+def test_a_port_with_connections_in_time_wait_is_free() -> None:
+    """What Ctrl-C leaves behind: the server side closed first, so its end of each connection waits in TIME_WAIT."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers bind
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server closes first: its side goes to TIME_WAIT
+        time.sleep(0.05)
+        client.close()
+    time.sleep(0.05)
+    assert port_is_free(port), "a port held only by TIME_WAIT connections is free for a server to bind"
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        assert not port_is_free(port)
