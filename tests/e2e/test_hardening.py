@@ -2,8 +2,10 @@
 URLs that are not URLs, half-sent requests, unknown routes, and credentials kept out of URLs and logs."""
 
 import asyncio
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
 from tests.support.events import open_stream
 from tests.support.infra import free_port
+from tests.support.processes import service_processes
 from tests.support.seed import Desk, customer_message, seed_desk
 from tests.support.stack import ADMIN_TOKEN, Simulator, Stack, eventually, signed
 
@@ -389,3 +392,67 @@ async def test_unknown_routes_and_wrong_methods_answer_the_json_error(stack: Sta
         for path in ("/", "/console/console.js"):
             page = await router.get(path)
             assert page.status_code == 200 and page.headers["cache-control"] == "no-cache", path
+
+
+# --- 11: the live stream's credentials ------------------------------------------------------------------
+
+
+async def test_the_stream_opens_with_a_single_use_ticket(stack: Stack, db: Database) -> None:
+    await stack.start("ingress", "router")
+    desk = await seed_desk(stack, operators=2)
+    operator_id, token = next(iter(desk.operators.items()))
+    async with stack.client("router", token) as client:
+        issued = await client.post("/api/events/ticket")
+        assert issued.status_code == 200, issued.text
+        assert set(issued.json()) == {"ticket", "expires_at"}
+        ticket, spare = issued.json()["ticket"], (await client.post("/api/events/ticket")).json()["ticket"]
+    assert token not in (ticket, spare) and ticket != spare and len(ticket) >= 32
+
+    # The ticket is the operator's: the stream carries their notifications (and only theirs, as with the token).
+    async with open_stream(stack.url("router"), None, ticket=ticket) as stream:
+        await _customer_writes(stack, desk, customer_message("m-1"))
+        note = await stream.next(timeout=5.0)
+    assert note.event == "chat.offered" and note.body["operator_id"] == operator_id
+
+    async with stack.client("router") as anonymous:
+        spent = await anonymous.get("/api/events", params={"ticket": ticket})
+        assert (spent.status_code, spent.json()["error"]) == (401, "unauthorized")
+        assert (await anonymous.get("/api/events", params={"ticket": "made-up"})).status_code == 401
+        assert (await anonymous.get("/api/events")).status_code == 401
+        assert (await anonymous.post("/api/events/ticket")).status_code == 401
+        assert (await anonymous.post("/api/events/ticket", headers={"Authorization": "Bearer nope"})).status_code == 401
+    async with open_stream(stack.url("router"), None, ticket=spare):
+        pass  # an unused ticket still opens its one stream
+    async with stack.client("router", token) as client:
+        late = (await client.post("/api/events/ticket")).json()["ticket"]
+    await db.stream_tickets.update_many({}, {"$set": {"expires_at": time.time() - 1}})
+    async with stack.client("router") as anonymous:
+        assert (await anonymous.get("/api/events", params={"ticket": late})).status_code == 401
+    assert await db.stream_tickets.count_documents({}) == 0, "spent and expired tickets are not kept"
+
+
+async def test_no_credential_reaches_the_logs(settings: Settings, tmp_path: Path) -> None:
+    logged = settings.model_copy(update={"access_log": True})
+    async with service_processes(logged, tmp_path, "router") as running:
+        async with httpx.AsyncClient(base_url=running["router"].url) as admin:
+            created = await admin.post(
+                "/api/admin/operators",
+                json={"name": "op", "max_chats": 1},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            token = created.json()["token"]
+            ticket = (await admin.post("/api/events/ticket", headers={"Authorization": f"Bearer {token}"})).json()[
+                "ticket"
+            ]
+        async with open_stream(running["router"].url, None, ticket=ticket):
+            pass
+        async with open_stream(running["router"].url, token, in_query=True):
+            pass
+        async with httpx.AsyncClient(base_url=running["router"].url) as client:
+            assert (await client.get("/api/events", params={"ticket": ticket})).status_code == 401
+            assert (await client.get("/api/events", params={"token": "wrong-" + token})).status_code == 401
+    log = (tmp_path / "router.log").read_text()
+    assert "/api/events?" in log, "the access log is on, so the stream's requests are in it"
+    for secret in (token, ticket, ADMIN_TOKEN):
+        assert secret not in log
+    assert json.dumps("[redacted]")[1:-1] in log

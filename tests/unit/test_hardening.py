@@ -1,7 +1,9 @@
 """Bad input met by pure code: provider names, nesting, lone surrogates, URLs, file names, ports, credentials."""
 
 import asyncio
+import io
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -18,6 +20,7 @@ from omni_providers.registry import ProviderRegistry
 from omni_providers.thirdparty import ThirdPartyProvider
 from omni_router.files_api import content_disposition
 from omni_runtime.errors import PermanentError
+from omni_runtime.logs import RedactCredentials
 from tests.unit.test_meta import (
     NUMBER,
     PAGE,
@@ -168,3 +171,34 @@ def test_a_port_with_connections_in_time_wait_is_free() -> None:
         busy.bind(("127.0.0.1", port))
         busy.listen()
         assert not port_is_free(port)
+
+
+# --- credentials never in logs --------------------------------------------------------------------
+
+
+def test_credentials_in_query_strings_are_redacted_from_log_lines() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RedactCredentials())
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/api/events?token=op-secret-1&last_event_id=abc",
+            "1.1",
+            200,
+        )
+        logger.info("GET /api/events?ticket=tk-secret-2")
+        logger.info("GET /webhooks/messenger?hub.mode=subscribe&hub.verify_token=vt-secret-3&hub.challenge=c")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    for secret in ("op-secret-1", "tk-secret-2", "vt-secret-3"):
+        assert secret not in text
+    assert "/api/events?token=[redacted]&last_event_id=abc" in text
+    assert "hub.challenge=c" in text

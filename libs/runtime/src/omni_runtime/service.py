@@ -182,6 +182,7 @@ def serve(app: object, name: str, settings: Settings) -> None:
         settings.port_of(name),
         header_timeout=settings.request_header_timeout_seconds,
         body_timeout=settings.request_body_timeout_seconds,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=15,
     )
     server = Server(config)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    # One log line per HTTP request (uvicorn's access log); credentials in query strings are redacted.
+    access_log: bool = False
 
     @field_validator("retry_delays_ms", mode="before")
     @classmethod

@@ -12,8 +12,8 @@ from starlette.types import Scope
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 
-# The page loads nothing but its own files (it must work offline) and shows attachments as `blob:` URLs,
-# fetched with the bearer token; `no-referrer` keeps the event stream's `?token=` out of Referer headers.
+# The page loads nothing but its own files (it must work offline) and shows raster images as `blob:` URLs,
+# fetched with the bearer token; `no-referrer` keeps the event stream's `?ticket=` out of Referer headers.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' blob:; media-src 'self' blob:; object-src 'none'; "

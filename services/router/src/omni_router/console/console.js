@@ -210,7 +210,7 @@ async function signIn(token) {
   $("view-toggle").hidden = me.role !== "supervisor";
   showStatus(me.status);
   await loadDirectory();
-  connectEvents();
+  openEvents();
   await refreshChats();
 }
 
@@ -268,14 +268,19 @@ function setLive(which, text) {
   $("live").textContent = text;
 }
 
-function connectEvents() {
+// The stream's credential is a ticket, never the token: EventSource cannot send the Authorization header, and a
+// URL ends up in logs. A ticket opens one stream, so every (re)connection first gets a fresh one.
+async function connectEvents() {
+  const generation = state.generation;
   disconnectEvents();
-  // The browser resends Last-Event-ID when it reconnects by itself; a stream this page opens again asks for
-  // the same replay with `last_event_id`.
-  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
-  const source = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}${resume}`);
-  state.events = source;
   setLive("connecting", "Connecting…");
+  const { ticket } = await api("/api/events/ticket", { method: "POST" });
+  if (generation !== state.generation) return;
+  disconnectEvents();
+  // A stream this page opens again asks for the replay of what it missed with `last_event_id`.
+  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
+  const source = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket)}${resume}`);
+  state.events = source;
   source.addEventListener("open", () => {
     state.reconnectDelay = 1000;
     setLive("live", "Live");
@@ -290,13 +295,17 @@ function connectEvents() {
   }
   source.addEventListener("error", () => {
     if (state.events !== source) return;
-    if (source.readyState === EventSource.CLOSED) {
-      // The server refused the stream: the browser gives up, so this page tries again itself.
-      setLive("down", "Offline, retrying…");
-      scheduleReconnect();
-    } else {
-      setLive("reconnecting", "Reconnecting…");
-    }
+    // The browser would reconnect by itself with the spent ticket: this page does it, with a new one.
+    if (source.readyState === EventSource.CLOSED) setLive("down", "Offline, retrying…");
+    else setLive("reconnecting", "Reconnecting…");
+    scheduleReconnect();
+  });
+}
+
+// Connects, or keeps trying; a 401 on the way signs out (api() does that) instead of retrying forever.
+function openEvents() {
+  connectEvents().catch((error) => {
+    if (!(error instanceof ApiError && (error.code === "stale" || error.status === 401))) scheduleReconnect();
   });
 }
 
@@ -310,14 +319,7 @@ function scheduleReconnect() {
   clearTimeout(state.reconnectTimer);
   const delay = state.reconnectDelay;
   state.reconnectDelay = Math.min(delay * 2, 30000);
-  state.reconnectTimer = setTimeout(() => {
-    // A plain request first: a 401 signs out instead of retrying a stream that will never open.
-    api("/api/operator/status")
-      .then(() => connectEvents())
-      .catch((error) => {
-        if (!(error instanceof ApiError && (error.code === "stale" || error.status === 401))) scheduleReconnect();
-      });
-  }, delay);
+  state.reconnectTimer = setTimeout(openEvents, delay);
 }
 
 function onEvent(raw) {
