@@ -314,3 +314,59 @@ async def _overview(stack: Stack, token: str) -> dict[str, Any]:
     assert answer.status_code == 200
     overview: dict[str, Any] = answer.json()
     return overview
+
+
+async def test_files_that_could_run_script_are_downloads_and_the_stream_url_holds_no_token(
+    stack: Stack, db: Database, simulator: Simulator, browser: Browser
+) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.domain)"><script>alert(1)</script></svg>'
+    async with simulator.client() as control:
+        for name, data, kind in (("evil.svg", svg, "image/svg+xml"), ("cat.png", png(8, 8, (0, 90, 200)), "image/png")):
+            stored = await control.put(f"/_sim/files/{name}", content=data, headers={"Content-Type": kind})
+            assert stored.status_code == 201
+    await stack.start("ingress", "router", "attachments")
+    desk = await seed_desk(stack, operators=1)
+    token = next(iter(desk.operators.values()))
+
+    context = await browser.new_context(viewport=DESKTOP)
+    console = Console(context, await context.new_page())
+    requested: list[str] = []
+    dialogs: list[str] = []
+    console.page.on("console", console.record)
+    console.page.on("pageerror", console.crashed)
+    console.page.on("request", lambda request: requested.append(request.url))
+    console.page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await console.page.goto(f"{stack.url('router')}/")
+    await console.page.locator("#token").fill(token)
+    await console.page.keyboard.press("Enter")
+    await expect(console.page.locator("#live")).to_have_text("Live")
+
+    attachments = [
+        {"url": f"{simulator.url}/files/evil.svg", "content_type": "image/svg+xml", "file_name": "evil.svg"},
+        {"url": f"{simulator.url}/files/cat.png", "content_type": "image/png", "file_name": "cat.png"},
+    ]
+    await customer_writes(stack, desk.secret, customer_message("files", type="image", attachments=attachments))
+    await console.page.locator(".chat-item").click()
+    message = console.page.locator("#message-items .msg").last
+    # Only the raster image is shown; the SVG is offered as a download, and saving it runs nothing.
+    await expect(message.locator("img.att-image")).to_have_count(1)
+    await eventually(lambda: message.locator("img.att-image").evaluate("img => img.complete && img.naturalWidth === 8"))
+    link = message.locator("a.att-file")
+    await expect(link).to_have_text(re.compile(r"^Download evil\.svg"))
+    async with console.page.expect_download() as downloading:
+        await link.click()
+    download = await downloading.value
+    assert download.suggested_filename == "evil.svg"
+    assert Path(await download.path()).read_bytes() == svg
+
+    # The stream reconnects after a router restart, each time with a fresh ticket and never with the token.
+    await stack.stop("router")
+    await stack.start("router")
+    await expect(console.page.locator("#live")).to_have_text("Live", timeout=20_000)
+    streams = [url for url in requested if "/api/events?" in url]
+    tickets = {url.split("ticket=")[1].split("&")[0] for url in streams if "ticket=" in url}
+    assert len(streams) >= 2 and len(tickets) == len(streams), streams
+    assert not [url for url in requested if token in url]
+    assert dialogs == []
+    assert [e for e in console.errors if "/api/events" not in e] == []
+    await context.close()

@@ -82,13 +82,15 @@ async def open_stream(
     *,
     last_event_id: str | None = None,
     in_query: bool = False,
+    ticket: str | None = None,
 ) -> AsyncIterator[EventStream]:
     """An open stream, once the router has sent its opening message (so it is subscribed by then).
 
-    `in_query` passes the token and last event id as `?token=` and `?last_event_id=`, the EventSource way.
+    `in_query` passes the token and last event id as `?token=` and `?last_event_id=` (the console's way before
+    tickets); `ticket` opens it with `?ticket=` from `POST /api/events/ticket`, the EventSource way.
     """
     headers: dict[str, str] = {}
-    params: dict[str, str] = {}
+    params: dict[str, str] = {"ticket": ticket} if ticket else {}
     if in_query:
         params.update({"token": token or ""}, **({"last_event_id": last_event_id} if last_event_id else {}))
     else:

@@ -59,7 +59,13 @@ class Stack:
     async def start(self, *names: str) -> None:
         for name in names:
             factory = FACTORIES.get(name) or self.extra[name]
-            server = HttpServer(factory(self.settings), "127.0.0.1", self.settings.port_of(name))
+            server = HttpServer(
+                factory(self.settings),
+                "127.0.0.1",
+                self.settings.port_of(name),
+                header_timeout=self.settings.request_header_timeout_seconds,
+                body_timeout=self.settings.request_body_timeout_seconds,
+            )
             await server.start()
             self.servers[name] = server
 

@@ -47,6 +47,8 @@ async def call(http: httpx.AsyncClient, method: str, url: str, what: str, **kwar
     """
     try:
         return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # no retry makes such a URL work
+        raise PermanentError(f"{what} is not a URL this service can call: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise RetryLater(f"{what} timed out") from exc
     except httpx.TransportError as exc:

@@ -56,15 +56,23 @@ class ProviderRegistry:
         return cls(settings, factories)
 
     def get(self, name: str) -> Provider:
-        """The adapter for `name`; names nobody registered speak the third-party unified format."""
-        if name not in self._instances:
-            factory = self._factories.get(name)
-            if factory is None and name in BUILTIN_ADAPTERS:
-                factory = _builtin(name)
-                if factory is None:
-                    raise UnknownProvider(f"provider {name} is not available in this build")
-            self._instances[name] = (factory or ThirdPartyProvider)(name, self._settings)
-        return self._instances[name]
+        """The adapter for `name`; names nobody registered speak the third-party unified format.
+
+        Only registered and built-in adapters are kept: any webhook path names a provider before anything is
+        checked, so keeping every name would let strangers grow the process without end. The third-party
+        adapter holds nothing but its name, so making one per call costs nothing."""
+        found = self._instances.get(name)
+        if found is not None:
+            return found
+        factory = self._factories.get(name)
+        if factory is None and name in BUILTIN_ADAPTERS:
+            factory = _builtin(name)
+            if factory is None:
+                raise UnknownProvider(f"provider {name} is not available in this build")
+        if factory is None:
+            return ThirdPartyProvider(name, self._settings)
+        self._instances[name] = found = factory(name, self._settings)
+        return found
 
     def is_builtin(self, name: str) -> bool:
         return name in BUILTIN_ADAPTERS

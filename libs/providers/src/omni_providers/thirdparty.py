@@ -126,6 +126,8 @@ class ThirdPartyProvider:
         url = channel.settings.get("outgoing_url")
         if not url:
             raise PermanentError(f"channel {channel.id} has no outgoing_url")
+        if not is_http_url(url):
+            raise PermanentError(f"channel {channel.id}'s outgoing_url is not an http(s) URL")
         body = OutgoingBody(
             message_id=message.message_id,
             chat_id=message.chat_id,
@@ -151,6 +153,17 @@ class ThirdPartyProvider:
             },
         )
         return SendResult(provider_message_id=_provider_id(response))
+
+
+def is_http_url(value: object) -> bool:
+    """An absolute http or https URL with a host: all that an outgoing_url may be."""
+    if not isinstance(value, str):
+        return False
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
 
 
 def _provider_id(response: httpx.Response) -> str | None:

@@ -49,6 +49,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("chat_id", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),  # replies still queued: few among all the messages
     ],
+    # Single-use tickets for browsers' event streams (router); expired ones are deleted as new ones are issued.
+    "stream_tickets": [IndexModel([("expires_at", ASCENDING)])],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.

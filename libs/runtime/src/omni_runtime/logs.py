@@ -1,9 +1,28 @@
-"""JSON logs on stdout, one object per line, with the service name on every record."""
+"""JSON logs on stdout, one object per line, with the service name on every record and no credentials."""
 
 import logging
+import re
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+# Query parameters that carry credentials: `?token=` (the event stream's old way), `?ticket=`, Meta's
+# `hub.verify_token`, and anything else named like a token, secret, password or signature.
+_CREDENTIAL = re.compile(
+    r"([?&;](?:[\w.\-]*token|ticket|[\w.\-]*secret|password|[\w.\-]*signature)=)[^&;\s\"'#]+", re.IGNORECASE
+)
+REDACTED = "[redacted]"
+
+
+class RedactCredentials(logging.Filter):
+    """Blanks credentials in URLs a log line holds (uvicorn's access log prints each request's query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _CREDENTIAL.sub(rf"\1{REDACTED}", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -15,6 +34,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    handler.addFilter(RedactCredentials())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
-import uvicorn
 from pymongo import AsyncMongoClient
 
 from omni_runtime.broker import Broker
@@ -19,7 +18,7 @@ from omni_runtime.logs import configure_logging
 from omni_runtime.metrics import Metrics
 from omni_runtime.settings import Settings
 from omni_runtime.topology import QueueDef, Topology
-from omni_runtime.web import ApiError, ReadyCheck, Server
+from omni_runtime.web import ApiError, ReadyCheck, Server, server_config
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +176,13 @@ def serve(app: object, name: str, settings: Settings) -> None:
     """Run one service in this process until SIGINT or SIGTERM; uvicorn drains and runs the lifespan's exit."""
     configure_logging(name, settings.log_level)
     log.info("starting", extra={"port": settings.port_of(name)})
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host=settings.http_host,
-        port=settings.port_of(name),
-        log_config=None,
-        access_log=False,
+    config = server_config(
+        app,
+        settings.http_host,
+        settings.port_of(name),
+        header_timeout=settings.request_header_timeout_seconds,
+        body_timeout=settings.request_body_timeout_seconds,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=15,
     )
     server = Server(config)

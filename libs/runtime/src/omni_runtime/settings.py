@@ -56,7 +56,13 @@ class Settings(BaseSettings):
     offer_timeout_seconds: float = 60.0
     routing_sweep_seconds: float = 2.0
     completion_sweep_seconds: float = 15.0
+    # Incoming HTTP requests: how long their headers, and then their body, may take to arrive before the
+    # connection is closed (a half-sent request holds nothing open for longer).
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    # One log line per HTTP request (uvicorn's access log); credentials in query strings are redacted.
+    access_log: bool = False
 
     @field_validator("retry_delays_ms", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""HTTP pieces every service shares: JSON errors, health, readiness and metrics routes, the server."""
+"""HTTP pieces every service shares: the app with its JSON errors, reading JSON bodies, health, readiness and
+metrics routes, the server."""
 
 import asyncio
 import json
@@ -9,10 +10,15 @@ from typing import Any, TypeVar
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
+from omni_runtime.deadlines import protocol_class
 from omni_runtime.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -38,11 +44,106 @@ async def api_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.error, exc.detail)
 
 
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, wrong method) in the same JSON shape as ours."""
+    assert isinstance(exc, HTTPException)
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    answer = error_response(exc.status_code, error, str(exc.detail))
+    answer.headers.update(exc.headers or {})
+    return answer
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug: uvicorn logs the traceback, the client gets the JSON error without it."""
+    return error_response(500, "internal_error", "the server failed to answer; the error is logged")
+
+
+class NoStore:
+    """Answers carry `Cache-Control: no-store` unless they say otherwise: API answers are private and current."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+def service_app(routes: Sequence[BaseRoute], lifespan: Lifespan[Any]) -> Starlette:
+    """A service's Starlette app: every error answered as `{"error", "detail"}`, answers not cached."""
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+    )
+    app.add_middleware(NoStore)
+    return app
+
+
+# Deeper than any webhook or API body we read; MongoDB refuses documents nested more than 100 levels.
+MAX_JSON_DEPTH = 64
+
+
+class MalformedJson(ValueError):
+    pass
+
+
+def parse_untrusted_json(body: bytes) -> Any:
+    """A JSON body as data, or MalformedJson: not JSON, not UTF-8, nested deeper than MAX_JSON_DEPTH, or holding
+    text that is not text (a lone surrogate like "\\ud800", which no later step could encode)."""
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    _check_json(value)
+    return value
+
+
+def _check_json(value: Any) -> None:
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                for key in item:
+                    _check_text(key)
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedJson("body holds text that is not valid Unicode (a lone surrogate)") from None
+
+
 async def read_json(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+        return parse_untrusted_json(await request.body())
+    except MalformedJson as exc:
+        raise ApiError(400, "malformed_json", str(exc)) from None
     except ClientDisconnect:
         # Gone before its body arrived (a client that gave up): nothing was done, nobody reads the answer.
         raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
@@ -106,19 +207,49 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+# How long a request's headers, and then its body, may take to arrive (REQUEST_*_TIMEOUT_SECONDS).
+HEADER_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 30.0
+
+
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+    access_log: bool = False,
+    http: str = "auto",
+    timeout_graceful_shutdown: int = 10,
+) -> uvicorn.Config:
+    """uvicorn's settings for a service: our logging, read deadlines on whichever HTTP protocol `http` names."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_class(http, header_timeout, body_timeout),
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=timeout_graceful_shutdown,
+    )
+
+
 class HttpServer:
     """A uvicorn server run inside the current event loop (services and tests alike)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-        )
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+        http: str = "auto",
+    ) -> None:
+        config = server_config(app, host, port, header_timeout=header_timeout, body_timeout=body_timeout, http=http)
         self.server = Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -16,7 +16,7 @@ from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownPr
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service
 from omni_runtime.settings import Settings
-from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
+from omni_runtime.web import ApiError, ReadyCheck, health_routes, service_app
 
 SERVICE = "ingress"
 
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         Route("/webhooks/{provider}/{channel_id}", webhook, methods=["POST"]),
         Route("/webhooks/{provider}", webhook, methods=["GET", "POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error_handler})
+    return service_app(routes, lifespan)
 
 
 def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> Provider:

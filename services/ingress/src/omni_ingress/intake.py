@@ -3,7 +3,7 @@
 import logging
 
 from pymongo.errors import PyMongoError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from omni_contracts import MessageReceived
 from omni_ingress.channels import ChannelDirectory
@@ -22,11 +22,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
         raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "payload_too_large", f"body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone mid-body (gave up, or closed at the body deadline): nothing was queued, nobody reads the answer.
+        raise ApiError(400, "client_disconnected", "the client went away before sending the whole body") from None
     return b"".join(chunks)
 
 

@@ -13,7 +13,7 @@ from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
-from omni_runtime.web import ReadyCheck, health_routes
+from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "profiles"
 
@@ -44,4 +44,4 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         current = slot.peek()
         return current.ready_checks() if current else {}
 
-    return Starlette(routes=health_routes(checks, metrics), lifespan=lifespan)
+    return service_app(health_routes(checks, metrics), lifespan)

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from omni_providers import Channel, ProviderRegistry, Registrar, Registration, UnknownProvider
+from omni_providers.thirdparty import is_http_url
 from omni_router.auth import new_token, require_admin, token_hash
 from omni_router.capacity import fresh_capacity
 from omni_router.offers import Offers
@@ -44,6 +45,12 @@ class OperatorBody(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     max_chats: int = Field(default=5, ge=1, le=1000)
     role: Literal["operator", "supervisor"] = "operator"
+
+
+class OperatorChange(OperatorBody):
+    """What PATCH validates: the operator as created, plus the status an admin may set."""
+
+    status: Literal["online", "busy", "offline"] = "offline"
 
 
 class ChannelBody(BaseModel):
@@ -129,6 +136,16 @@ class Admin:
         return operator, token
 
     async def create_channel(self, body: ChannelBody) -> Document:
+        self._check_settings(body)
+        await self._check_channel_queue(body.queue_id)
+        channel = {"_id": new_id(), **body.model_dump(), "created_at": now()}
+        try:
+            await self.db.channels.insert_one(channel)
+        except DuplicateKeyError:
+            raise ApiError(409, "duplicate_channel", f"a {body.provider} channel with this source exists") from None
+        return channel
+
+    def _check_settings(self, body: ChannelBody) -> None:
         try:
             self.registry.get(body.provider)
         except UnknownProvider as exc:
@@ -137,14 +154,37 @@ class Admin:
             missing = [k for k in THIRD_PARTY_SETTINGS if not body.settings.get(k)]
             if missing:
                 raise ApiError(400, "invalid_body", f"settings need {', '.join(missing)}")
-        if await self.db.queues.find_one({"_id": body.queue_id}, {"_id": 1}) is None:
-            raise ApiError(400, "invalid_body", f"unknown queue_id {body.queue_id}")
-        channel = {"_id": new_id(), **body.model_dump(), "created_at": now()}
-        try:
-            await self.db.channels.insert_one(channel)
-        except DuplicateKeyError:
-            raise ApiError(409, "duplicate_channel", f"a {body.provider} channel with this source exists") from None
-        return channel
+            if not is_http_url(body.settings["outgoing_url"]):
+                raise ApiError(400, "invalid_body", "settings.outgoing_url must be an http or https URL")
+
+    async def _check_channel_queue(self, queue_id: str) -> None:
+        if await self.db.queues.find_one({"_id": queue_id}, {"_id": 1}) is None:
+            raise ApiError(400, "invalid_body", f"unknown queue_id {queue_id}")
+
+    async def changes(self, kind: str, current: Document, changes: Any) -> Document:
+        """A PATCH body checked as creation checks it, applied to `current`: the fields to `$set`, or ApiError."""
+        if not isinstance(changes, dict) or not changes:
+            raise ApiError(400, "invalid_body", "send an object with the fields to change")
+        unknown = sorted(set(changes) - PATCHABLE[kind])
+        if unknown:
+            raise ApiError(400, "invalid_body", f"cannot change: {', '.join(unknown)}")
+        if kind == "channels" and isinstance(changes.get("settings"), dict):
+            # Secrets are write-only: keep the stored ones that the change does not name.
+            changes = {**changes, "settings": {**(current.get("settings") or {}), **changes["settings"]}}
+        model = PATCH_MODELS[kind]
+        merged = {k: v for k, v in current.items() if k in model.model_fields} | changes
+        checked = parse_body(model, merged)
+        if isinstance(checked, QueueBody):
+            await self._check_queue(
+                checked.routing_rule if "routing_rule" in changes else None,
+                checked.operator_ids if "operator_ids" in changes else None,
+            )
+        elif isinstance(checked, ChannelBody):
+            if "settings" in changes:
+                self._check_settings(checked)
+            if "queue_id" in changes:
+                await self._check_channel_queue(checked.queue_id)
+        return checked.model_dump(include=set(changes))
 
     async def register(self, channel_id: str) -> Document:
         """The reference's Register: connect the channel to its messenger and record the outcome on it."""
@@ -187,6 +227,8 @@ PATCHABLE = {
     "operators": {"name", "max_chats", "role", "status"},
     "channels": {"name", "queue_id", "settings", "is_active"},
 }
+# PATCH validates the stored object with the change applied, with the model creation uses.
+PATCH_MODELS: dict[str, type[BaseModel]] = {"queues": QueueBody, "operators": OperatorChange, "channels": ChannelBody}
 
 
 def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]:
@@ -223,21 +265,7 @@ def admin_routes(admin_of: Callable[[], Admin], admin_token: Any) -> list[Route]
         kind, item_id = request.path_params["kind"], request.path_params["item_id"]
         admin = admin_of()
         current = await _one(admin.db, kind, item_id)
-        changes = await read_json(request)
-        if not isinstance(changes, dict) or not changes:
-            raise ApiError(400, "invalid_body", "send an object with the fields to change")
-        unknown = sorted(set(changes) - PATCHABLE[kind])
-        if unknown:
-            raise ApiError(400, "invalid_body", f"cannot change: {', '.join(unknown)}")
-        merged = {k: v for k, v in current.items() if k in PATCHABLE[kind]} | changes
-        if kind == "queues":
-            parse_body(QueueBody, merged)
-            await admin._check_queue(changes.get("routing_rule"), changes.get("operator_ids"))
-        elif kind == "operators":
-            parse_body(OperatorBody, {k: v for k, v in merged.items() if k != "status"})
-        elif kind == "channels" and "settings" in changes and isinstance(changes["settings"], dict):
-            # Secrets are write-only: keep the stored ones that the change does not name.
-            changes["settings"] = {**(current.get("settings") or {}), **changes["settings"]}
+        changes = await admin.changes(kind, current, await read_json(request))
         await admin.db[kind].update_one({"_id": item_id}, {"$set": changes})
         updated = await _one(admin.db, kind, item_id)
         await admin.changed(kind, current, updated)

@@ -35,7 +35,7 @@ from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import ROUTER_UPDATES
-from omni_runtime.web import ApiError, ReadyCheck, api_error_handler, health_routes
+from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "router"
 log = logging.getLogger(__name__)
@@ -151,4 +151,4 @@ def create_app(
         *console_api_routes(lambda: slot.get().desk),
         *console_routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={ApiError: api_error_handler})
+    return service_app(routes, lifespan)

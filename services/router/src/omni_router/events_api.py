@@ -1,21 +1,25 @@
 """`GET /api/events`: an operator's notifications as Server-Sent Events, replayed after `Last-Event-ID`, then live.
 
-Each event is `id: <stream position>`, `event: <kind>`, `data: <the JSON the operator's queue gets>`. The
-token comes in the Authorization header or, for browsers' EventSource (which cannot set headers), in
-`?token=`; `?last_event_id=` likewise stands in for the header.
+Each event is `id: <stream position>`, `event: <kind>`, `data: <the JSON the operator's queue gets>`. Clients
+that can send headers authenticate with the Authorization header. A browser's EventSource cannot, so it first
+gets a ticket with the header (`POST /api/events/ticket`): single-use, short-lived, worth nothing but one stream
+(`?ticket=`), so the token itself never goes into a URL that proxies log. `?token=` is still taken from older
+consoles (our logs redact it). `?last_event_id=` likewise stands in for the header.
 """
 
 import asyncio
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omni_router.auth import bearer, token_hash
+from omni_router.auth import operator_of, token_hash
 from omni_router.notifications import Hub, Position, stored_after
 from omni_runtime.database import Database, Document
 from omni_runtime.ids import lowest_id_at
@@ -27,6 +31,8 @@ SEND_TIMEOUT_SECONDS = 30.0
 RECONNECT_MILLISECONDS = 1_000
 # How often a waiting stream looks whether the server is shutting down.
 CHECK_SECONDS = 0.25
+# A ticket opens one stream within this time; the console asks for one right before it connects.
+TICKET_SECONDS = 60.0
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -38,19 +44,53 @@ def events_routes(hub_of: Callable[[], Hub]) -> list[Route]:
         stream = _stream(hub, operator["_id"], position, draining(request.app))
         return EventSourceResponse(stream, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
 
-    return [Route("/api/events", events, methods=["GET"])]
+    async def ticket(request: Request) -> Response:
+        db = hub_of().db
+        operator = await operator_of(request, db)
+        issued, expires_at = await issue_ticket(db, operator["_id"])
+        return JSONResponse({"ticket": issued, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()})
+
+    return [
+        Route("/api/events", events, methods=["GET"]),
+        Route("/api/events/ticket", ticket, methods=["POST"]),
+    ]
+
+
+async def issue_ticket(db: Database, operator_id: str) -> tuple[str, float]:
+    """A new ticket for the operator's stream and when it expires (epoch seconds); only its hash is stored."""
+    now = time.time()
+    await db.stream_tickets.delete_many({"expires_at": {"$lt": now}})
+    ticket = secrets.token_urlsafe(32)
+    expires_at = now + TICKET_SECONDS
+    await db.stream_tickets.insert_one(
+        {"_id": token_hash(ticket), "operator_id": operator_id, "expires_at": expires_at}
+    )
+    return ticket, expires_at
 
 
 async def _operator(request: Request, db: Database) -> Document:
     if "authorization" in request.headers:
-        token = bearer(request)
-    else:
-        token = request.query_params.get("token", "").strip()
-        if not token:
-            raise ApiError(401, "unauthorized", "a bearer token is required (header, or ?token= for EventSource)")
+        return await operator_of(request, db)
+    ticket = request.query_params.get("ticket", "").strip()
+    if ticket:
+        return await _ticket_holder(db, ticket)
+    token = request.query_params.get("token", "").strip()
+    if not token:
+        raise ApiError(401, "unauthorized", "a bearer token is required (or ?ticket= from POST /api/events/ticket)")
     operator = await db.operators.find_one({"token_hash": token_hash(token)})
     if operator is None:
         raise ApiError(401, "unauthorized", "unknown token")
+    return operator
+
+
+async def _ticket_holder(db: Database, ticket: str) -> Document:
+    """The operator a ticket was issued to; the ticket is spent whether or not it was still valid."""
+    spent = await db.stream_tickets.find_one_and_delete({"_id": token_hash(ticket)})
+    if spent is None or spent["expires_at"] < time.time():
+        raise ApiError(401, "unauthorized", "unknown, used or expired ticket; get a new one")
+    operator = await db.operators.find_one({"_id": spent["operator_id"]})
+    if operator is None:
+        raise ApiError(401, "unauthorized", "the ticket's operator no longer exists")
     return operator
 
 

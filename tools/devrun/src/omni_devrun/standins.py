@@ -58,7 +58,10 @@ def ensure_rabbitmq(amqp_url: str, console: Console) -> None:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on the port now. Bound the way the servers bind (asyncio's and uvicorn's
+    servers set SO_REUSEADDR): connections a stopped run left in TIME_WAIT do not make the port busy."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from omni_providers.base import Channel, ChannelLookup, InboundRequest, WebhookRejected, WebhookReply
 from omni_providers.signatures import verify_hmac_sha256
@@ -69,6 +69,14 @@ class WebhookModel(BaseModel):
     """Meta adds fields freely: unknown ones are ignored, the ones we read are checked."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        # JSON may carry lone surrogates ("\ud800"), which no later step could serialise: refuse them here.
+        if isinstance(value, str):
+            value.encode("utf-8")
+        return value
 
 
 def _id_text(value: Any) -> Any:

@@ -166,6 +166,13 @@ async function api(path, { method = "GET", body } = {}) {
   return data;
 }
 
+// The image types shown inline: raster formats, which cannot carry script (the router serves these inline too).
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function baseType(contentType) {
+  return (contentType ?? "").split(";")[0].trim().toLowerCase();
+}
+
 async function fileUrl(fileId) {
   const open = state.open;
   if (!open) throw new ApiError(0, "stale", "no conversation");
@@ -177,7 +184,11 @@ async function fileUrl(fileId) {
       if (!response.ok || generation !== state.generation) {
         throw new ApiError(response.status, "file", "The file cannot be loaded.");
       }
-      return URL.createObjectURL(await response.blob());
+      // Customer content: a blob URL runs in this page's origin, so only a raster image keeps its type; anything
+      // else (SVG and HTML can hold script) becomes plain bytes, which a browser downloads instead of running.
+      const type = baseType(response.headers.get("Content-Type"));
+      const bytes = await response.blob();
+      return URL.createObjectURL(new Blob([bytes], { type: INLINE_TYPES.has(type) ? type : "application/octet-stream" }));
     });
     open.blobs.set(fileId, loading);
     loading.catch(() => open.blobs.delete(fileId));
@@ -199,7 +210,7 @@ async function signIn(token) {
   $("view-toggle").hidden = me.role !== "supervisor";
   showStatus(me.status);
   await loadDirectory();
-  connectEvents();
+  openEvents();
   await refreshChats();
 }
 
@@ -257,14 +268,19 @@ function setLive(which, text) {
   $("live").textContent = text;
 }
 
-function connectEvents() {
+// The stream's credential is a ticket, never the token: EventSource cannot send the Authorization header, and a
+// URL ends up in logs. A ticket opens one stream, so every (re)connection first gets a fresh one.
+async function connectEvents() {
+  const generation = state.generation;
   disconnectEvents();
-  // The browser resends Last-Event-ID when it reconnects by itself; a stream this page opens again asks for
-  // the same replay with `last_event_id`.
-  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
-  const source = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}${resume}`);
-  state.events = source;
   setLive("connecting", "Connecting…");
+  const { ticket } = await api("/api/events/ticket", { method: "POST" });
+  if (generation !== state.generation) return;
+  disconnectEvents();
+  // A stream this page opens again asks for the replay of what it missed with `last_event_id`.
+  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
+  const source = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket)}${resume}`);
+  state.events = source;
   source.addEventListener("open", () => {
     state.reconnectDelay = 1000;
     setLive("live", "Live");
@@ -279,13 +295,17 @@ function connectEvents() {
   }
   source.addEventListener("error", () => {
     if (state.events !== source) return;
-    if (source.readyState === EventSource.CLOSED) {
-      // The server refused the stream: the browser gives up, so this page tries again itself.
-      setLive("down", "Offline, retrying…");
-      scheduleReconnect();
-    } else {
-      setLive("reconnecting", "Reconnecting…");
-    }
+    // The browser would reconnect by itself with the spent ticket: this page does it, with a new one.
+    if (source.readyState === EventSource.CLOSED) setLive("down", "Offline, retrying…");
+    else setLive("reconnecting", "Reconnecting…");
+    scheduleReconnect();
+  });
+}
+
+// Connects, or keeps trying; a 401 on the way signs out (api() does that) instead of retrying forever.
+function openEvents() {
+  connectEvents().catch((error) => {
+    if (!(error instanceof ApiError && (error.code === "stale" || error.status === 401))) scheduleReconnect();
   });
 }
 
@@ -299,14 +319,7 @@ function scheduleReconnect() {
   clearTimeout(state.reconnectTimer);
   const delay = state.reconnectDelay;
   state.reconnectDelay = Math.min(delay * 2, 30000);
-  state.reconnectTimer = setTimeout(() => {
-    // A plain request first: a 401 signs out instead of retrying a stream that will never open.
-    api("/api/operator/status")
-      .then(() => connectEvents())
-      .catch((error) => {
-        if (!(error instanceof ApiError && (error.code === "stale" || error.status === 401))) scheduleReconnect();
-      });
-  }, delay);
+  state.reconnectTimer = setTimeout(openEvents, delay);
 }
 
 function onEvent(raw) {
@@ -701,7 +714,7 @@ function attachmentElement(attachment) {
   if (attachment.status !== "stored" || !attachment.file_id) {
     return h("span", { class: "att-pending", text: `Attachment pending… (${name})` });
   }
-  if ((attachment.content_type ?? "").startsWith("image/")) {
+  if (INLINE_TYPES.has(baseType(attachment.content_type))) {
     const image = h("img", { class: "att-image", alt: name });
     const stick = nearEnd();
     fileUrl(attachment.file_id)
