@@ -92,7 +92,7 @@ async def test_database_killed_right_after_sends(
     log = processes["dispatcher"].log_path.read_text()
     unrecorded, waited = log.count("done but not recorded"), log.count('"recording": true')
     print(f"\n{len(kills)} kills of nx-27017 right after a send ({', '.join(kills)}); streamed in {streamed:.1f} s")
-    print(f"reply answers {dict(operator.answers)}, lost answers {operator.unknown}")
+    print(operator.report())
     print(
         f"sends at the messenger {sum(arrived.values())} for {len(arrived)} replies, repeated {repeated}; "
         f"{unrecorded} accepted while the database was gone, {waited} of them recorded through a wait queue"
