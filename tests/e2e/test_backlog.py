@@ -6,8 +6,9 @@ import pytest
 
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
-from tests.support.seed import customer_message, seed_desk
-from tests.support.stack import OperatorInbox, Stack, eventually, signed
+from tests.support.seed import seed_desk
+from tests.support.stack import OperatorInbox, Stack, eventually
+from tests.support.traffic import Customers
 
 pytestmark = pytest.mark.e2e
 
@@ -18,20 +19,21 @@ async def test_hundred_webhooks_wait_for_the_router(stack: Stack, db: Database, 
     await stack.stop("router")
     await stack.start("ingress")
 
-    async with stack.client("ingress") as ingress:
-
-        async def post(n: int) -> int:
-            raw, headers = signed(customer_message(f"m-{n}", text=f"#{n}", sender=f"cust-{n % 7}"), desk.secret)
-            return (await ingress.post(f"/webhooks/{desk.provider}/receive", content=raw, headers=headers)).status_code
-
-        statuses = await asyncio.gather(*(post(n) for n in range(100)))
-        # the messenger's retry of the first ten: same ids, must not double anything
-        statuses += await asyncio.gather(*(post(n) for n in range(10)))
-    assert statuses == [200] * 110
+    customers = Customers(stack.url("ingress"), provider=desk.provider, secret=desk.secret)
+    try:
+        await asyncio.gather(*(customers.write(f"m-{n}", f"cust-{n % 7}", f"#{n}") for n in range(100)))
+        # the messenger's repeat of the first ten: same ids, must not double anything
+        await asyncio.gather(*(customers.write(f"m-{n}", f"cust-{n % 7}", f"#{n}") for n in range(10)))
+    finally:
+        await customers.close()
+    print(customers.report())
+    # Accepted without the router; a request a busy machine left unanswered (0) was retried.
+    assert customers.answers[200] == 110 and set(customers.answers) <= {200, 0}
     assert await db.messages.count_documents({}) == 0
-    # All 110 accepted webhooks wait in the router's input partitions (the ten repeats too: the router dedupes).
+    # All 110 accepted webhooks wait in the router's input partitions (the ten repeats too: the router dedupes),
+    # and so may an unanswered one that was queued all the same.
     async with OperatorInbox(settings.amqp_url) as inbox:
-        assert await inbox.router_input_length(settings) == 110
+        assert 110 <= await inbox.router_input_length(settings) <= 110 + customers.answers[0]
 
     await stack.start("router")
 

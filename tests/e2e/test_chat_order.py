@@ -1,7 +1,7 @@
 """Fault test 5: two router processes on the same partitions keep every chat's order, stored and notified.
 
 Fifty customers write twenty messages each, all at once (each customer's next message is posted once
-the previous one was accepted, the way a messenger delivers one chat). Two routers, one in this process
+the previous one was accepted, the way a messenger delivers one chat, retrying what got no answer). Two routers, one in this process
 and one a process of its own, consume the same partition queues; the second starts before the messages
 but after the first holds every partition, so partitions are handed over while messages flow. Each chat's messages must be stored, and reach its operator's queue,
 in the order the customer sent them, every one exactly once.
@@ -26,8 +26,9 @@ from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_routing_key
 from tests.support.infra import free_port
 from tests.support.processes import ServiceProcess
-from tests.support.seed import customer_message, seed_desk
-from tests.support.stack import Stack, eventually, signed
+from tests.support.seed import seed_desk
+from tests.support.stack import Stack, eventually
+from tests.support.traffic import Customers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -78,20 +79,19 @@ async def test_two_routers_keep_each_chats_order(
 
         await eventually(both_alive, timeout=10)
 
-        statuses: Counter[int] = Counter()
+        customers = Customers(stack.url("ingress"), provider=desk.provider, secret=desk.secret)
         started = time.monotonic()
-        async with stack.client("ingress") as ingress:
 
-            async def customer(chat: int) -> None:
-                for n in range(PER_CHAT):
-                    body = customer_message(f"c{chat}-m{n}", text=f"c{chat} #{n}", sender=f"cust-{chat}")
-                    raw, headers = signed(body, desk.secret)
-                    answer = await ingress.post(f"/webhooks/{desk.provider}/receive", content=raw, headers=headers)
-                    statuses[answer.status_code] += 1
+        async def customer(chat: int) -> None:
+            for n in range(PER_CHAT):
+                await customers.write(f"c{chat}-m{n}", f"cust-{chat}", f"c{chat} #{n}")
 
+        try:
             await asyncio.gather(*(customer(chat) for chat in range(CHATS)))
+        finally:
+            await customers.close()
         posted = time.monotonic() - started
-        assert statuses == {200: CHATS * PER_CHAT}
+        assert len(customers.accepted) == CHATS * PER_CHAT
 
         async def all_routed() -> bool:
             return await db.messages.count_documents({"routed": True}) == CHATS * PER_CHAT
@@ -125,7 +125,7 @@ async def test_two_routers_keep_each_chats_order(
     print(
         f"{CHATS} chats x {PER_CHAT} messages: posted in {posted:.1f} s, stored and notified in {elapsed:.1f} s; "
         f"first router handled {sum(first.values())} ({dict(sorted(first.items()))}), second "
-        f"{sum(later.values())} ({dict(sorted(later.items()))}); notifications {dict(kinds)}"
+        f"{sum(later.values())} ({dict(sorted(later.items()))}); notifications {dict(kinds)}; {customers.report()}"
     )
 
     assert len(chats) == CHATS and len(stored) == CHATS
@@ -139,6 +139,7 @@ async def test_two_routers_keep_each_chats_order(
             out_of_order.append(("notified", notified[chat_id]))
     assert out_of_order == []
     assert kinds == {"chat.offered": CHATS, "message.new": CHATS * (PER_CHAT - 1)}
-    # Both routers did part of the work: the partitions were spread while the messages flowed.
-    assert sum(first.values()) + sum(later.values()) == CHATS * PER_CHAT
+    # Both routers did part of the work: the partitions were spread while the messages flowed. A webhook left
+    # unanswered but queued all the same came twice (its retry too): handled twice, stored once (checked above).
+    assert CHATS * PER_CHAT <= sum(first.values()) + sum(later.values()) <= CHATS * PER_CHAT + customers.answers[0]
     assert sum(first.values()) > 0 and sum(later.values()) > 0

@@ -304,6 +304,47 @@ async def test_supervisor_overview_and_an_accept_lost_to_another_operator(
     assert a_id in {o["id"] for o in (await _overview(stack, supervisor_token))["operators"]}
 
 
+async def test_a_reply_whose_answer_was_lost_is_posted_again_under_its_key_and_stored_once(
+    stack: Stack, db: Database, simulator: Simulator, browser: Browser
+) -> None:
+    await stack.start("ingress", "router", "dispatcher")
+    desk = await seed_desk(stack, operators=1, outgoing_url=f"{simulator.url}/thirdparty/acme/outgoing")
+    [token] = desk.operators.values()
+    a = await sign_in(browser, stack.url("router"), token)
+    await customer_writes(stack, desk.secret, customer_message("in-1"))
+    await a.page.locator(".chat-item", has_text="Ann Customer").click()
+    await a.page.locator('#chat-actions [data-action="accept"]').click()
+    await expect(a.page.locator("#reply")).to_be_editable()
+
+    # The first reply reaches the router, but its answer is lost on the way back: the console posts it again.
+    keys: list[str] = []
+
+    async def lose_the_first_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) == 1:
+            await route.fetch()  # the router takes it
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await a.page.route("**/api/chats/*/messages", lose_the_first_answer)
+    for text in ("First", "Second"):
+        await a.page.locator("#reply").fill(text)
+        await a.page.keyboard.press("Enter")
+        await expect(a.page.locator(".msg.outgoing", has_text=text).locator(".msg-status")).to_have_text("sent")
+
+    stored = [m async for m in db.messages.find({"direction": "outgoing"}).sort("_id", 1)]
+    assert [m["text"] for m in stored] == ["First", "Second"]
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2] and all(re.fullmatch(r"[0-9a-f]{32}", k) for k in keys)
+    assert [r["body"]["text"] for r in await simulator.requests()] == ["First", "Second"]
+    await expect(a.page.locator(".msg.outgoing")).to_have_count(2)
+    assert all("/messages" in error for error in a.errors), a.errors  # the browser's line about the lost answer
+    await a.context.close()
+
+
 async def _status_is(client: httpx.AsyncClient, status: str) -> bool:
     return bool((await client.get("/api/operator/status")).json()["status"] == status)
 

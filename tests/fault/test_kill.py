@@ -110,9 +110,7 @@ async def test_kill_9_the_router_then_the_dispatcher_in_the_middle_of_the_stream
         await operator.close()
 
     print(f"\n{router}\n{dispatcher}\nstreamed {MESSAGES} messages and {REPLIES} replies in {streamed:.1f} s")
-    print(
-        f"webhook answers {dict(customers.answers)}, reply answers {dict(operator.answers)}, lost answers {operator.unknown}"
-    )
+    print(f"{customers.report()}, {operator.report()}")
     print(f"counts {ledger.counts()}")
     ledger.assert_exactly_once(set(customers.accepted), set(operator.queued))
     assert len(customers.accepted) == MESSAGES

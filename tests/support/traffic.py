@@ -1,5 +1,9 @@
-"""Steady traffic for fault tests: customers writing in through a messenger that retries, an operator replying,
-and the ledger that checks afterwards that every message was stored once and every reply delivered once."""
+"""Steady traffic for fault tests: customers writing in through a messenger that retries, an operator replying
+through a console that retries under an Idempotency-Key, and the ledger that checks afterwards that every message
+was stored once and every reply stored once and delivered once.
+
+Both sides retry what got no answer (or a 5xx) the way the real ones do, so a request that a busy machine left
+unanswered is a retry that the counts report, not a failure: what is promised is exactly-once after retries."""
 
 import asyncio
 import time
@@ -7,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import httpx
 
@@ -86,10 +91,14 @@ async def _run(work: Callable[[int], Awaitable[None]], index: int) -> None:
 
 @dataclass
 class Customers:
-    """The messenger side of the channel: posts each message until ingress answers 200, as messengers retry."""
+    """The messenger side of the channel: posts each message until ingress answers 200, trying again after a
+    failure or no answer with growing waits (first_retry, doubling up to max_retry), as Telegram and Meta do."""
 
     ingress_url: str
-    retry_every: float = 0.5
+    provider: str = PROVIDER
+    secret: str = SECRET
+    first_retry: float = 0.5
+    max_retry: float = 4.0
     give_up_after: float = 90.0
     answers: Counter[int] = field(default_factory=Counter)  # every attempt's answer; 0 is "no answer"
     accepted: dict[str, str] = field(default_factory=dict)  # provider message id -> sender
@@ -102,12 +111,13 @@ class Customers:
         await self._http.aclose()
 
     async def write(self, message_id: str, sender: str, text: str) -> None:
-        raw, headers = signed(customer_message(message_id, text=text, sender=sender), SECRET)
+        raw, headers = signed(customer_message(message_id, text=text, sender=sender), self.secret)
         deadline = time.monotonic() + self.give_up_after
+        wait = self.first_retry
         while True:
             try:
                 status = (
-                    await self._http.post(f"/webhooks/{PROVIDER}/receive", content=raw, headers=headers)
+                    await self._http.post(f"/webhooks/{self.provider}/receive", content=raw, headers=headers)
                 ).status_code
             except httpx.HTTPError:
                 status = 0
@@ -118,19 +128,26 @@ class Customers:
             self.retried.add(message_id)
             if time.monotonic() > deadline:
                 raise AssertionError(f"{message_id} still not accepted after {self.give_up_after:.0f} s")
-            await asyncio.sleep(self.retry_every)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, self.max_retry)
+
+    def report(self) -> str:
+        return f"webhook answers {dict(self.answers)} ({len(self.retried)} messages needed a retry)"
 
 
 @dataclass
 class Operator:
-    """The operator answering: a reply is posted again only when the router surely did not get it."""
+    """The operator answering, as the console does: each reply under an Idempotency-Key of its own, posted again
+    under it after no answer or a 5xx (the router stores it once), with growing waits."""
 
     router_url: str
     token: str
+    first_retry: float = 0.2
+    max_retry: float = 2.0
     give_up_after: float = 90.0
-    answers: Counter[int] = field(default_factory=Counter)
+    answers: Counter[int] = field(default_factory=Counter)  # every attempt's answer; 0 is "no answer"
     queued: dict[str, str] = field(default_factory=dict)  # reply id -> chat id, answered 202
-    unknown: int = 0  # posts whose answer was lost: stored or not, the ledger finds out
+    retried: int = 0  # replies that needed more than one post
 
     def __post_init__(self) -> None:
         self._http = client(self.router_url, self.token)
@@ -142,27 +159,33 @@ class Operator:
         answer = await self._http.get("/api/chats", params={"limit": 200})
         return [chat["id"] for chat in answer.json()["items"]]
 
-    async def reply(self, chat_id: str, text: str) -> str | None:
+    async def reply(self, chat_id: str, text: str) -> str:
+        """The reply's id, once the router answered 202."""
+        headers = {"Idempotency-Key": uuid4().hex}
         deadline = time.monotonic() + self.give_up_after
+        wait, tries = self.first_retry, 0
         while True:
+            tries += 1
             try:
-                answer = await self._http.post(f"/api/chats/{chat_id}/messages", json={"text": text})
-            except httpx.ConnectError:  # nothing reached the router: posting again cannot double anything
-                self.answers[0] += 1
+                answer = await self._http.post(f"/api/chats/{chat_id}/messages", json={"text": text}, headers=headers)
             except httpx.HTTPError:
-                self.unknown += 1
-                return None
+                self.answers[0] += 1
             else:
                 self.answers[answer.status_code] += 1
                 if answer.status_code == 202:
                     reply_id: str = answer.json()["id"]
-                    self.queued[reply_id] = chat_id
+                    assert self.queued.setdefault(reply_id, chat_id) == chat_id
+                    self.retried += tries > 1
                     return reply_id
                 if answer.status_code < 500:
                     raise AssertionError(f"reply refused: {answer.status_code} {answer.text}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"a reply to {chat_id} was still not taken after {self.give_up_after:.0f} s")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, self.max_retry)
+
+    def report(self) -> str:
+        return f"reply answers {dict(self.answers)} ({self.retried} replies needed a retry)"
 
 
 async def wait_for(what: str, check: Callable[[], Awaitable[Any]], timeout: float, every: float = 0.25) -> None:
@@ -222,6 +245,8 @@ class Ledger:
         assert self.unrouted == 0
         ids = {doc["_id"] for doc in self.outgoing}
         assert queued <= ids, f"replies answered 202 but not stored: {sorted(queued - ids)[:10]}"
+        # Every reply was posted until answered, under its own key: one stored reply each, none besides.
+        assert ids <= queued, f"replies stored that no 202 named (stored twice?): {sorted(ids - queued)[:10]}"
         assert {doc["_id"]: doc["status"] for doc in self.outgoing if doc["status"] != "sent"} == {}
         wrong = {i: self.deliveries[i] for i in ids if self.deliveries[i] != 1}
         assert not wrong, f"replies not delivered exactly once: {wrong}"

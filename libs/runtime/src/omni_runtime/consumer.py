@@ -7,6 +7,11 @@ A message the broker has handed out `delivery_limit` times without an outcome (i
 or stalled on it each time) is parked without running the handler again; the queue's own delivery
 limit dead-letters it into the parking lot should even that fail.
 
+A handler whose effect outside our systems took place but could not be written down (a messenger accepted a
+send, then the database failed) raises Unrecorded with the outcome: from then on only the `record` step is tried,
+at once for blips and then through the wait queues with the outcome in the `x-omni-outcome` header (the
+republish is confirmed before the delivery is acked), never the handler again.
+
 With an `order_key`, messages with the same key are handled one at a time in delivery order while
 messages with different keys run side by side (the router's partitions: one chat at a time).
 """
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Generic, TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -24,7 +30,7 @@ from pymongo.errors import ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from omni_runtime.broker import Broker
-from omni_runtime.errors import BrokerUnavailable, Deferred, PermanentError, RetryLater
+from omni_runtime.errors import BrokerUnavailable, Deferred, PermanentError, RetryLater, Unrecorded
 from omni_runtime.metrics import Metrics
 from omni_runtime.topology import QueueDef
 from omni_runtime.web import describe
@@ -37,6 +43,8 @@ ATTEMPT_HEADER = "x-omni-attempt"
 CAUSE_HEADER = "x-omni-cause"
 SOURCE_HEADER = "x-omni-source-queue"
 PARKED_AT_HEADER = "x-omni-parked-at"
+# What a handler did but could not write down (Unrecorded): a delivery carrying it only runs the `record` step.
+OUTCOME_HEADER = "x-omni-outcome"
 # Set by the broker on each delivery from a quorum queue: how often the message was handed back unsettled.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 # Headers the broker owns (delivery counts, dead-letter history): never copied into a message we publish.
@@ -44,6 +52,7 @@ BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-", "x-last-death
 
 Handler = Callable[[M], Awaitable[None]]
 ParkHook = Callable[[M | None, str], Awaitable[None]]
+Recorder = Callable[[M, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class Consumer(Generic[M]):
         prefetch: int,
         metrics: Metrics,
         on_park: ParkHook[M] | None = None,
+        record: Recorder[M] | None = None,
         delivery_limit: int | None = None,
         order_key: Callable[[M], str] | None = None,
         quick_retries: QuickRetries | None = QuickRetries(),
@@ -108,6 +118,7 @@ class Consumer(Generic[M]):
         self._prefetch = prefetch
         self._metrics = metrics
         self._on_park = on_park
+        self._record = record
         self._delivery_limit = delivery_limit
         self._order_key = order_key
         self._quick = quick_retries
@@ -211,9 +222,10 @@ class Consumer(Generic[M]):
         headers = message.headers or {}
         attempt = int(str(headers.get(ATTEMPT_HEADER, 1)))
         handed_back = int(str(headers.get(DELIVERY_COUNT_HEADER, 0) or 0))
+        outcome = str(headers[OUTCOME_HEADER]) if OUTCOME_HEADER in headers else None
         payload = parsed.payload
         if parsed.error is not None:
-            await self._park(message, None, attempt, f"invalid payload: {describe(parsed.error)}")
+            await self._park(message, None, attempt, f"invalid payload: {describe(parsed.error)}", outcome)
             return
         assert payload is not None
         if self._delivery_limit is not None and handed_back >= self._delivery_limit:
@@ -221,10 +233,16 @@ class Consumer(Generic[M]):
                 f"handed out {handed_back + 1} times without an outcome: its consumer crashed, stalled "
                 "or lost its broker link each time"
             )
-            await self._park(message, payload, attempt, cause)
+            await self._park(message, payload, attempt, cause, outcome)
             return
         try:
-            await self._call(payload)
+            if outcome is None:
+                await self._call(payload)
+            else:
+                await self._finish(payload, outcome)
+        except Unrecorded as exc:
+            await self._retry(message, payload, attempt, str(exc), None, exc.outcome)
+            return
         except ValidationError as exc:
             await self._park(message, payload, attempt, f"invalid payload: {describe(exc)}")
         except PermanentError as exc:
@@ -234,25 +252,61 @@ class Consumer(Generic[M]):
             self._metrics.consumed.labels(queue, "deferred").inc()
             return
         except Exception as exc:
-            cause = str(exc) or type(exc).__name__
-            if attempt >= self._max_attempts:
-                await self._park(message, payload, attempt, f"gave up after {attempt} attempts: {cause}")
-                return
             retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
-            delay = choose_delay(self._delays_ms, attempt, retry_after)
-            log.warning(
-                "handler failed, retrying",
-                extra={"queue": queue, "attempt": attempt, "delay_ms": delay, "cause": cause},
-            )
-            await self._republish(message, self._queue_def.wait_queue(delay).name, attempt + 1, cause)
-            self._metrics.consumed.labels(queue, "retried").inc()
+            await self._retry(message, payload, attempt, str(exc) or type(exc).__name__, retry_after)
             return
         self._metrics.consumed.labels(queue, "ok").inc()
 
+    async def _retry(
+        self,
+        message: AbstractIncomingMessage,
+        payload: M,
+        attempt: int,
+        cause: str,
+        retry_after: float | None,
+        outcome: str | None = None,
+    ) -> None:
+        """To the wait queue the schedule (or Retry-After) picks, or to the parking lot after the last attempt;
+        an `outcome` left to record goes along in its header."""
+        queue = self._queue_def.name
+        if attempt >= self._max_attempts:
+            await self._park(message, payload, attempt, f"gave up after {attempt} attempts: {cause}", outcome)
+            return
+        delay = choose_delay(self._delays_ms, attempt, retry_after)
+        log.warning(
+            "handler failed, retrying",
+            extra={"queue": queue, "attempt": attempt, "delay_ms": delay, "cause": cause, "recording": bool(outcome)},
+        )
+        extra = {OUTCOME_HEADER: outcome} if outcome is not None else None
+        await self._republish(message, self._queue_def.wait_queue(delay).name, attempt + 1, cause, extra)
+        self._metrics.consumed.labels(queue, "retried").inc()
+
     async def _call(self, payload: M) -> None:
-        """The handler, tried again at once for blips (QuickRetries); what still fails propagates."""
+        """The handler, tried again at once for blips (QuickRetries); what still fails propagates. An effect it
+        reports Unrecorded is recorded (`_finish`) without running the handler again."""
+        try:
+            await self._quickly(partial(self._handler, payload))
+        except Unrecorded as done:
+            log.warning(
+                "done but not recorded; only the recording is tried again",
+                extra={"queue": self._queue_def.name, "cause": str(done)},
+            )
+            await self._finish(payload, done.outcome)
+
+    async def _finish(self, payload: M, outcome: str) -> None:
+        """The `record` step for an outcome, tried again at once for blips; a failure raises Unrecorded, which
+        carries the outcome on to the wait queue."""
+        if self._record is None:
+            raise PermanentError(f"{self._queue_def.name} has no step to record what its handler did")
+        try:
+            await self._quickly(partial(self._record, payload, outcome))
+        except Exception as exc:
+            raise Unrecorded(outcome, f"recording what was done failed: {str(exc) or type(exc).__name__}") from exc
+
+    async def _quickly(self, step: Callable[[], Awaitable[None]]) -> None:
+        """`step`, tried again at once for blips (QuickRetries); what still fails propagates."""
         if self._quick is None:
-            await self._handler(payload)
+            await step()
             return
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_blip),
@@ -262,19 +316,25 @@ class Consumer(Generic[M]):
         )
         async for attempt in retrying:
             with attempt:
-                await self._handler(payload)
+                await step()
 
-    async def _park(self, message: AbstractIncomingMessage, payload: M | None, attempt: int, cause: str) -> None:
+    async def _park(
+        self,
+        message: AbstractIncomingMessage,
+        payload: M | None,
+        attempt: int,
+        cause: str,
+        outcome: str | None = None,
+    ) -> None:
+        """To the parking lot, after the `on_park` hook; not for a message whose effect took place (`outcome`):
+        that did not fail, and it keeps the outcome for a replay to record."""
         log.error("parking message", extra={"queue": self._queue_def.name, "attempt": attempt, "cause": cause})
-        if self._on_park is not None:
+        if self._on_park is not None and outcome is None:
             await self._on_park(payload, cause)
-        await self._republish(
-            message,
-            self._queue_def.parking_lot.name,
-            attempt,
-            cause,
-            extra={SOURCE_HEADER: self._queue_def.name, PARKED_AT_HEADER: datetime.now(UTC).isoformat()},
-        )
+        extra = {SOURCE_HEADER: self._queue_def.name, PARKED_AT_HEADER: datetime.now(UTC).isoformat()}
+        if outcome is not None:
+            extra[OUTCOME_HEADER] = outcome
+        await self._republish(message, self._queue_def.parking_lot.name, attempt, cause, extra=extra)
         self._metrics.consumed.labels(self._queue_def.name, "parked").inc()
 
     async def _republish(

@@ -9,6 +9,9 @@ from pymongo.uri_parser import parse_uri
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 
+# How long an operator's Idempotency-Key of a reply is kept from its first use (router/idempotency.py).
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600
+
 # Unique indexes are what make repeated deliveries harmless: a second insert of the same key fails.
 INDEXES: dict[str, list[IndexModel]] = {
     "channels": [IndexModel([("provider", ASCENDING), ("source", ASCENDING)], unique=True)],
@@ -51,6 +54,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # Single-use tickets for browsers' event streams (router); expired ones are deleted as new ones are issued.
     "stream_tickets": [IndexModel([("expires_at", ASCENDING)])],
+    # Operators' Idempotency-Keys of replies, removed IDEMPOTENCY_KEY_SECONDS after their first use.
+    "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_KEY_SECONDS)],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.

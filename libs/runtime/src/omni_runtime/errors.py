@@ -29,3 +29,16 @@ class TopologyConflict(Exception):
 class Deferred(Exception):
     """Not this message's turn yet (an earlier one must go first): it waits in the shortest wait queue and comes
     back, without spending an attempt."""
+
+
+class Unrecorded(Exception):
+    """The handler's effect outside our systems took place (a messenger accepted a send), but writing it down failed.
+
+    `outcome` (text the consumer's `record` step reads) is what is left to write down. The consumer tries only
+    that step again, at once and then through the wait queues with the outcome in a header; it never runs the
+    handler again, so the effect is not repeated.
+    """
+
+    def __init__(self, outcome: str, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome

@@ -11,7 +11,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer, Handler, ParkHook
+from omni_runtime.consumer import Consumer, Handler, ParkHook, Recorder
 from omni_runtime.database import Database, Document, ensure_indexes, open_database, ping
 from omni_runtime.ids import new_id
 from omni_runtime.logs import configure_logging
@@ -53,13 +53,14 @@ def configured_consumer(
     handler: Handler[M],
     on_park: ParkHook[M] | None = None,
     *,
+    record: Recorder[M] | None = None,
     order_key: Callable[[M], str] | None = None,
     prefetch: int | None = None,
     passive: bool = False,
 ) -> Consumer[M]:
     """A consumer of `queue` (declared as the topology says; `passive`: as it exists) with the settings' retry
     schedule, prefetch and delivery limit; `parse` turns the body into a contract; `order_key`: messages with the
-    same key go one at a time, in delivery order."""
+    same key go one at a time, in delivery order; `record` writes down what a handler did but reported Unrecorded."""
     return Consumer(
         broker,
         queue if passive else broker.topology.consumer(queue),
@@ -70,6 +71,7 @@ def configured_consumer(
         prefetch=prefetch or settings.prefetch,
         metrics=metrics,
         on_park=on_park,
+        record=record,
         delivery_limit=settings.delivery_limit,
         order_key=order_key,
         passive=passive,
@@ -94,6 +96,7 @@ class ServiceContext:
         handler: Handler[M],
         on_park: ParkHook[M] | None = None,
         *,
+        record: Recorder[M] | None = None,
         order_key: Callable[[M], str] | None = None,
         prefetch: int | None = None,
         passive: bool = False,
@@ -107,6 +110,7 @@ class ServiceContext:
             parse,
             handler,
             on_park,
+            record=record,
             order_key=order_key,
             prefetch=prefetch,
             passive=passive,

@@ -7,7 +7,7 @@ from functools import partial
 from starlette.applications import Starlette
 
 from omni_contracts import MessageOutgoing
-from omni_dispatcher.delivery import deliver, give_up
+from omni_dispatcher.delivery import deliver, give_up, record_outcome
 from omni_dispatcher.pacing import Pacer
 from omni_dispatcher.sequencing import Sequencer, retry_schedule_seconds
 from omni_providers import ProviderRegistry
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
                     sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
                 ),
                 on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
+                record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
             )
             slot.set(ctx)
             try:

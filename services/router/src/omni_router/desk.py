@@ -4,6 +4,8 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from omni_contracts import Attachment, MessageOutgoing
 from omni_router.notify import Notifier
 from omni_router.offers import Offers, Refused
@@ -149,8 +151,24 @@ class Desk:
             raise ApiError(404, "chat_not_found", f"no chat {chat_id}")
         return chat
 
-    async def send(self, chat_id: str, operator: Document, text: str | None, attachments: list[Attachment]) -> Document:
-        """Store the reply, then publish it; if the broker is down, the outbox sweep publishes it later."""
+    async def send(
+        self,
+        chat_id: str,
+        operator: Document,
+        text: str | None,
+        attachments: list[Attachment],
+        message_id: str | None = None,
+    ) -> tuple[Document, bool]:
+        """Store the reply, then publish it; if the broker is down, the outbox sweep publishes it later.
+
+        With a `message_id` (an idempotency key's), a reply already stored under it is answered as it is and
+        neither stored nor published again; the second answer says whether that was so (a repeat). Racing
+        repeats are told apart by the messages' unique `_id`: one stores and publishes, the others find it.
+        """
+        if message_id is not None:
+            earlier = await self.db.messages.find_one({"_id": message_id})
+            if earlier is not None:
+                return earlier, True
         chat = await self.visible_chat(chat_id, operator)
         if chat["status"] == "closed":
             raise ApiError(409, "chat_closed", "the chat is closed")
@@ -162,7 +180,7 @@ class Desk:
         if contact is None:
             raise ApiError(409, "contact_missing", "the chat's contact no longer exists")
         message: Document = {
-            "_id": new_id(),
+            "_id": message_id or new_id(),
             "chat_id": chat_id,
             "channel_id": chat["channel_id"],
             "direction": "outgoing",
@@ -177,10 +195,16 @@ class Desk:
             "publish_due": time.time(),
             "created_at": now(),
         }
-        await self.db.messages.insert_one(message)
+        try:
+            await self.db.messages.insert_one(message)
+        except DuplicateKeyError:
+            earlier = await self.db.messages.find_one({"_id": message["_id"]})
+            if message_id is None or earlier is None:
+                raise
+            return earlier, True
         await self.store.postpone_completion(chat)
         await self.publish_outgoing(message)
-        return message
+        return message, False
 
     async def publish_outgoing(self, message: Document) -> bool:
         channel = await self.store.channel(message["channel_id"])

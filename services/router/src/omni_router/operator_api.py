@@ -11,6 +11,7 @@ from starlette.routing import Route
 from omni_contracts import Attachment
 from omni_router.auth import operator_of
 from omni_router.desk import Desk, allowed_actions, visibility
+from omni_router.idempotency import REPLAYED_HEADER, claim, fingerprint, idempotency_key
 from omni_router.store import OPEN_STATUSES
 from omni_router.views import chat_view, message_view
 from omni_runtime.database import Document
@@ -144,8 +145,15 @@ def operator_routes(desk_of: Callable[[], Desk]) -> list[Route]:
         body = parse_body(SendBody, await read_json(request))
         if not (body.text and body.text.strip()) and not body.attachments:
             raise ApiError(400, "invalid_body", "a reply needs text or attachments")
-        message = await desk_of().send(request.path_params["chat_id"], operator, body.text, body.attachments)
-        return JSONResponse({"id": message["_id"], "status": message["status"]}, status_code=202)
+        desk, chat_id = desk_of(), request.path_params["chat_id"]
+        key = idempotency_key(request)
+        message_id = None
+        if key is not None:  # claimed only for a valid request: a refused body can be fixed under the same key
+            message_id = await claim(desk.db, operator["_id"], key, fingerprint(chat_id, body.model_dump(mode="json")))
+        message, repeat = await desk.send(chat_id, operator, body.text, body.attachments, message_id)
+        # What a reply is first answered with, answered again to a repeat of its key whatever became of it since.
+        headers = {REPLAYED_HEADER: "true"} if repeat else None
+        return JSONResponse({"id": message["_id"], "status": "queued"}, status_code=202, headers=headers)
 
     async def close(request: Request, operator: Document) -> Response:
         chat = await desk_of().close(request.path_params["chat_id"], operator)

@@ -46,6 +46,7 @@ const state = {
   supervisorTimer: null,
   refreshing: null,
   readTimer: null,
+  pendingReply: null, // {chatId, text, key}: a reply not yet taken for sure, and its Idempotency-Key
 };
 
 class ApiError extends Error {
@@ -144,9 +145,9 @@ function operatorName(id) {
 
 // -------------------------------------------------------------------------------------------------- API
 
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
   const generation = state.generation;
-  const headers = { Authorization: `Bearer ${state.token}` };
+  const headers = { ...extra, Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -864,15 +865,42 @@ async function chatCall(id, call) {
   }
 }
 
+// Waits before the console posts a reply again after no answer or a 5xx; the same key makes that safe.
+const REPLY_RETRY_MS = [500, 1000, 2000, 4000];
+
+// One Idempotency-Key per reply: a fresh one for new text, the same one for every try of the same text in the
+// same chat (the retries below, and Send pressed again after they gave up), so the router stores it once.
+function replyKey(chatId, text) {
+  const pending = state.pendingReply;
+  if (pending?.chatId === chatId && pending.text === text) return pending.key;
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs HTTPS; this works everywhere
+  const key = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  state.pendingReply = { chatId, text, key };
+  return key;
+}
+
+async function postReply(id, text, key) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const path = `/api/chats/${encodeURIComponent(id)}/messages`;
+      return await api(path, { method: "POST", body: { text }, headers: { "Idempotency-Key": key } });
+    } catch (error) {
+      const unsure = error instanceof ApiError && (error.code === "network" || error.status >= 500);
+      if (!unsure || attempt >= REPLY_RETRY_MS.length) throw error;
+      await new Promise((resolve) => setTimeout(resolve, REPLY_RETRY_MS[attempt]));
+    }
+  }
+}
+
 async function send() {
   const id = state.open?.id;
   const text = $("reply").value;
   if (!id || !text.trim() || $("reply").disabled) return;
   $("send").disabled = true;
   try {
-    const answer = await chatCall(id, () =>
-      api(`/api/chats/${encodeURIComponent(id)}/messages`, { method: "POST", body: { text } }),
-    );
+    const key = replyKey(id, text);
+    const answer = await chatCall(id, () => postReply(id, text, key));
+    if (state.pendingReply?.key === key) state.pendingReply = null; // taken or refused; kept only when unsure
     if (!answer) return;
     if ($("reply").value === text) $("reply").value = "";
     putMessage({
