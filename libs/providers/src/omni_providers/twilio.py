@@ -80,7 +80,8 @@ class MediaLocation:
 class TwilioProvider:
     """The `twilio` provider: WhatsApp messages through Twilio's Programmable Messaging."""
 
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0)
+    # Outside the 24-hour window only templates (ContentSid) go (Twilio error 63016 otherwise).
+    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0, templates=True)
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name

@@ -23,6 +23,7 @@ from omni_providers.base import (
     Registration,
     SendResult,
     WebhookRejected,
+    WindowTag,
 )
 from omni_providers.meta.graph import graph_call, node
 from omni_providers.meta.webhooks import (
@@ -44,6 +45,7 @@ from omni_runtime.web import describe
 
 MEDIA_TYPES: dict[str, MessageType] = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
 PROFILE_FIELDS = "first_name,last_name,profile_pic"
+HUMAN_AGENT = "HUMAN_AGENT"
 
 
 class Party(WebhookModel):
@@ -122,7 +124,13 @@ class MessengerProvider:
     """The `messenger` provider: channel `source` is the page id; settings `page_access_token`, `app_secret`,
     `verify_token` (API.md)."""
 
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=300.0)
+    # Free replies within 24 hours; with the HUMAN_AGENT tag up to 7 days where the page has that permission and
+    # the channel says so (settings `human_agent_tag: true`). Messenger has no templates for us to send.
+    delivery_policy = DeliveryPolicy(
+        reply_window=timedelta(hours=24),
+        per_channel_rate=300.0,
+        window_tag=WindowTag(HUMAN_AGENT, timedelta(days=7), "human_agent_tag"),
+    )
 
     def __init__(self, name: str = "messenger", settings: Settings | None = None) -> None:
         self.name = name

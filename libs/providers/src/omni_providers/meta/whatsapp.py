@@ -173,7 +173,8 @@ class WhatsAppProvider:
     `app_secret`, `verify_token` (API.md)."""
 
     # 80 messages a second per number is Meta's default throughput; beyond it Graph answers 130429.
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0)
+    # Outside the 24-hour window only approved templates go (Graph error 131047 otherwise).
+    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0, templates=True)
 
     def __init__(self, name: str = "whatsapp", settings: Settings | None = None) -> None:
         self.name = name
