@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import re
 
+from omni_runtime.settings import Settings
+
 SCHEME = b"omni-media-v1:"
 # Our file ids (GridFS ObjectIds as hex) and whatever else is id-like; never a dot, which separates the parts.
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -56,3 +58,11 @@ class MediaLinks:
     def _sign(self, file_id: str, expires: int) -> str:
         digest = hmac.new(self._key, SCHEME + f"{file_id}.{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def media_links(settings: Settings) -> MediaLinks | None:
+    """The links of this deployment (MEDIA_SIGNING_KEY, MEDIA_URL_TTL_SECONDS, PUBLIC_BASE_URL); None without a key."""
+    key = settings.media_signing_key
+    if key is None:
+        return None
+    return MediaLinks(key.get_secret_value(), settings.media_url_ttl_seconds, settings.public_base_url)
