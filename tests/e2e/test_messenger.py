@@ -269,6 +269,41 @@ async def test_register_checks_the_page_token(stack: Stack, simulator: Simulator
     assert "190" in refused["registration"]["detail"] and "EAA-revoked" not in json.dumps(refused)
 
 
+async def test_register_subscribes_the_page_to_the_apps_webhooks_and_reports_a_refusal(
+    stack: Stack, simulator: Simulator
+) -> None:
+    page = await open_page(stack, simulator)
+    subscriptions = f"/graph/v21.0/{PAGE_ID}/subscribed_apps"
+    async with stack.admin() as admin:
+        registered = (await admin.post(f"/api/admin/channels/{page.channel_id}/register")).json()["registration"]
+    assert (registered["ok"], registered["detail"]) == (
+        True,
+        "page token valid for Acme; page subscribed to the app's webhooks "
+        "(messages,messaging_postbacks,message_deliveries,message_reads)",
+    )
+    [subscribe] = await simulator.requests(subscriptions)
+    assert (subscribe["method"], subscribe["status"]) == ("POST", 200)
+    assert subscribe["body"] == {"subscribed_fields": "messages,messaging_postbacks,message_deliveries,message_reads"}
+    async with simulator.client() as control:
+        apps = (await control.get(subscriptions, params={"access_token": TOKEN})).json()["data"]
+    assert apps[0]["subscribed_fields"] == ["messages", "messaging_postbacks", "message_deliveries", "message_reads"]
+
+    refusal = {
+        "error": {"message": "(#200) Requires pages_messaging permission", "type": "OAuthException", "code": 200}
+    }
+    await simulator.fault(
+        path_prefix=subscriptions, status=403, count=1, body=json.dumps(refusal), content_type="application/json"
+    )
+    async with stack.admin() as admin:
+        refused = (await admin.post(f"/api/admin/channels/{page.channel_id}/register")).json()["registration"]
+    assert refused["ok"] is False
+    assert refused["detail"] == (
+        "page token valid for Acme, but subscribing the page to the app's webhooks failed: Graph API "
+        "subscribed_apps refused (Graph error 200): (#200) Requires pages_messaging permission"
+    )
+    assert TOKEN not in json.dumps(await simulator.requests(subscriptions))
+
+
 async def test_graph_rate_limit_is_retried_and_the_reply_sent_once(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
