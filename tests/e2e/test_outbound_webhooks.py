@@ -193,3 +193,8 @@ async def test_a_4xx_answer_fails_the_delivery_at_once(stack: Stack, db: Databas
     assert summary(attempt) == (1, 410, "failed")
     assert attempt["error"] == "webhook receiver 127.0.0.1 answered 410: endpoint retired"
     assert len(simulator.state.select("/receivers/crm")) == 1
+    # Signed with the subscription's own secret: a receiver that holds another one refuses it.
+    other = await subscribe(db, await receiver(simulator), secret="whsec-not-the-receivers")
+    await deliver(stack.settings, other, chat_created())
+    [unverified] = await attempts(db, other, 1)
+    assert summary(unverified) == (1, 401, "failed") and "bad_signature" in unverified["error"]

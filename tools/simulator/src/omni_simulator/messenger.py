@@ -72,23 +72,28 @@ def messenger_routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> li
         name: str = request.path_params["name"]
         raw = await request.body()
         fault = state.take_fault(request.url.path)
-        answer_id, replayed = _take_key(state, request, fault)
         secret = state.secrets.get(_receiver(name))
-        signature = request.headers.get(OMNI_SIGNATURE_HEADER)
+        valid = None if secret is None else verify_hmac_sha256(secret, raw, request.headers.get(OMNI_SIGNATURE_HEADER))
+        # A receiver that knows the secret refuses what it cannot verify, before it takes the key.
+        answer_id, replayed = (None, False) if valid is False else _take_key(state, request, fault)
         _record(
             state,
             request,
             fault,
-            _status(fault, 200),
+            _status(fault, 401 if valid is False else 200),
             provider=_receiver(name),
             raw=raw,
             payload=_json_or_none(raw),
-            signature_valid=None if secret is None else verify_hmac_sha256(secret, raw, signature),
+            signature_valid=valid,
             answer_id=answer_id,
             replayed=replayed,
         )
         faulted = await _apply(request, fault)
-        return faulted if faulted is not None else JSONResponse({"received": answer_id})
+        if faulted is not None:
+            return faulted
+        if valid is False:
+            return error_response(401, "bad_signature", "X-Omni-Signature does not match the body")
+        return JSONResponse({"received": answer_id})
 
     async def put_receiver(request: Request) -> Response:
         name: str = request.path_params["name"]
