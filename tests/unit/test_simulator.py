@@ -1,7 +1,7 @@
 """The provider simulator over real loopback HTTP: recording, signatures, faults, files and pushes to ingress."""
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -308,7 +308,7 @@ async def test_reset_forgets_everything(sim: Simulator) -> None:
 # --- windows, templates, uploads and receivers (issues 13 and 14) ----------------------------------------------
 
 
-async def meta_send(sim: Simulator, object_id: str, body: dict[str, object]) -> httpx.Response:
+async def meta_send(sim: Simulator, object_id: str, body: Mapping[str, object]) -> httpx.Response:
     return await sim.client.post(
         f"/graph/v21.0/{object_id}/messages", json=body, headers={"Authorization": "Bearer EAA-token"}
     )
