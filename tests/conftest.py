@@ -10,7 +10,7 @@ from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
 from tests.support.infra import Infra, create_vhost, delete_vhost, free_port, start_infra
-from tests.support.stack import ADMIN_TOKEN, Simulator, Stack
+from tests.support.stack import ADMIN_TOKEN, MEDIA_SIGNING_KEY, Simulator, Stack
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,7 @@ def settings(infra: Infra, vhost: str, simulator: Simulator) -> Settings:
         http_timeout_seconds=2.0,
         outbox_sweep_seconds=1.0,
         allow_private_fetch=True,
+        media_signing_key=MEDIA_SIGNING_KEY,
     )
 
 

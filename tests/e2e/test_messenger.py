@@ -5,7 +5,6 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -65,12 +64,13 @@ def event(*items: dict[str, Any], page: str = PAGE_ID) -> dict[str, Any]:
     return {"object": "page", "entry": [{"id": page, "time": int(time.time() * 1000), "messaging": list(items)}]}
 
 
-def message(mid: str, text: str | None = None, psid: str = PSID, **fields: Any) -> dict[str, Any]:
+def message(mid: str, text: str | None = None, psid: str = PSID, ago: float = 0.0, **fields: Any) -> dict[str, Any]:
+    """A messaging item of a customer message, Meta's timestamp `ago` seconds in the past."""
     content: dict[str, Any] = {"mid": mid, **fields}
     if text is not None:
         content["text"] = text
-    now = int(time.time() * 1000)
-    return {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": now, "message": content}
+    sent = int((time.time() - ago) * 1000)
+    return {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": sent, "message": content}
 
 
 def receipt(kind: str, **fields: Any) -> dict[str, Any]:
@@ -235,12 +235,10 @@ async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
     page = await open_page(stack, simulator)
-    assert (await push(stack, simulator, event(message("m_old", "are you open on sunday?"))))[0] == 200
+    # The window runs from the time Meta gives the customer's message, not from when we stored it.
+    old = message("m_old", "are you open on sunday?", ago=25 * 3600)
+    assert (await push(stack, simulator, event(old)))[0] == 200
     incoming = await stored(db, "m_old")
-    # Replaced whole: the nx-27017 stand-in would store a date given to `$set` as text.
-    await db.messages.replace_one(
-        {"_id": incoming["_id"]}, {**incoming, "created_at": datetime.now(UTC) - timedelta(hours=25)}
-    )
     reply_id = await accept_and_reply(stack, page, incoming["chat_id"], "sorry for the late answer")
     failed = await status_of(db, reply_id, "failed", "sent")
     assert failed["status"] == "failed"
@@ -269,6 +267,41 @@ async def test_register_checks_the_page_token(stack: Stack, simulator: Simulator
         refused = (await admin.post(f"/api/admin/channels/{page.channel_id}/register")).json()
     assert refused["registration"]["ok"] is False
     assert "190" in refused["registration"]["detail"] and "EAA-revoked" not in json.dumps(refused)
+
+
+async def test_register_subscribes_the_page_to_the_apps_webhooks_and_reports_a_refusal(
+    stack: Stack, simulator: Simulator
+) -> None:
+    page = await open_page(stack, simulator)
+    subscriptions = f"/graph/v21.0/{PAGE_ID}/subscribed_apps"
+    async with stack.admin() as admin:
+        registered = (await admin.post(f"/api/admin/channels/{page.channel_id}/register")).json()["registration"]
+    assert (registered["ok"], registered["detail"]) == (
+        True,
+        "page token valid for Acme; page subscribed to the app's webhooks "
+        "(messages,messaging_postbacks,message_deliveries,message_reads)",
+    )
+    [subscribe] = await simulator.requests(subscriptions)
+    assert (subscribe["method"], subscribe["status"]) == ("POST", 200)
+    assert subscribe["body"] == {"subscribed_fields": "messages,messaging_postbacks,message_deliveries,message_reads"}
+    async with simulator.client() as control:
+        apps = (await control.get(subscriptions, params={"access_token": TOKEN})).json()["data"]
+    assert apps[0]["subscribed_fields"] == ["messages", "messaging_postbacks", "message_deliveries", "message_reads"]
+
+    refusal = {
+        "error": {"message": "(#200) Requires pages_messaging permission", "type": "OAuthException", "code": 200}
+    }
+    await simulator.fault(
+        path_prefix=subscriptions, status=403, count=1, body=json.dumps(refusal), content_type="application/json"
+    )
+    async with stack.admin() as admin:
+        refused = (await admin.post(f"/api/admin/channels/{page.channel_id}/register")).json()["registration"]
+    assert refused["ok"] is False
+    assert refused["detail"] == (
+        "page token valid for Acme, but subscribing the page to the app's webhooks failed: Graph API "
+        "subscribed_apps refused (Graph error 200): (#200) Requires pages_messaging permission"
+    )
+    assert TOKEN not in json.dumps(await simulator.requests(subscriptions))
 
 
 async def test_graph_rate_limit_is_retried_and_the_reply_sent_once(

@@ -5,7 +5,6 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -71,8 +70,9 @@ def contact(name: str = "Ann Customer", wa_id: str = CUSTOMER) -> dict[str, Any]
     return {"profile": {"name": name}, "wa_id": wa_id}
 
 
-def message(wamid: str, kind: str, content: dict[str, Any], sender: str = CUSTOMER) -> dict[str, Any]:
-    return {"from": sender, "id": wamid, "timestamp": str(int(time.time())), "type": kind, kind: content}
+def message(wamid: str, kind: str, content: dict[str, Any], sender: str = CUSTOMER, ago: float = 0.0) -> dict[str, Any]:
+    """A customer message, WhatsApp's timestamp `ago` seconds in the past."""
+    return {"from": sender, "id": wamid, "timestamp": str(int(time.time() - ago)), "type": kind, kind: content}
 
 
 def status(wamid: str, state: str, **extra: Any) -> dict[str, Any]:
@@ -238,16 +238,15 @@ async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
     number = await open_number(stack, simulator)
-    body = event(contacts=[contact()], messages=[message("wamid.OLD", "text", {"body": "still there?"})])
-    assert (await push(stack, simulator, body))[0] == 200
+    # The window runs from the time WhatsApp gives the customer's message, not from when we stored it.
+    old = message("wamid.OLD", "text", {"body": "still there?"}, ago=25 * 3600)
+    assert (await push(stack, simulator, event(contacts=[contact()], messages=[old])))[0] == 200
     incoming = await stored(db, "wamid.OLD")
-    # Replaced whole: the nx-27017 stand-in would store a date given to `$set` as text.
-    await db.messages.replace_one(
-        {"_id": incoming["_id"]}, {**incoming, "created_at": datetime.now(UTC) - timedelta(hours=25)}
-    )
     reply_id = await accept_and_reply(stack, number, incoming["chat_id"], "sorry, we were closed")
     failed = await status_of(db, reply_id, "failed", "sent")
     assert failed["status"] == "failed" and "24-hour reply window" in failed["failure_reason"]
+    assert failed["failure_reason"].endswith("only a template may be sent")
+    assert await sends(simulator) == []  # refused here, never sent for Meta to reject
     assert await sends(simulator) == []
 
 

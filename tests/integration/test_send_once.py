@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from omni_contracts import MessageOutgoing
-from omni_dispatcher.delivery import SendOutcome, deliver, record_outcome
+from omni_dispatcher.delivery import OutgoingFiles, SendOutcome, deliver, record_outcome
 from omni_dispatcher.pacing import Pacer
 from omni_dispatcher.sequencing import Sequencer
 from omni_providers import ProviderRegistry
@@ -21,6 +21,7 @@ from omni_runtime.broker import Broker
 from omni_runtime.consumer import OUTCOME_HEADER
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.errors import Unrecorded
+from omni_runtime.files import FileStore
 from omni_runtime.ids import new_id
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked, replay_parked
@@ -169,6 +170,7 @@ async def test_a_send_accepted_while_the_database_dies_raises_unrecorded_with_th
                 metrics=Metrics("test"),
                 pacer=Pacer(),
                 sequencer=Sequencer(db, stale_after=60.0),
+                files=OutgoingFiles(FileStore(db), None),
             )
         )
         await eventually(lambda: _true(bool(simulator.state.requests)), timeout=10, interval=0.005)

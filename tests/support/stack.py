@@ -31,6 +31,7 @@ FACTORIES: dict[str, Callable[[Settings], Starlette]] = {
     "attachments": attachments_app,
 }
 ADMIN_TOKEN = "admin-token-for-tests"
+MEDIA_SIGNING_KEY = "media-signing-key-for-tests-0123456789"
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0, interval: float = 0.05) -> T:

@@ -72,6 +72,8 @@ def test_core_configuration_is_set(name: str) -> None:
         == "amqp://${RABBITMQ_USER:-omni}:${RABBITMQ_PASSWORD:?set RABBITMQ_PASSWORD}@rabbitmq:5672/"
     )
     assert environment["PUBLIC_BASE_URL"] == f"https://{REQUIRED_DOMAIN}"
+    # Ingress and the dispatcher must share the key of media links, and there is no default one.
+    assert environment["MEDIA_SIGNING_KEY"].startswith("${MEDIA_SIGNING_KEY:?")
 
 
 def test_no_secret_has_a_default() -> None:
@@ -168,6 +170,7 @@ def environment(base: dict[str, str], simulator_url: str | None = SIMULATOR_URL)
         admin_token="generated",
         ingress_url="http://127.0.0.1:8080",
         simulator_url=simulator_url,
+        media_signing_key="generated-media-key",
     )
 
 
@@ -190,15 +193,19 @@ def test_provider_urls_cover_every_provider_setting() -> None:
 
 
 def test_given_mongodb_url_and_admin_token_are_kept() -> None:
-    env = environment({"MONGODB_URL": "mongodb://db.example.test:27017/prod", "ADMIN_TOKEN": "mine"})
+    env = environment(
+        {"MONGODB_URL": "mongodb://db.example.test:27017/prod", "ADMIN_TOKEN": "mine", "MEDIA_SIGNING_KEY": "my key"}
+    )
     assert env["MONGODB_URL"] == "mongodb://db.example.test:27017/prod"
     assert env["ADMIN_TOKEN"] == "mine"
+    assert env["MEDIA_SIGNING_KEY"] == "my key"
 
 
 def test_missing_mongodb_url_and_admin_token_are_filled_in() -> None:
     env = environment({"MONGODB_URL": "", "PATH": "/usr/bin"})
     assert env["MONGODB_URL"] == "mongodb://127.0.0.1:27017/omnichannel"
     assert env["ADMIN_TOKEN"] == "generated"
+    assert env["MEDIA_SIGNING_KEY"] == "generated-media-key"  # one key for every service of the run
     assert env["PUBLIC_BASE_URL"] == "http://127.0.0.1:8080"
     assert env["PATH"] == "/usr/bin"
 

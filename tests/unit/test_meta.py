@@ -621,7 +621,8 @@ async def test_whatsapp_media_id_becomes_a_url_fetched_with_the_bearer() -> None
 
 async def test_register_checks_the_token_against_the_graph() -> None:
     messenger, whatsapp = MessengerProvider("messenger", SETTINGS), WhatsAppProvider("whatsapp", SETTINGS)
-    async with Graph(httpx.Response(200, json={"id": "1122", "name": "Acme"})).client() as http:
+    subscribed = httpx.Response(200, json={"success": True})
+    async with Graph(httpx.Response(200, json={"id": "1122", "name": "Acme"}), subscribed).client() as http:
         assert (await messenger.register(http, PAGE)).ok
     async with Graph(httpx.Response(200, json={"id": "9999", "name": "Elsewhere"})).client() as http:
         wrong_page = await messenger.register(http, PAGE)
@@ -635,6 +636,32 @@ async def test_register_checks_the_token_against_the_graph() -> None:
     async with Graph().client() as http:
         incomplete = await whatsapp.register(http, bare)
     assert not incomplete.ok and "app_secret" in incomplete.detail
+
+
+async def test_register_subscribes_the_page_to_the_apps_webhooks_and_reports_a_refusal() -> None:
+    messenger = MessengerProvider("messenger", SETTINGS)
+    graph = Graph(httpx.Response(200, json={"id": "1122", "name": "Acme"}), httpx.Response(200, json={"success": True}))
+    async with graph.client() as http:
+        done = await messenger.register(http, PAGE)
+    assert done.ok and done.detail == (
+        "page token valid for Acme; page subscribed to the app's webhooks "
+        "(messages,messaging_postbacks,message_deliveries,message_reads)"
+    )
+    subscribe = graph.calls[1]
+    assert (subscribe.method, subscribe.url.path) == ("POST", "/v21.0/1122/subscribed_apps")
+    assert dict(subscribe.url.params) == {
+        "access_token": "EAA-page-token",
+        "subscribed_fields": "messages,messaging_postbacks,message_deliveries,message_reads",
+    }
+    refused = graph_error(200, 403, message="(#200) Requires pages_messaging permission to manage the object")
+    async with Graph(httpx.Response(200, json={"id": "1122", "name": "Acme"}), refused).client() as http:
+        failed = await messenger.register(http, PAGE)
+    assert not failed.ok
+    assert failed.detail.startswith("page token valid for Acme, but subscribing the page to the app's webhooks failed")
+    assert "Requires pages_messaging permission" in failed.detail and "EAA-page-token" not in failed.detail
+    unconfirmed = httpx.Response(200, json={"success": False})
+    async with Graph(httpx.Response(200, json={"id": "1122", "name": "Acme"}), unconfirmed).client() as http:
+        assert not (await messenger.register(http, PAGE)).ok
 
 
 # --- property tests: random payloads are converted or refused with 400, never crash ------------------

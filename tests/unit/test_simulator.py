@@ -1,7 +1,7 @@
 """The provider simulator over real loopback HTTP: recording, signatures, faults, files and pushes to ingress."""
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -303,3 +303,106 @@ async def test_reset_forgets_everything(sim: Simulator) -> None:
 
     assert (sim.state.requests, sim.state.faults, sim.state.secrets, sim.state.files) == ([], [], {}, {})
     assert (await sim.client.get("/nowhere")).json()["error"] == "not_found"
+
+
+# --- windows, templates, uploads and receivers (issues 13 and 14) ----------------------------------------------
+
+
+async def meta_send(sim: Simulator, object_id: str, body: Mapping[str, object]) -> httpx.Response:
+    return await sim.client.post(
+        f"/graph/v21.0/{object_id}/messages", json=body, headers={"Authorization": "Bearer EAA-token"}
+    )
+
+
+async def set_meta_window(sim: Simulator, account: str, customer: str, ago_seconds: float) -> None:
+    body = {"account": account, "customer": customer, "ago_seconds": ago_seconds}
+    assert (await sim.client.post("/_sim/meta/windows", json=body)).status_code == 200
+
+
+async def test_messenger_keeps_the_window_and_human_agent_for_7_days(sim: Simulator) -> None:
+    message = {"recipient": {"id": "psid-1"}, "message": {"text": "hi"}}
+    response = {**message, "messaging_type": "RESPONSE"}
+    tagged = {**message, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    never = await meta_send(sim, "1122", response)
+    assert (never.status_code, never.json()["error"]["code"], never.json()["error"]["error_subcode"]) == (
+        400,
+        10,
+        2018278,
+    )
+    await set_meta_window(sim, "1122", "psid-1", 3 * 86400)
+    assert (await meta_send(sim, "1122", response)).status_code == 400
+    assert (await meta_send(sim, "1122", tagged)).status_code == 200
+    wrong_tag = await meta_send(sim, "1122", {**tagged, "tag": "SOMETHING"})
+    assert wrong_tag.status_code == 400 and "Param tag must be one of" in wrong_tag.json()["error"]["message"]
+    await set_meta_window(sim, "1122", "psid-1", 8 * 86400)
+    assert (await meta_send(sim, "1122", tagged)).json()["error"]["error_subcode"] == 2018278
+
+
+async def test_whatsapp_refuses_free_text_after_24_hours_with_131047_but_takes_well_formed_templates(
+    sim: Simulator,
+) -> None:
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "4917600000000"}
+    await set_meta_window(sim, "5566", "4917600000000", 25 * 3600)
+    closed = await meta_send(sim, "5566", {**base, "type": "text", "text": {"body": "hi"}})
+    assert (closed.status_code, closed.json()["error"]["code"]) == (400, 131047)
+    template = {"name": "hello_world", "language": {"code": "en_US"}}
+    assert (await meta_send(sim, "5566", {**base, "type": "template", "template": template})).status_code == 200
+    nameless = await meta_send(sim, "5566", {**base, "type": "template", "template": {"language": {"code": "en"}}})
+    assert nameless.status_code == 400 and "template['name']" in nameless.json()["error"]["message"]
+    bad_parameter = {**template, "components": [{"type": "body", "parameters": [{"type": "text", "text": ""}]}]}
+    assert (await meta_send(sim, "5566", {**base, "type": "template", "template": bad_parameter})).status_code == 400
+
+
+async def test_messenger_refuses_an_attachment_it_cannot_fetch(sim: Simulator) -> None:
+    await set_meta_window(sim, "1122", "psid-1", 60)
+    attachment = {"type": "file", "payload": {"url": f"{sim.url}/files/missing.pdf", "is_reusable": True}}
+    body = {"recipient": {"id": "psid-1"}, "messaging_type": "RESPONSE", "message": {"attachment": attachment}}
+    refused = await meta_send(sim, "1122", body)
+    assert (refused.status_code, refused.json()["error"]["error_subcode"]) == (400, 2018047)
+    [send] = [r for r in sim.state.requests if r.path.endswith("/messages")]
+    assert [(f.url, f.status) for f in send.files] == [(f"{sim.url}/files/missing.pdf", 404)]
+
+
+async def test_twilio_checks_content_sid_and_variables(sim: Simulator) -> None:
+    account, token = "AC" + "9" * 32, "t0ken"
+    assert (await sim.client.put(f"/_sim/twilio/accounts/{account}", json={"auth_token": token})).status_code == 200
+    form = {"To": "whatsapp:+4917600000000", "From": "whatsapp:+14155238886"}
+
+    async def send(**fields: str) -> httpx.Response:
+        path = f"/twilio/2010-04-01/Accounts/{account}/Messages.json"
+        return await sim.client.post(path, data={**form, **fields}, auth=(account, token))
+
+    assert (await send(Body="hi")).json()["code"] == 63016  # nobody wrote: free text is outside the window
+    assert (await send(ContentSid="HX" + "a" * 32, ContentVariables='{"1": "Ann"}')).status_code == 201
+    assert (await send(ContentSid="template-name")).json()["code"] == 21655
+    assert (await send(ContentSid="HX" + "a" * 32, ContentVariables='{"1": 5}')).json()["code"] == 21656
+
+
+async def test_telegram_records_uploads_and_refuses_photos_over_10_mb(sim: Simulator) -> None:
+    path = "/telegram/bot123:AAH-token/sendPhoto"
+    small = await sim.client.post(
+        path, data={"chat_id": "7"}, files={"photo": ("a.jpg", b"\xff\xd8jpeg", "image/jpeg")}
+    )
+    assert small.json()["ok"] is True
+    [recorded] = sim.state.requests
+    assert recorded.body == {"chat_id": "7", "photo": "<upload a.jpg>"}
+    assert [(f.part, f.file_name, f.content_type, f.content) for f in recorded.files] == [
+        ("photo", "a.jpg", "image/jpeg", b"\xff\xd8jpeg")
+    ]
+    assert (await sim.client.get(f"/_sim/requests/{recorded.seq}/files/0")).content == b"\xff\xd8jpeg"
+    big = b"\x00" * (10 * 1024 * 1024 + 1)
+    refused = await sim.client.post(path, data={"chat_id": "7"}, files={"photo": ("b.jpg", big, "image/jpeg")})
+    assert refused.status_code == 400 and refused.json()["ok"] is False
+
+
+async def test_a_receiver_checks_signatures_and_takes_each_idempotency_key_once(sim: Simulator) -> None:
+    assert (await sim.client.put("/_sim/receivers/crm", json={"secret": SECRET})).status_code == 200
+    body = b'{"id": "e1", "event": "chat.created", "created_at": "2026-01-01T00:00:00Z", "data": {}}'
+    signed = {OMNI_SIGNATURE_HEADER: hmac_sha256_signature(SECRET, body), "Idempotency-Key": "e1"}
+    for _ in range(2):
+        assert (await sim.client.post("/receivers/crm", content=body, headers=signed)).status_code == 200
+    forged = {OMNI_SIGNATURE_HEADER: "sha256=00", "Idempotency-Key": "e2"}
+    assert (await sim.client.post("/receivers/crm", content=body, headers=forged)).status_code == 401
+    state = (await sim.client.get("/_sim/receivers/crm")).json()
+    assert state["signatures_valid"] == [True]
+    assert (len(state["events"]), state["replays"], state["attempts"]) == (1, 1, {"e1": 2, "e2": 1})

@@ -84,6 +84,7 @@ def test_the_router_input_is_partitioned_with_one_active_consumer_each() -> None
         "dispatcher.outgoing",
         "profiles.requested",
         "attachments.requested",
+        "dispatcher.webhooks",
     ]
     assert TOPOLOGY.family("router.received") == names
     assert TOPOLOGY.family("dispatcher.outgoing") == ["dispatcher.outgoing"]

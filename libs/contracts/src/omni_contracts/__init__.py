@@ -1,6 +1,7 @@
 """Messages and events exchanged on the broker: data only, one frozen pydantic class per shape."""
 
 from omni_contracts.events import (
+    WEBHOOK_EVENTS,
     AttachmentRequested,
     AttachmentStored,
     ChatNotification,
@@ -13,6 +14,8 @@ from omni_contracts.events import (
     ProfileRequested,
     ProfileResolved,
     RouterUpdate,
+    WebhookDelivery,
+    WebhookEvent,
 )
 from omni_contracts.messages import (
     SCHEMA_VERSION,
@@ -22,11 +25,13 @@ from omni_contracts.messages import (
     Location,
     MessageStatus,
     MessageType,
+    Template,
     UnifiedMessage,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "WEBHOOK_EVENTS",
     "Attachment",
     "AttachmentRequested",
     "AttachmentStatus",
@@ -45,5 +50,8 @@ __all__ = [
     "ProfileRequested",
     "ProfileResolved",
     "RouterUpdate",
+    "Template",
     "UnifiedMessage",
+    "WebhookDelivery",
+    "WebhookEvent",
 ]

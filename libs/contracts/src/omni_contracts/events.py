@@ -4,9 +4,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from omni_contracts.messages import Attachment, AttachmentStatus, Contract, MessageStatus, UnifiedMessage
+from omni_contracts.messages import (
+    Attachment,
+    AttachmentStatus,
+    Contract,
+    MessageStatus,
+    Template,
+    UnifiedMessage,
+)
 
 
 def _new_id() -> str:
@@ -32,7 +39,12 @@ class MessageReceived(Event):
 
 
 class MessageOutgoing(Event):
-    """An operator's reply, stored by the router, to be delivered by the dispatcher."""
+    """An operator's reply, stored by the router, to be delivered by the dispatcher.
+
+    A reply is free text with attachments (ours by `file_id`, or anyone's by `url`), or a `template`. `tag` is
+    the dispatcher's, not the producer's: the message tag it sends with where the messenger's reply window needs
+    one (Messenger's `HUMAN_AGENT` between 24 hours and 7 days); producers leave it unset.
+    """
 
     kind: Literal["message.outgoing"] = "message.outgoing"
     message_id: str
@@ -42,6 +54,8 @@ class MessageOutgoing(Event):
     recipient: str
     text: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    template: Template | None = None
+    tag: str | None = None
 
 
 class MessageSent(Event):
@@ -114,6 +128,47 @@ class AttachmentStored(Event):
     size: int | None = None
     content_type: str | None = None
     failure_reason: str | None = None
+
+
+# The events outbound webhooks may subscribe to (API.md, "Supervisor, admin and integration").
+WEBHOOK_EVENTS = (
+    "chat.created",
+    "chat.assigned",
+    "chat.closed",
+    "message.created",
+    "message.status",
+    "contact.updated",
+    "rating.created",
+)
+
+
+class WebhookEvent(BaseModel):
+    """What an outbound webhook POSTs: `{"id", "event", "created_at", "data"}`.
+
+    `id` is the event's own id, the same for every subscription and every attempt: receivers get it as
+    `Idempotency-Key`. `event` is one of WEBHOOK_EVENTS; any other name is delivered as it is, so a newer
+    router's events do not park at an older dispatcher.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(min_length=1, max_length=128)
+    event: str = Field(min_length=1, max_length=64)
+    created_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookDelivery(Event):
+    """One event for one subscription: the dispatcher POSTs `webhook` to the subscription's URL, signed with its
+    secret, retrying and parking like replies. Publish one per (subscription, event).
+
+    URL and secret are read from `webhook_subscriptions` by `subscription_id` at each attempt, never carried
+    here: parked messages are shown by the admin API, and a deleted subscription stops its deliveries.
+    """
+
+    kind: Literal["webhook.delivery"] = "webhook.delivery"
+    subscription_id: str = Field(min_length=1, max_length=64)
+    webhook: WebhookEvent
 
 
 NotificationKind = Literal[

@@ -1,6 +1,6 @@
 """The provider port: what ingress, the dispatcher and the other services ask of a messenger adapter."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -121,17 +121,30 @@ class Provider(Protocol):
 
 
 @dataclass(frozen=True)
+class WindowTag:
+    """A message tag that stretches a reply window: `tag` lets a reply go until `lasts` after the customer's last
+    message, on channels whose setting `setting` is true (Messenger: HUMAN_AGENT, 7 days, `human_agent_tag`)."""
+
+    tag: str
+    lasts: timedelta
+    setting: str
+
+
+@dataclass(frozen=True)
 class DeliveryPolicy:
     """A messenger's sending rules, which the dispatcher keeps by pacing rather than by failing.
 
     `reply_window`: free-form replies are allowed only this long after the customer's last
-    message (Messenger, WhatsApp: 24 h). `per_chat_interval`: seconds between two messages to one
-    recipient. `per_channel_rate`: messages per second across the whole channel.
+    message (Messenger, WhatsApp: 24 h); `templates`: approved templates may go at any time;
+    `window_tag`: a tag that allows free replies for longer. `per_chat_interval`: seconds between
+    two messages to one recipient. `per_channel_rate`: messages per second across the whole channel.
     """
 
     reply_window: timedelta | None = None
     per_chat_interval: float = 0.0
     per_channel_rate: float | None = None
+    templates: bool = False
+    window_tag: WindowTag | None = None
 
 
 def delivery_policy(provider: object) -> DeliveryPolicy:
@@ -201,6 +214,30 @@ class AttachmentSource(Protocol):
     async def locate_attachment(
         self, http: httpx.AsyncClient, channel: Channel, attachment: Attachment
     ) -> FileLocation: ...
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """One of our files (an operator's upload in GridFS) on its way out in a reply: what it is, and its bytes."""
+
+    file_id: str
+    file_name: str
+    content_type: str
+    size: int
+    read: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+
+
+@runtime_checkable
+class FileUploader(Protocol):
+    """Optional role: a messenger that takes our files as uploads of their bytes (Telegram), not by URL.
+
+    For a reply with attachments by `file_id`, the dispatcher calls `send_files` instead of `send`, with each
+    such file by its id. Providers without this role get the files as signed, expiring URLs in `attachments[].url`.
+    """
+
+    async def send_files(
+        self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing, files: Mapping[str, OutgoingFile]
+    ) -> SendResult: ...
 
 
 def fallback_contact_name(channel: Channel, sender: str) -> str:

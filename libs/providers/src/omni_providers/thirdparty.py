@@ -128,6 +128,8 @@ class ThirdPartyProvider:
             raise PermanentError(f"channel {channel.id} has no outgoing_url")
         if not is_http_url(url):
             raise PermanentError(f"channel {channel.id}'s outgoing_url is not an http(s) URL")
+        if message.template is not None:
+            raise PermanentError(f"{self.name} channels do not send templates")
         body = OutgoingBody(
             message_id=message.message_id,
             chat_id=message.chat_id,

@@ -25,6 +25,7 @@ from omni_contracts import (
     MessageStatus,
     MessageStatusChanged,
     MessageType,
+    Template,
     UnifiedMessage,
 )
 from omni_providers.base import (
@@ -52,6 +53,7 @@ API_VERSION = "2010-04-01"
 # Twilio waits for TwiML; an empty <Response/> means "nothing to say back".
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_MEDIA = 10  # Twilio takes at most 10 MediaUrl per message, and sends at most 10 per webhook
+MAX_MEDIA_BYTES = 5 * 1024 * 1024  # all of one message's media together
 # Twilio's status words for outgoing messages; the ones not listed (queued, accepted, sending, ...) change nothing here.
 RECEIPTS: dict[str, MessageStatus] = {
     "sent": "sent",
@@ -80,7 +82,8 @@ class MediaLocation:
 class TwilioProvider:
     """The `twilio` provider: WhatsApp messages through Twilio's Programmable Messaging."""
 
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0)
+    # Outside the 24-hour window only templates (ContentSid) go (Twilio error 63016 otherwise).
+    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0, templates=True)
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
@@ -129,22 +132,16 @@ class TwilioProvider:
         return SendResult(provider_message_id=sid)
 
     def outgoing_form(self, channel: Channel, message: MessageOutgoing) -> dict[str, str | list[str]]:
-        """The Messages.json form: To, From, Body, MediaUrl (repeated), StatusCallback back to our webhook."""
-        media = [a.url for a in message.attachments]
-        if any(not url for url in media):
-            raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
-        if len(media) > MAX_MEDIA:
-            raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
-        if not message.text and not media:
-            raise PermanentError("nothing to send: the message has neither text nor attachments")
+        """The Messages.json form: To, From, then Body and MediaUrl (repeated; ours are signed links) or a template
+        (ContentSid, ContentVariables), and StatusCallback back to our webhook."""
         form: dict[str, str | list[str]] = {
             "To": WHATSAPP + message.recipient,
             "From": WHATSAPP + channel.source,
         }
-        if message.text:
-            form["Body"] = message.text
-        if media:
-            form["MediaUrl"] = [url for url in media if url]
+        if message.template is not None:
+            form.update(template_fields(message.template))
+        else:
+            form.update(_content_fields(message))
         form["StatusCallback"] = self.status_callback_url(channel)
         return form
 
@@ -192,6 +189,34 @@ class TwilioProvider:
                 f"incoming-message webhook to {self.status_callback_url(channel)}"
             ),
         )
+
+
+def template_fields(template: Template) -> dict[str, str]:
+    """A template send: the template's Content SID, its variables as JSON `{"1": ..., "2": ...}` in order."""
+    fields = {"ContentSid": template.name}
+    if template.parameters:
+        variables = {str(number): value for number, value in enumerate(template.parameters, start=1)}
+        fields["ContentVariables"] = json.dumps(variables, ensure_ascii=False)
+    return fields
+
+
+def _content_fields(message: MessageOutgoing) -> dict[str, str | list[str]]:
+    media = [a.url for a in message.attachments]
+    if any(not url for url in media):
+        raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
+    if len(media) > MAX_MEDIA:
+        raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
+    total = sum(a.size or 0 for a in message.attachments)
+    if total > MAX_MEDIA_BYTES:
+        raise PermanentError(f"Twilio takes at most 5 MB of media per message ({MAX_MEDIA_BYTES} bytes), not {total}")
+    if not message.text and not media:
+        raise PermanentError("nothing to send: the message has neither text nor attachments")
+    fields: dict[str, str | list[str]] = {}
+    if message.text:
+        fields["Body"] = message.text
+    if media:
+        fields["MediaUrl"] = [url for url in media if url]
+    return fields
 
 
 # --- conversion: a verified webhook's fields -> messages or receipts -------------------------------------------

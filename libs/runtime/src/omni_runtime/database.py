@@ -56,6 +56,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "stream_tickets": [IndexModel([("expires_at", ASCENDING)])],
     # Operators' Idempotency-Keys of replies, removed IDEMPOTENCY_KEY_SECONDS after their first use.
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_KEY_SECONDS)],
+    # Outbound webhooks (dispatcher/webhooks.py): subscriptions by id; every delivery attempt, listed per
+    # subscription and found per (subscription, event) by `delivery_key`.
+    "webhook_deliveries": [
+        IndexModel([("subscription_id", ASCENDING)]),
+        IndexModel([("delivery_key", ASCENDING)]),
+    ],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     twilio_api_url: str = "https://api.twilio.com"
     attachment_max_bytes: int = 26_214_400
     allow_private_fetch: bool = False
+    # Operators' files that messengers fetch by URL (Graph, Twilio, third-party) go out as signed, expiring links
+    # to ingress's `GET /media/{token}`: the HMAC key (ingress and dispatcher must share it; none: no such links),
+    # and how long a link works.
+    media_signing_key: SecretStr | None = Field(default=None, min_length=32)
+    media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     webhook_max_bytes: int = 1_048_576
     # Growing waits between attempts of a failed consumer step, then the parking lot. NoDecode: the environment
     # spells it `1000,5000,...`, which pydantic-settings would otherwise try (and fail) to read as JSON.
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.strip("[] ").replace(" ", "").split(",") if part]
         return value
+
+    @field_validator("media_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

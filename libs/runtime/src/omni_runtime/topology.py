@@ -108,8 +108,10 @@ ROUTER_UPDATES = QueueDef(
 DISPATCHER_OUTGOING = QueueDef("dispatcher.outgoing", _on_events("message.outgoing"))
 PROFILES_REQUESTED = QueueDef("profiles.requested", _on_events("profile.requested"))
 ATTACHMENTS_REQUESTED = QueueDef("attachments.requested", _on_events("attachment.requested"))
+# Outbound webhooks: one `webhook.delivery` per (subscription, event), delivered by the dispatcher.
+DISPATCHER_WEBHOOKS = QueueDef("dispatcher.webhooks", _on_events("webhook.delivery"))
 
-SHARED_QUEUES = (ROUTER_UPDATES, DISPATCHER_OUTGOING, PROFILES_REQUESTED, ATTACHMENTS_REQUESTED)
+SHARED_QUEUES = (ROUTER_UPDATES, DISPATCHER_OUTGOING, PROFILES_REQUESTED, ATTACHMENTS_REQUESTED, DISPATCHER_WEBHOOKS)
 
 
 def inbox_partition(number: int) -> QueueDef:

@@ -9,13 +9,14 @@ import logging
 import httpx
 
 from omni_attachments.fetch import FetchPolicy, open_download
-from omni_attachments.files import AttachmentFiles, FileKey, StoredFile
+from omni_attachments.files import AttachmentFiles, FileKey
 from omni_attachments.sources import locate
 from omni_contracts import AttachmentRequested, AttachmentStored
 from omni_providers import ProviderRegistry
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
 from omni_runtime.errors import PermanentError
+from omni_runtime.files import StoredFile
 
 log = logging.getLogger(__name__)
 

@@ -1,26 +1,20 @@
-"""Fetching a file by URL without trusting it: http(s) only, no private hosts, a size cap, each redirect checked.
+"""Fetching a file by URL without trusting it: http(s) only, no private hosts (omni_runtime.destinations), a size
+cap, each redirect checked."""
 
-The destination check resolves the host before connecting; a name that resolves differently a moment
-later (DNS rebinding) is not caught here.
-"""
-
-import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import httpx
 
 from omni_providers import FileLocation
 from omni_providers.http import raise_for_delivery
+from omni_runtime.destinations import check_destination
 from omni_runtime.errors import PermanentError, RetryLater
 
 MAX_REDIRECTS = 5
 ERROR_SNIPPET_BYTES = 1024
 
-Address = IPv4Address | IPv6Address
 Write = Callable[[bytes], Awaitable[None]]
 
 
@@ -81,51 +75,6 @@ async def open_download(
         finally:
             await response.aclose()
     raise PermanentError(f"attachment URL redirected more than {MAX_REDIRECTS} times")
-
-
-async def check_destination(url: httpx.URL, allow_private: bool) -> None:
-    """Refuse schemes other than http(s) and, unless allowed, hosts with any private or reserved address."""
-    if url.scheme not in ("http", "https"):
-        raise PermanentError(f"refused to fetch a {url.scheme or 'relative'} URL: only http and https are allowed")
-    if not url.host:
-        raise PermanentError("refused to fetch a URL without a host")
-    if allow_private:
-        return
-    for address in await _addresses(url.host, url.port or (443 if url.scheme == "https" else 80)):
-        kind = non_public_kind(address)
-        if kind is not None:
-            raise PermanentError(
-                f"refused to fetch from {url.host}: {address} is a {kind} address, "
-                "and private addresses are refused (ALLOW_PRIVATE_FETCH is off)"
-            )
-
-
-def non_public_kind(address: Address) -> str | None:
-    """Why `address` is not on the public internet (loopback, private, ...), or None when it is."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
-    kinds = (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("private", address.is_private),
-        ("reserved", address.is_reserved),
-        ("multicast", address.is_multicast),
-        ("unspecified", address.is_unspecified),
-    )
-    kind = next((name for name, hit in kinds if hit), None)
-    return kind or (None if address.is_global else "non-public")
-
-
-async def _addresses(host: str, port: int) -> list[Address]:
-    try:
-        return [ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise RetryLater(f"could not resolve {host}: {exc.strerror}") from exc
-    return [ip_address(str(info[4][0])) for info in infos]
 
 
 async def _check_answer(response: httpx.Response, what: str, max_bytes: int) -> None:

@@ -1,4 +1,4 @@
-"""Composition root of the dispatcher: the outgoing consumer and its health endpoints."""
+"""Composition root of the dispatcher: the consumers of replies and of outbound webhooks, and health endpoints."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -6,15 +6,18 @@ from functools import partial
 
 from starlette.applications import Starlette
 
-from omni_contracts import MessageOutgoing
-from omni_dispatcher.delivery import deliver, give_up, record_outcome
+from omni_contracts import MessageOutgoing, WebhookDelivery
+from omni_dispatcher import webhooks
+from omni_dispatcher.delivery import OutgoingFiles, deliver, give_up, record_outcome
 from omni_dispatcher.pacing import Pacer
 from omni_dispatcher.sequencing import Sequencer, retry_schedule_seconds
 from omni_providers import ProviderRegistry
+from omni_providers.media import media_links
+from omni_runtime.files import FileStore
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service, running
 from omni_runtime.settings import Settings
-from omni_runtime.topology import DISPATCHER_OUTGOING
+from omni_runtime.topology import DISPATCHER_OUTGOING, DISPATCHER_WEBHOOKS
 from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "dispatcher"
@@ -42,13 +45,21 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
                     metrics=metrics,
                     pacer=Pacer(),
                     sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
+                    files=OutgoingFiles(FileStore(ctx.db), media_links(settings)),
                 ),
                 on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
                 record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
             )
+            hooks = ctx.consumer(
+                DISPATCHER_WEBHOOKS,
+                WebhookDelivery.model_validate_json,
+                partial(webhooks.deliver_webhook, db=ctx.db, http=ctx.http, allow_private=settings.allow_private_fetch),
+                on_park=partial(webhooks.give_up, db=ctx.db),
+                record=partial(webhooks.record_answered, db=ctx.db),
+            )
             slot.set(ctx)
             try:
-                async with running([consumer]):
+                async with running([consumer, hooks]):
                     yield
             finally:
                 slot.set(None)

@@ -7,10 +7,18 @@ when that fails, the handler raises Unrecorded with the send's outcome, which th
 record (`record_outcome`), carrying it through the wait queues in a header while the database is away. A
 `failed` message is tried again only when its event comes back, i.e. when an admin replays it. A reply
 waits for the earlier replies of its chat to be sent or failed (sequencing.py).
+
+Before sending, a reply is checked against what may have changed since the router accepted it: the channel is
+still active, and the messenger's reply window (omni_providers.window) still lets it go, with a tag where that
+window needs one. Attachments by our `file_id` go to the provider as uploads (FileUploader) or as signed,
+expiring links to ingress's `GET /media/{token}` (outgoing_files).
 """
 
 import logging
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -18,15 +26,26 @@ from pydantic import BaseModel, ConfigDict
 from omni_contracts import MessageFailed, MessageOutgoing, MessageSent
 from omni_dispatcher.pacing import Pacer
 from omni_dispatcher.sequencing import Sequencer
-from omni_providers import Channel, ProviderRegistry, delivery_policy
+from omni_providers import Channel, FileUploader, OutgoingFile, ProviderRegistry, SendResult, delivery_policy
+from omni_providers.media import MediaLinks
+from omni_providers.window import ReplyDecision, ReplyKind, decide_reply
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database
 from omni_runtime.errors import PermanentError, Unrecorded
+from omni_runtime.files import FileStore, served_type
 from omni_runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 DELIVERED = ("sent", "delivered", "read")
+
+
+@dataclass(frozen=True)
+class OutgoingFiles:
+    """Where operators' files are (GridFS) and how links to them are made (None: MEDIA_SIGNING_KEY is not set)."""
+
+    store: FileStore
+    links: MediaLinks | None
 
 
 class SendOutcome(BaseModel):
@@ -46,9 +65,10 @@ async def deliver(
     metrics: Metrics,
     pacer: Pacer,
     sequencer: Sequencer,
+    files: OutgoingFiles,
 ) -> None:
     async with sequencer.turn(event.chat_id):
-        await _deliver(event, db, broker, registry, http, metrics, pacer, sequencer)
+        await _deliver(event, db, broker, registry, http, metrics, pacer, sequencer, files)
 
 
 async def _deliver(
@@ -60,6 +80,7 @@ async def _deliver(
     metrics: Metrics,
     pacer: Pacer,
     sequencer: Sequencer,
+    files: OutgoingFiles,
 ) -> None:
     message = await db.messages.find_one({"_id": event.message_id}, {"status": 1, "provider_message_id": 1})
     if message is None:
@@ -72,13 +93,24 @@ async def _deliver(
     if doc is None:
         raise PermanentError(f"channel {event.channel_id} no longer exists")
     channel = Channel.from_document(doc)
+    if not channel.is_active:
+        raise PermanentError(f"the channel {channel.name} is inactive: replies through it are not sent")
     provider = registry.get(channel.provider)
     policy = delivery_policy(provider)
-    if policy.reply_window is not None:
-        await check_reply_window(db, event, policy.reply_window, channel.provider)
+    decision = await reply_decision(db, event, provider, channel)
+    if not decision.allowed:
+        raise PermanentError(decision.reason or f"{channel.provider} refuses this reply now")
+    uploads = isinstance(provider, FileUploader)
+    outgoing, ours = await outgoing_files(event, files, uploads=uploads, provider=channel.provider)
+    if decision.tag is not None:
+        outgoing = outgoing.model_copy(update={"tag": decision.tag})
     await pacer.wait(f"chat:{channel.id}:{event.recipient}", policy.per_chat_interval)
     await pacer.wait(f"channel:{channel.id}", 1 / policy.per_channel_rate if policy.per_channel_rate else 0)
-    result = await provider.send(http, channel, event)
+    result: SendResult
+    if ours and isinstance(provider, FileUploader):
+        result = await provider.send_files(http, channel, outgoing, ours)
+    else:
+        result = await provider.send(http, channel, outgoing)
     metrics.deliveries.labels(channel.provider, "sent").inc()
     outcome = SendOutcome(provider_message_id=result.provider_message_id, sent_at=datetime.now(UTC))
     try:
@@ -104,14 +136,70 @@ async def record_outcome(event: MessageOutgoing, outcome: str, db: Database, bro
     await record_sent(event, SendOutcome.model_validate_json(outcome), db, broker)
 
 
-async def check_reply_window(db: Database, event: MessageOutgoing, window: timedelta, provider: str) -> None:
-    """Refuse a free-form reply the messenger would reject: the customer last wrote too long ago."""
+async def reply_decision(db: Database, event: MessageOutgoing, provider: object, channel: Channel) -> ReplyDecision:
+    """Whether the messenger takes this reply now (the window may have closed since the router accepted it)."""
+    kind: ReplyKind = "template" if event.template is not None else "text"
+    if delivery_policy(provider).reply_window is None:
+        return decide_reply(provider, channel, None, datetime.now(UTC), kind)
+    last = await last_customer_message_at(db, event.chat_id)
+    return decide_reply(provider, channel, last, datetime.now(UTC), kind)
+
+
+async def last_customer_message_at(db: Database, chat_id: str) -> datetime | None:
+    """When the customer last wrote in the chat, as the messenger timed it (`sent_at`; stored time for old rows)."""
     last = await db.messages.find_one(
-        {"chat_id": event.chat_id, "direction": "incoming"}, {"created_at": 1}, sort=[("_id", -1)]
+        {"chat_id": chat_id, "direction": "incoming"}, {"sent_at": 1, "created_at": 1}, sort=[("_id", -1)]
     )
-    if last is None or datetime.now(UTC) - last["created_at"] > window:
-        hours = window.total_seconds() / 3600
-        raise PermanentError(f"outside {provider}'s {hours:g}-hour reply window: the customer has not written since")
+    if last is None:
+        return None
+    moment = last.get("sent_at") or last.get("created_at")
+    return moment if isinstance(moment, datetime) else None
+
+
+async def outgoing_files(
+    event: MessageOutgoing, files: OutgoingFiles, *, uploads: bool, provider: str
+) -> tuple[MessageOutgoing, dict[str, OutgoingFile]]:
+    """The reply as its provider gets it: each attachment by our `file_id` described from GridFS (name, type, size)
+    and, for a provider that fetches by URL, given a signed link (`url`); and those files by id, for uploads."""
+    if not any(a.file_id for a in event.attachments):
+        return event, {}
+    ours: dict[str, OutgoingFile] = {}
+    attachments = []
+    for attachment in event.attachments:
+        if attachment.file_id is None:
+            attachments.append(attachment)
+            continue
+        stored = await files.store.describe(attachment.file_id)
+        if stored is None:
+            raise PermanentError(f"the file {attachment.file_id} is not stored, so it cannot be sent")
+        file = OutgoingFile(
+            file_id=stored.file_id,
+            file_name=stored.file_name,
+            content_type=served_type(stored.content_type or attachment.content_type),
+            size=stored.size,
+            read=_reader(files.store, stored.file_id),
+        )
+        url = attachment.url
+        if not uploads:
+            if files.links is None:
+                raise PermanentError(
+                    f"{provider} fetches files by URL, and media links are off (MEDIA_SIGNING_KEY is not set)"
+                )
+            url = files.links.url_for(stored.file_id, time.time())
+        described = {"url": url, "file_name": file.file_name, "content_type": file.content_type, "size": file.size}
+        attachments.append(attachment.model_copy(update=described))
+        ours[stored.file_id] = file
+    return event.model_copy(update={"attachments": tuple(attachments)}), ours
+
+
+def _reader(store: FileStore, file_id: str) -> Callable[[], Awaitable[bytes]]:
+    async def read() -> bytes:
+        found = await store.read(file_id)
+        if found is None:
+            raise PermanentError(f"the file {file_id} is no longer stored, so it cannot be sent")
+        return found[1]
+
+    return read
 
 
 async def give_up(event: MessageOutgoing | None, cause: str, db: Database, broker: Broker, metrics: Metrics) -> None:

@@ -11,8 +11,10 @@ from starlette.routing import Route
 
 from omni_ingress.channels import ChannelDirectory
 from omni_ingress.intake import accept_webhook, read_limited
+from omni_ingress.media import media_route
 from omni_ingress.polling import telegram_polling
 from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownProvider
+from omni_providers.media import media_links
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, open_service
 from omni_runtime.settings import Settings
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         *health_routes(checks, metrics),
         Route("/webhooks/{provider}/{channel_id}", webhook, methods=["POST"]),
         Route("/webhooks/{provider}", webhook, methods=["GET", "POST"]),
+        media_route(lambda: slot.get().ctx.db, media_links(settings)),
     ]
     return service_app(routes, lifespan)
 

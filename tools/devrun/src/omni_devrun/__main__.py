@@ -119,6 +119,7 @@ def run(options: Options, console: Console) -> None:
             admin_token=generated_token or "",
             ingress_url=ingress_url,
             simulator_url=urls.get(SIMULATOR),
+            media_signing_key=secrets.token_urlsafe(32),
         )
         if simulator_port is not None:
             env["SIMULATOR_PORT"] = str(simulator_port)

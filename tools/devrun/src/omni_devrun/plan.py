@@ -65,6 +65,7 @@ def child_environment(
     admin_token: str,
     ingress_url: str,
     simulator_url: str | None,
+    media_signing_key: str | None = None,
 ) -> dict[str, str]:
     """The environment of every child: the developer's own values win, except what points at the simulator."""
     env = dict(base)
@@ -72,6 +73,8 @@ def child_environment(
         env["MONGODB_URL"] = started_mongodb_url
     if not env.get("ADMIN_TOKEN"):
         env["ADMIN_TOKEN"] = admin_token
+    if not env.get("MEDIA_SIGNING_KEY") and media_signing_key:
+        env["MEDIA_SIGNING_KEY"] = media_signing_key  # one for the whole run: ingress and dispatcher share it
     if not env.get("PUBLIC_BASE_URL"):
         env["PUBLIC_BASE_URL"] = ingress_url
     # The simulator and its attachment URLs live on loopback, which downloads refuse by default.

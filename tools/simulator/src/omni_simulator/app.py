@@ -40,7 +40,7 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
 
     routes = [
         Route("/healthz", healthz),
-        *messenger_routes(state),
+        *messenger_routes(state, http),
         *control_routes(state, http),
         *telegram.routes(state, http),
         *meta.routes(state, http),

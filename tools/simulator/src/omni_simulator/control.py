@@ -85,6 +85,15 @@ def control_routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list
             raise ApiError(502, "push_failed", f"{type(exc).__name__}: {exc}") from None
         return JSONResponse({"status": status, "body": answer})
 
+    async def received_file(request: Request) -> Response:
+        """The bytes of file `index` of recorded request `seq` (an upload, or what a fetch got)."""
+        recorded = state.by_seq(request.path_params["seq"])
+        index: int = request.path_params["index"]
+        if recorded is None or not 0 <= index < len(recorded.files):
+            raise ApiError(404, "not_found", "no such recorded file")
+        file = recorded.files[index]
+        return Response(file.content, media_type=file.content_type or "application/octet-stream")
+
     async def reset(request: Request) -> Response:
         state.reset()
         return Response(status_code=204)
@@ -92,6 +101,7 @@ def control_routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list
     return [
         Route("/_sim/requests", list_requests, methods=["GET"]),
         Route("/_sim/requests", clear_requests, methods=["DELETE"]),
+        Route("/_sim/requests/{seq:int}/files/{index:int}", received_file, methods=["GET"]),
         Route("/_sim/deliveries", deliveries, methods=["GET"]),
         Route("/_sim/faults", arm_fault, methods=["POST"]),
         Route("/_sim/faults", list_faults, methods=["GET"]),

@@ -5,13 +5,21 @@ The API side answers as Graph does: tokens as `?access_token=` (Messenger) or a 
 requests keep the exact body; `signature_valid` says whether the call's token was accepted and the
 token itself is never recorded nor answered. The control side under `/_sim/meta/` registers pages,
 phone numbers, profiles and media, and pushes webhooks signed with X-Hub-Signature-256 to ingress.
+
+Sends keep the customer-service window as Meta does, from the customer's last message pushed through the
+simulator (its own timestamp) or set at `/_sim/meta/windows`: Messenger refuses RESPONSE and UPDATE after 24 hours
+and HUMAN_AGENT after 7 days (error 10/2018278); WhatsApp refuses anything but a template after 24 hours (131047).
+Attachment links are fetched before answering, as Meta does, and the bytes recorded with the send; a Messenger
+attachment that cannot be fetched is refused (100/2018047). `POST /{page-id}/subscribed_apps` subscribes a page.
 """
 
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,14 +30,23 @@ from starlette.routing import BaseRoute, Route
 from omni_providers.signatures import hmac_sha256_signature
 from omni_runtime.service import Slot
 from omni_runtime.web import ApiError, parse_body, read_json
+from omni_simulator.media import fetch_all
 from omni_simulator.messenger import _apply, _json_or_none, _record, _status
-from omni_simulator.state import SimulatorState, StoredFile
+from omni_simulator.state import ReceivedFile, SimulatorState, StoredFile
 
 PREFIX = "/graph"
 CONTROL = "/_sim/meta"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_KINDS = ("image", "audio", "video", "file")
 WEBHOOK_PATHS = {"messenger": "/webhooks/messenger", "whatsapp": "/webhooks/whatsapp"}
+WHATSAPP_MEDIA = ("image", "video", "audio", "document", "sticker")
+# Messenger's message tags; HUMAN_AGENT lets a reply go until 7 days after the customer's last message.
+MESSAGE_TAGS = ("CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT")
+REPLY_WINDOW = timedelta(hours=24)
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+PAGE_FIELDS = frozenset(
+    {"messages", "messaging_postbacks", "message_deliveries", "message_reads", "message_echoes", "messaging_optins"}
+)
 
 
 @dataclass
@@ -52,6 +69,18 @@ class MetaState:
     accounts: dict[str, Account] = field(default_factory=dict)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)
     media: dict[str, Media] = field(default_factory=dict)
+    # (page id or phone number id, customer id) -> when the customer last wrote, as Meta timed it.
+    last_inbound: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    # page id -> the fields the app is subscribed to (POST /{page-id}/subscribed_apps)
+    subscriptions: dict[str, list[str]] = field(default_factory=dict)
+
+    def wrote(self, account: str, customer: str, at: datetime) -> None:
+        key = (account, customer)
+        self.last_inbound[key] = max(at, self.last_inbound.get(key, at))
+
+    def since_last(self, account: str, customer: str) -> timedelta | None:
+        last = self.last_inbound.get((account, customer))
+        return None if last is None else datetime.now(UTC) - last
 
 
 class AccountBody(BaseModel):
@@ -103,6 +132,18 @@ class MetaPush(BaseModel):
         return raw, headers
 
 
+class WindowBody(BaseModel):
+    """`POST /_sim/meta/windows`: when the customer last wrote to a page or number: `ago_seconds` ago, or just now
+    (`open`) or 25 hours ago (not `open`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(min_length=1)
+    customer: str = Field(min_length=1)
+    open: bool = True
+    ago_seconds: float | None = Field(default=None, ge=0)
+
+
 class VerifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,8 +165,15 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
         provider = "whatsapp" if isinstance(payload, dict) and "messaging_product" in payload else "messenger"
         token_refusal = _token_refusal(meta, object_id, _token(request, provider))
         refusal = token_refusal or _send_refusal(provider, payload)
+        refusal = refusal or _window_refusal(meta, provider, object_id, payload)
         answer_id = f"wamid.{state.next_answer_id()}" if provider == "whatsapp" else f"m_{state.next_answer_id()}"
         fault = state.take_fault(request.url.path)
+        files: list[ReceivedFile] = []
+        if refusal is None and (fault is None or fault.status is None):
+            # Meta fetches the attachment while it takes the send; Messenger refuses one it cannot get.
+            files = await fetch_all(http.get(), _media_urls(provider, payload))
+            if provider == "messenger" and not all(f.ok for f in files):
+                refusal = _graph_error(400, 100, "(#100) Upload attachment failure.", "OAuthException", subcode=2018047)
         status = _status(fault, refusal.status_code if refusal else 200)
         ok = status == 200
         _record(
@@ -138,6 +186,7 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
             payload=payload,
             signature_valid=token_refusal is None,
             answer_id=answer_id if ok else None,
+            files=files,
         )
         _hide_token(state)
         faulted = await _apply(request, fault)
@@ -211,6 +260,9 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
         provider = request.url.path.rsplit("/", 1)[-1]
         body = parse_body(MetaPush, await read_json(request))
         raw, headers = body.signed()
+        # The customer wrote: Meta's window opens whatever ingress answers.
+        for account, customer, at in _customer_messages(provider, _json_or_none(raw)):
+            meta.wrote(account, customer, at)
         url = body.ingress_url.rstrip("/") + WEBHOOK_PATHS[provider]
         try:
             response = await http.get().post(url, content=raw, headers=headers)
@@ -236,14 +288,56 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
             }
         )
 
+    async def subscribe(request: Request) -> Response:
+        """`POST /{page-id}/subscribed_apps?subscribed_fields=...`, page token: the app gets the page's events."""
+        page_id: str = request.path_params["object_id"]
+        raw = await request.body()
+        params = {**dict(parse_qsl(raw.decode(errors="replace"))), **dict(request.query_params)}
+        params.pop("access_token", None)
+        fields = [f for f in str(params.get("subscribed_fields", "")).split(",") if f]
+        account = meta.accounts.get(page_id)
+        token = _token(request, "messenger")
+        refusal = _token_refusal(meta, page_id, token)
+        if refusal is None and (account is None or account.kind != "page"):
+            refusal = _graph_error(400, 100, f"(#100) Object with ID '{page_id}' is not a page", "GraphMethodException")
+        if refusal is None and (not fields or not set(fields) <= PAGE_FIELDS):
+            wrong = "(#100) Param subscribed_fields must be a list of page fields"
+            refusal = _graph_error(400, 100, wrong, "OAuthException")
+        fault = state.take_fault(request.url.path)
+        status = _status(fault, refusal.status_code if refusal else 200)
+        _record(state, request, fault, status, provider="messenger", raw=raw, payload=params)
+        faulted = await _apply(request, fault)
+        if faulted is not None:
+            return faulted
+        if refusal is not None:
+            return refusal
+        meta.subscriptions[page_id] = fields
+        return JSONResponse({"success": True})
+
+    async def subscribed(request: Request) -> Response:
+        page_id: str = request.path_params["object_id"]
+        fields = meta.subscriptions.get(page_id)
+        apps = [{"name": "Simulated app", "id": "1234567890", "subscribed_fields": fields}] if fields else []
+        return JSONResponse({"data": apps})
+
+    async def set_window(request: Request) -> Response:
+        body = parse_body(WindowBody, await read_json(request))
+        ago = body.ago_seconds if body.ago_seconds is not None else 0.0 if body.open else 25 * 3600.0
+        meta.last_inbound[(body.account, body.customer)] = datetime.now(UTC) - timedelta(seconds=ago)
+        return JSONResponse({"account": body.account, "customer": body.customer, "ago_seconds": ago})
+
     async def reset(request: Request) -> Response:
         meta.accounts.clear()
         meta.profiles.clear()
         meta.media.clear()
+        meta.last_inbound.clear()
+        meta.subscriptions.clear()
         return Response(status_code=204)
 
     return [
         Route(PREFIX + "/{version}/{object_id}/messages", send, methods=["POST"]),
+        Route(PREFIX + "/{version}/{object_id}/subscribed_apps", subscribe, methods=["POST"]),
+        Route(PREFIX + "/{version}/{object_id}/subscribed_apps", subscribed, methods=["GET"]),
         Route(PREFIX + "/media/{media_id}", media_download, methods=["GET"], name="meta_media"),
         Route(PREFIX + "/{version}/{object_id}", lookup, methods=["GET"]),
         Route(CONTROL + "/accounts/{object_id}", put_account, methods=["PUT"]),
@@ -252,6 +346,7 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
         Route(CONTROL + "/push/messenger", push, methods=["POST"]),
         Route(CONTROL + "/push/whatsapp", push, methods=["POST"]),
         Route(CONTROL + "/verify", verify, methods=["POST"]),
+        Route(CONTROL + "/windows", set_window, methods=["POST"]),
         Route(CONTROL + "/reset", reset, methods=["POST"]),
     ]
 
@@ -349,6 +444,8 @@ def _messenger_problem(payload: Any) -> str | None:
         return "The parameter recipient is required"
     if payload.get("messaging_type") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
         return "Param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}"
+    if payload.get("messaging_type") == "MESSAGE_TAG" and payload.get("tag") not in MESSAGE_TAGS:
+        return f"Param tag must be one of {{{', '.join(MESSAGE_TAGS)}}}"
     message = payload.get("message")
     if not isinstance(message, dict) or ("text" in message) == ("attachment" in message):
         return "The parameter message must have exactly one of text and attachment"
@@ -371,13 +468,118 @@ def _whatsapp_problem(payload: Any) -> str | None:
     content = payload.get(kind)
     if kind == "text":
         return None if isinstance(content, dict) and content.get("body") else "Param text['body'] is required"
-    if kind in ("image", "video", "audio", "document", "sticker"):
+    if kind in WHATSAPP_MEDIA:
         return (
             None
             if isinstance(content, dict) and (content.get("link") or content.get("id"))
             else (f"Param {kind} must have a link or an id")
         )
+    if kind == "template":
+        return _template_problem(content)
     return f"Param type {kind!r} is not supported here"
+
+
+def _template_problem(template: Any) -> str | None:
+    """A `type: template` message: a name, a language code, components of text parameters (Cloud API shape)."""
+    if not isinstance(template, dict) or not isinstance(template.get("name"), str) or not template["name"]:
+        return "Param template['name'] is required"
+    language = template.get("language")
+    if not isinstance(language, dict) or not isinstance(language.get("code"), str) or not language["code"]:
+        return "Param template['language']['code'] is required"
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        return "Param template['components'] must be an array"
+    for component in components:
+        if not isinstance(component, dict) or component.get("type") not in ("header", "body", "button"):
+            return "Param template['components'][]['type'] must be one of {header, body, button}"
+        for parameter in component.get("parameters", []):
+            if not isinstance(parameter, dict) or parameter.get("type") != "text" or not parameter.get("text"):
+                return "Param template['components'][]['parameters'][] must be {type: text, text: <non-empty>}"
+    return None
+
+
+def _window_refusal(meta: MetaState, provider: str, account: str, payload: Any) -> Response | None:
+    """Meta's customer-service window over a well-formed send (None: the send may go)."""
+    assert isinstance(payload, dict)
+    if provider == "whatsapp":
+        if payload.get("type") == "template":
+            return None
+        since = meta.since_last(account, str(payload["to"]))
+        if since is not None and since < REPLY_WINDOW:
+            return None
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "(#131047) Re-engagement message",
+                    "type": "OAuthException",
+                    "code": 131047,
+                    "error_data": {
+                        "messaging_product": "whatsapp",
+                        "details": "Message failed to send because more than 24 hours have passed since the "
+                        "customer last replied to this number.",
+                    },
+                    "fbtrace_id": "ASimulatedTrace",
+                }
+            },
+            status_code=400,
+        )
+    since = meta.since_last(account, str(payload["recipient"]["id"]))
+    tag = payload.get("tag") if payload.get("messaging_type") == "MESSAGE_TAG" else None
+    window = HUMAN_AGENT_WINDOW if tag == "HUMAN_AGENT" else REPLY_WINDOW
+    if tag not in (None, "HUMAN_AGENT") or (since is not None and since < window):
+        return None
+    return _graph_error(
+        400,
+        10,
+        "(#10) This message is sent outside of allowed window. Learn more about the new policy here: "
+        "https://developers.facebook.com/docs/messenger-platform/policy-overview",
+        "OAuthException",
+        subcode=2018278,
+    )
+
+
+def _media_urls(provider: str, payload: Any) -> list[str]:
+    """The attachment links a well-formed send names, which Meta fetches."""
+    assert isinstance(payload, dict)
+    if provider == "whatsapp":
+        content = payload.get(str(payload.get("type")))
+        link = content.get("link") if isinstance(content, dict) else None
+        return [link] if isinstance(link, str) and link else []
+    attachment = payload["message"].get("attachment")
+    url = attachment["payload"]["url"] if isinstance(attachment, dict) else None
+    return [url] if isinstance(url, str) else []
+
+
+def _customer_messages(provider: str, body: Any) -> list[tuple[str, str, datetime]]:
+    """(page or number, customer, when) of each customer message in a webhook body, by Meta's timestamps."""
+    found: list[tuple[str, str, datetime]] = []
+    entries = body.get("entry") if isinstance(body, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        if provider == "messenger":
+            for item in entry.get("messaging") or []:
+                message = item.get("message") if isinstance(item, dict) else None
+                if isinstance(message, dict) and not message.get("is_echo"):
+                    at = _moment(item.get("timestamp"), 1000)
+                    found.append((str(entry.get("id")), str((item.get("sender") or {}).get("id")), at))
+            continue
+        for change in entry.get("changes") or []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                continue
+            number = str((value.get("metadata") or {}).get("phone_number_id"))
+            for message in value.get("messages") or []:
+                if isinstance(message, dict) and message.get("from"):
+                    found.append((number, str(message["from"]), _moment(message.get("timestamp"), 1)))
+    return found
+
+
+def _moment(stamp: Any, per_second: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(stamp) / per_second, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
 
 
 def _graph_error(status: int, code: int, message: str, kind: str, subcode: int | None = None) -> JSONResponse:

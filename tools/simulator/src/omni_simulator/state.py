@@ -1,10 +1,48 @@
 """What the simulator remembers: the requests it received, the faults armed, the secrets and the files it serves."""
 
+import hashlib
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+
+@dataclass
+class ReceivedFile:
+    """A file a messenger got with a send: uploaded in the request (Telegram) or fetched from the URL it named.
+
+    `status` is the fetch's HTTP status (None for an upload, or when the fetch failed before an answer, with
+    `error`); `headers` are the answer's headers, lower-cased. `content` is kept here; the control API serves it.
+    """
+
+    source: Literal["upload", "fetch"]
+    content: bytes = field(repr=False)
+    part: str | None = None  # the multipart field of an upload
+    url: str | None = None
+    file_name: str | None = None
+    content_type: str | None = None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.status is None or 200 <= self.status < 300)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "part": self.part,
+            "url": self.url,
+            "file_name": self.file_name,
+            "content_type": self.content_type,
+            "status": self.status,
+            "headers": self.headers,
+            "error": self.error,
+            "size": len(self.content),
+            "sha256": hashlib.sha256(self.content).hexdigest(),
+        }
 
 
 @dataclass
@@ -26,6 +64,8 @@ class RecordedRequest:
     fault_id: str | None = None
     # A repeat of an Idempotency-Key answered 2xx before: answered the same, not delivered again.
     replayed: bool = False
+    # Files the send carried (uploads) or named (fetched from their URLs, as the messenger would).
+    files: list[ReceivedFile] = field(default_factory=list)
     # Assigned by SimulatorState.record, in arrival order.
     seq: int = 0
 
@@ -45,6 +85,7 @@ class RecordedRequest:
             "answer_message_id": self.answer_message_id,
             "fault_id": self.fault_id,
             "replayed": self.replayed,
+            "files": [f.to_json() for f in self.files],
         }
 
 
@@ -147,6 +188,9 @@ class SimulatorState:
         recorded.seq = next(self._request_seq)
         self.requests.append(recorded)
         return recorded
+
+    def by_seq(self, seq: int) -> RecordedRequest | None:
+        return next((r for r in self.requests if r.seq == seq), None)
 
     def select(self, path_prefix: str | None = None, provider: str | None = None) -> list[RecordedRequest]:
         """Recorded requests in arrival order, optionally narrowed by path prefix and provider."""

@@ -24,12 +24,16 @@ from starlette.routing import BaseRoute, Route
 from omni_providers.signatures import TELEGRAM_SECRET_HEADER
 from omni_runtime.service import Slot
 from omni_runtime.web import ApiError, parse_body, read_json
+from omni_simulator.media import read_upload
 from omni_simulator.messenger import _apply, _disconnected, _hold, _json_or_none, _record, _status
-from omni_simulator.state import Fault, SimulatorState
+from omni_simulator.state import Fault, ReceivedFile, SimulatorState
 
 PREFIX = "/telegram"
 PROVIDER = "telegram"
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# Uploads: photos of at most 10 MB, other files of at most 50 MB.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 TOKEN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,200}$")
 SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 WEBHOOK_CONFLICT = (
@@ -179,16 +183,24 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
         token: str = request.path_params["token"]
         method: str = request.path_params["method"]
         raw = await request.body()
-        params = await _params(request, raw)
+        params, uploads = await _params(request, raw)
         fault = state.take_fault(request.url.path)
         if fault is not None and fault.status is not None:
-            _record(state, request, fault, fault.status, provider=PROVIDER, raw=raw, payload=params)
+            _record(state, request, fault, fault.status, provider=PROVIDER, raw=raw, payload=params, files=uploads)
             return await _fault_answer(request, fault)
         if fault is not None and fault.delay:
             await _hold(request, fault.delay)
-        answer = await _answer(sim, request, token, method, params)
+        answer = await _answer(sim, request, token, method, params, uploads)
         _record(
-            state, request, fault, answer.status, provider=PROVIDER, raw=raw, payload=params, answer_id=answer.answer_id
+            state,
+            request,
+            fault,
+            answer.status,
+            provider=PROVIDER,
+            raw=b"" if uploads else raw,  # the uploads' bytes are kept as files, not as text
+            payload=params,
+            answer_id=answer.answer_id,
+            files=uploads,
         )
         return JSONResponse(answer.body, status_code=answer.status)
 
@@ -279,12 +291,20 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
     ]
 
 
-async def _answer(sim: TelegramState, request: Request, token: str, method: str, params: dict[str, Any]) -> Answer:
+async def _answer(
+    sim: TelegramState,
+    request: Request,
+    token: str,
+    method: str,
+    params: dict[str, Any],
+    uploads: list[ReceivedFile],
+) -> Answer:
     if not TOKEN.fullmatch(token):
         return error(401, "Unauthorized")
     bot = sim.bot(token)
     if method in SEND_METHODS:
-        return _send(bot, method, params)
+        too_big = _upload_too_big(SEND_METHODS[method], uploads)
+        return too_big if too_big is not None else _send(bot, method, params)
     if method == "getUpdates":
         return await _get_updates(bot, request, params)
     handlers = {
@@ -297,6 +317,17 @@ async def _answer(sim: TelegramState, request: Request, token: str, method: str,
     }
     handler = handlers.get(method)
     return handler() if handler is not None else error(404, "Not Found")
+
+
+def _upload_too_big(field_name: str, uploads: list[ReceivedFile]) -> Answer | None:
+    upload = next((u for u in uploads if u.part == field_name), None)
+    if upload is None:
+        return None
+    if len(upload.content) > MAX_UPLOAD_BYTES:
+        return error(413, "Request Entity Too Large")
+    if field_name == "photo" and len(upload.content) > MAX_PHOTO_BYTES:
+        return error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    return None
 
 
 def _send(bot: Bot, method: str, params: dict[str, Any]) -> Answer:
@@ -434,19 +465,25 @@ def _push_request(sim: TelegramState, body: PushBody) -> tuple[str, dict[str, st
     return url, headers, content
 
 
-async def _params(request: Request, raw: bytes) -> dict[str, Any]:
-    """Bot API parameters: query string, then a JSON, urlencoded or multipart body (as Telegram accepts)."""
+async def _params(request: Request, raw: bytes) -> tuple[dict[str, Any], list[ReceivedFile]]:
+    """Bot API parameters: query string, then a JSON, urlencoded or multipart body (as Telegram accepts), and the
+    files uploaded in a multipart body (their parameter reads `<upload name>`)."""
     params: dict[str, Any] = dict(request.query_params)
+    uploads: list[ReceivedFile] = []
     content_type = request.headers.get("content-type", "")
     if "json" in content_type and raw:
         parsed = _json_or_none(raw)
         if isinstance(parsed, dict):
             params.update(parsed)
     elif "form" in content_type:
-        form = await request.form()
-        for key, value in form.multi_items():
-            params[key] = f"<upload {value.filename}>" if isinstance(value, UploadFile) else value
-    return params
+        async with request.form() as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    uploads.append(await read_upload(key, value))
+                    params[key] = f"<upload {value.filename}>"
+                else:
+                    params[key] = value
+    return params, uploads
 
 
 def _int(value: Any, default: int) -> int:

@@ -4,7 +4,8 @@ The API side answers as Twilio does: HTTP Basic auth with (AccountSid, AuthToken
 `{"code", "message", "more_info", "status"}`, error 63016 when the customer has not written in
 24 hours. Recorded requests keep the exact form and the basic-auth user; the token is replaced
 by `***`. The control side under `/_sim/twilio/` registers accounts and media and pushes signed
-webhooks (customer messages and status callbacks) to ingress.
+webhooks (customer messages and status callbacks) to ingress. A template send (`ContentSid`, `ContentVariables`)
+goes at any time; `MediaUrl`s are fetched when the send is taken, as Twilio does, and the bytes recorded with it.
 """
 
 import base64
@@ -12,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,14 +29,16 @@ from starlette.routing import BaseRoute, Route
 from omni_providers.signatures import TWILIO_SIGNATURE_HEADER, twilio_signature
 from omni_runtime.service import Slot
 from omni_runtime.web import ApiError, parse_body, read_json
+from omni_simulator.media import fetch_all
 from omni_simulator.messenger import _apply, _record, _status
-from omni_simulator.state import SimulatorState
+from omni_simulator.state import ReceivedFile, SimulatorState
 
 PREFIX = "/twilio"
 API = f"{PREFIX}/2010-04-01"
 CONTROL = "/_sim/twilio"
 WHATSAPP = "whatsapp:"
 REPLY_WINDOW = timedelta(hours=24)
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 
 
 @dataclass
@@ -61,6 +65,8 @@ class SentMessage:
     media_urls: list[str]
     status_callback: str | None
     status: str = "queued"
+    content_sid: str | None = None
+    content_variables: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +78,8 @@ class SentMessage:
             "media_urls": self.media_urls,
             "status_callback": self.status_callback,
             "status": self.status,
+            "content_sid": self.content_sid,
+            "content_variables": self.content_variables,
         }
 
 
@@ -164,9 +172,22 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
         sid = f"SM{uuid.uuid4().hex}"
         if refusal is None:
             refusal = _refuse_message(twilio, account_sid, pairs)
+        files: list[ReceivedFile] = []
+        if refusal is None and (fault is None or fault.status is None):
+            files = await fetch_all(http.get(), [value for name, value in pairs if name == "MediaUrl"])
         status = _status(fault, refusal.status_code if refusal is not None else 201)
         answered = sid if fault is None and refusal is None else None
-        _record(state, request, fault, status, provider="twilio", raw=raw, payload=_form(pairs), answer_id=answered)
+        _record(
+            state,
+            request,
+            fault,
+            status,
+            provider="twilio",
+            raw=raw,
+            payload=_form(pairs),
+            answer_id=answered,
+            files=files,
+        )
         _hide_token(state, user)
         faulted = await _apply(request, fault)
         if faulted is not None:
@@ -373,6 +394,9 @@ def _refuse_message(twilio: TwilioState, account_sid: str, pairs: list[tuple[str
         return _twilio_error(400, 21603, "A 'From' phone number is required.")
     if not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
         return _twilio_error(400, 21619, "A text message body or media urls must be specified.")
+    template = _template_refusal(form)
+    if template is not None:
+        return template
     whatsapp = form["To"].startswith(WHATSAPP)
     if whatsapp and not form.get("ContentSid") and not twilio.window_open(account_sid, _number(form["To"])):
         return _twilio_error(
@@ -381,6 +405,25 @@ def _refuse_message(twilio: TwilioState, account_sid: str, pairs: list[tuple[str
             "Failed to send freeform message because you are outside the allowed window. "
             "If you are using WhatsApp, please use a Message Template.",
         )
+    return None
+
+
+def _template_refusal(form: dict[str, str]) -> Response | None:
+    """A Content SID must name a template (`HX` + 32 hex); its variables are a JSON object of text by number."""
+    content_sid = form.get("ContentSid")
+    if content_sid is None:
+        return None
+    if not CONTENT_SID.fullmatch(content_sid):
+        return _twilio_error(400, 21655, "The ContentSid is Invalid.")
+    raw = form.get("ContentVariables")
+    if raw is None:
+        return None
+    try:
+        variables = json.loads(raw)
+    except json.JSONDecodeError:
+        variables = None
+    if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
+        return _twilio_error(400, 21656, "The ContentVariables Parameter is invalid.")
     return None
 
 
@@ -394,6 +437,8 @@ def _sent(sid: str, account_sid: str, pairs: list[tuple[str, str]]) -> SentMessa
         body=form.get("Body"),
         media_urls=[value for name, value in pairs if name == "MediaUrl"],
         status_callback=form.get("StatusCallback"),
+        content_sid=form.get("ContentSid"),
+        content_variables=form.get("ContentVariables"),
     )
 
 

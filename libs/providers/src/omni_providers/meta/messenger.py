@@ -23,6 +23,7 @@ from omni_providers.base import (
     Registration,
     SendResult,
     WebhookRejected,
+    WindowTag,
 )
 from omni_providers.meta.graph import graph_call, node
 from omni_providers.meta.webhooks import (
@@ -38,12 +39,15 @@ from omni_providers.meta.webhooks import (
     verified_channels,
 )
 from omni_providers.payloads import parse_json
-from omni_runtime.errors import PermanentError
+from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.settings import Settings
 from omni_runtime.web import describe
 
 MEDIA_TYPES: dict[str, MessageType] = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
 PROFILE_FIELDS = "first_name,last_name,profile_pic"
+HUMAN_AGENT = "HUMAN_AGENT"
+# The page events register subscribes the app to: what `receive` reads (echoes are not asked for; they are dropped).
+SUBSCRIBED_FIELDS = ("messages", "messaging_postbacks", "message_deliveries", "message_reads")
 
 
 class Party(WebhookModel):
@@ -122,7 +126,13 @@ class MessengerProvider:
     """The `messenger` provider: channel `source` is the page id; settings `page_access_token`, `app_secret`,
     `verify_token` (API.md)."""
 
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=300.0)
+    # Free replies within 24 hours; with the HUMAN_AGENT tag up to 7 days where the page has that permission and
+    # the channel says so (settings `human_agent_tag: true`). Messenger has no templates for us to send.
+    delivery_policy = DeliveryPolicy(
+        reply_window=timedelta(hours=24),
+        per_channel_rate=300.0,
+        window_tag=WindowTag(HUMAN_AGENT, timedelta(days=7), "human_agent_tag"),
+    )
 
     def __init__(self, name: str = "messenger", settings: Settings | None = None) -> None:
         self.name = name
@@ -137,12 +147,10 @@ class MessengerProvider:
         return convert(self.name, validated(PageWebhook, payload), found)
 
     async def send(self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing) -> SendResult:
-        """One Send API call per part: the text, then each attachment (Messenger carries one per message)."""
+        """One Send API call per part: the text, then each attachment (Messenger carries one per message), each
+        with the message's tag when the dispatcher gave it one (HUMAN_AGENT, past the 24-hour window)."""
         token = _token(channel)
-        bodies = [_send_body(message.recipient, {"text": message.text})] if message.text else []
-        bodies += [_send_body(message.recipient, {"attachment": _attachment(a)}) for a in message.attachments]
-        if not bodies:
-            raise PermanentError("a Messenger message needs text or attachments")
+        bodies = send_bodies(message)
         last: str | None = None
         for body in bodies:
             answer = await graph_call(
@@ -159,7 +167,8 @@ class MessengerProvider:
         return SendResult(provider_message_id=last)
 
     async def register(self, http: httpx.AsyncClient, channel: Channel) -> Registration:
-        """The page token must be valid and belong to the channel's page."""
+        """The page token must be valid and belong to the channel's page; then the page is subscribed to the app's
+        webhooks (`POST /{page-id}/subscribed_apps`), without which Meta sends the page's messages nowhere."""
         missing = [k for k in ("page_access_token", "app_secret", "verify_token") if not channel.settings.get(k)]
         if missing:
             return Registration(ok=False, detail=f"settings need {', '.join(missing)}")
@@ -170,7 +179,23 @@ class MessengerProvider:
         page = source_text(me.get("id"))
         if page != channel.source:
             return Registration(ok=False, detail=f"the page token belongs to page {page}, not {channel.source}")
-        return Registration(ok=True, detail=f"page token valid for {me.get('name') or page}")
+        valid = f"page token valid for {me.get('name') or page}"
+        fields = ",".join(SUBSCRIBED_FIELDS)
+        try:
+            answer = await graph_call(
+                http,
+                "POST",
+                node(self.graph, channel.source, "subscribed_apps"),
+                "Graph API subscribed_apps",
+                token,
+                params={"access_token": token, "subscribed_fields": fields},
+            )
+        except (PermanentError, RetryLater) as exc:
+            failed = f"{valid}, but subscribing the page to the app's webhooks failed: {exc}"
+            return Registration(ok=False, detail=failed)
+        if answer.get("success") is not True:
+            return Registration(ok=False, detail=f"{valid}, but Graph did not confirm the page's webhook subscription")
+        return Registration(ok=True, detail=f"{valid}; page subscribed to the app's webhooks ({fields})")
 
     async def fetch_profile(self, http: httpx.AsyncClient, channel: Channel, external_id: str) -> MessengerProfile:
         token = _token(channel)
@@ -270,8 +295,21 @@ def _receipts(
     ]
 
 
-def _send_body(recipient: str, message: dict[str, Any]) -> dict[str, Any]:
-    return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message}
+def send_bodies(message: MessageOutgoing) -> list[dict[str, Any]]:
+    """The Send API bodies of one reply: its text, then one per attachment (by URL: ours are signed links)."""
+    if message.template is not None:
+        raise PermanentError("Messenger does not send templates")
+    parts: list[dict[str, Any]] = [{"text": message.text}] if message.text else []
+    parts += [{"attachment": _attachment(a)} for a in message.attachments]
+    if not parts:
+        raise PermanentError("a Messenger message needs text or attachments")
+    return [_send_body(message.recipient, part, message.tag) for part in parts]
+
+
+def _send_body(recipient: str, message: dict[str, Any], tag: str | None = None) -> dict[str, Any]:
+    if tag is None:
+        return {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message}
+    return {"recipient": {"id": recipient}, "messaging_type": "MESSAGE_TAG", "tag": tag, "message": message}
 
 
 def _attachment(attachment: Attachment) -> dict[str, Any]:

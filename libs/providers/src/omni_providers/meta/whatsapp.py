@@ -19,6 +19,7 @@ from omni_contracts import (
     MessageStatus,
     MessageStatusChanged,
     MessageType,
+    Template,
     UnifiedMessage,
 )
 from omni_providers.base import (
@@ -58,6 +59,13 @@ MEDIA_TYPES: dict[str, MessageType] = {
 RECEIPTS: dict[str, MessageStatus] = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
 # Media kinds WhatsApp lets us caption; audio takes none.
 CAPTIONED = ("image", "video", "document")
+# What the Cloud API takes as image, video or audio (types and sizes of "Supported media types"); any other file
+# goes as a document (100 MB).
+MEDIA_KINDS: dict[str, tuple[frozenset[str], int]] = {
+    "image": (frozenset({"image/jpeg", "image/png"}), 5 * 1024 * 1024),
+    "video": (frozenset({"video/mp4", "video/3gpp"}), 16 * 1024 * 1024),
+    "audio": (frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}), 16 * 1024 * 1024),
+}
 
 
 class Media(WebhookModel):
@@ -173,7 +181,8 @@ class WhatsAppProvider:
     `app_secret`, `verify_token` (API.md)."""
 
     # 80 messages a second per number is Meta's default throughput; beyond it Graph answers 130429.
-    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0)
+    # Outside the 24-hour window only approved templates go (Graph error 131047 otherwise).
+    delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0, templates=True)
 
     def __init__(self, name: str = "whatsapp", settings: Settings | None = None) -> None:
         self.name = name
@@ -336,6 +345,8 @@ def _status(channel: Channel, status: WaStatus) -> MessageStatusChanged:
 
 
 def _send_bodies(message: MessageOutgoing) -> list[dict[str, Any]]:
+    if message.template is not None:
+        return [_send_body(message.recipient, "template", template_content(message.template))]
     text = message.text or None
     bodies: list[dict[str, Any]] = []
     for attachment in message.attachments:
@@ -350,11 +361,25 @@ def _send_bodies(message: MessageOutgoing) -> list[dict[str, Any]]:
     return bodies
 
 
+def template_content(template: Template) -> dict[str, Any]:
+    """A `type: template` message: the template's name and language, its parameters as body text in order."""
+    if not template.language:
+        raise PermanentError(f"the WhatsApp template {template.name} needs its language code (e.g. en_US)")
+    content: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.parameters:
+        parameters = [{"type": "text", "text": value} for value in template.parameters]
+        content["components"] = [{"type": "body", "parameters": parameters}]
+    return content
+
+
 def _media(attachment: Attachment) -> tuple[str, dict[str, Any]]:
+    """By `link` (ours are signed links): as image, video or audio where WhatsApp takes its type and size."""
     if not attachment.url:
         raise PermanentError("a WhatsApp attachment needs a URL")
-    kind = (attachment.content_type or "").split("/")[0]
-    if kind in ("image", "video", "audio"):
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    kind = content_type.split("/")[0]
+    types, limit = MEDIA_KINDS.get(kind, (frozenset(), 0))
+    if content_type in types and (attachment.size is None or attachment.size <= limit):
         return kind, {"link": attachment.url}
     document: dict[str, Any] = {"link": attachment.url}
     if attachment.file_name:

@@ -16,6 +16,9 @@ from omni_runtime.errors import PermanentError, RetryLater
 
 # Bots download files of at most 20 MB through getFile (Bot API, "getFile").
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# Bots upload photos of at most 10 MB and other files of at most 50 MB (Bot API, "Sending files").
+MAX_PHOTO_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # `<bot id>:<secret>`; anything else could bend the path of the URL it is put into.
 TOKEN_PATTERN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,200}$")
 DESCRIPTION_CHARS = 300
@@ -54,10 +57,26 @@ class BotApi:
         timeout: float | None = None,
     ) -> Any:
         """POST the method with a JSON body; its `result`, or RetryLater / PermanentError."""
-        url = f"{self._base}/bot{bot_token(channel)}/{method}"
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return await self._post(http, channel, method, json=dict(params), **extra)
+
+    async def upload(
+        self,
+        http: httpx.AsyncClient,
+        channel: Channel,
+        method: str,
+        params: Mapping[str, Any],
+        field: str,
+        file: tuple[str, bytes, str],
+    ) -> Any:
+        """POST the method as multipart/form-data with `file` (name, bytes, type) in `field`; its `result`."""
+        data = {name: str(value) for name, value in params.items()}
+        return await self._post(http, channel, method, data=data, files={field: file})
+
+    async def _post(self, http: httpx.AsyncClient, channel: Channel, method: str, **kwargs: Any) -> Any:
+        url = f"{self._base}/bot{bot_token(channel)}/{method}"
         try:
-            response = await http.post(url, json=dict(params), **extra)
+            response = await http.post(url, **kwargs)
         except httpx.TimeoutException:
             raise RetryLater(f"Telegram {method} timed out") from None
         except httpx.HTTPError as exc:

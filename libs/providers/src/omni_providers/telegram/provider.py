@@ -16,13 +16,21 @@ from omni_providers.base import (
     DeliveryPolicy,
     Inbound,
     InboundRequest,
+    OutgoingFile,
     Registration,
     SendResult,
     WebhookRejected,
 )
 from omni_providers.payloads import parse_json
 from omni_providers.signatures import TELEGRAM_SECRET_HEADER, verify_secret_token
-from omni_providers.telegram.botapi import MAX_DOWNLOAD_BYTES, BotApi, bot_id, bot_token
+from omni_providers.telegram.botapi import (
+    MAX_DOWNLOAD_BYTES,
+    MAX_PHOTO_UPLOAD_BYTES,
+    MAX_UPLOAD_BYTES,
+    BotApi,
+    bot_id,
+    bot_token,
+)
 from omni_providers.telegram.updates import to_messages
 from omni_runtime.errors import PermanentError
 from omni_runtime.settings import Settings
@@ -35,6 +43,10 @@ CAPTION_LIMIT = 1024
 ALLOWED_UPDATES = ["message"]
 # Send method and its file field, by the attachment's kind of content.
 MEDIA_METHODS = {"image": ("sendPhoto", "photo"), "video": ("sendVideo", "video"), "audio": ("sendAudio", "audio")}
+# Uploads Telegram shows as a photo (re-encoded, within MAX_PHOTO_UPLOAD_BYTES); any other file goes as a document.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+Params = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -94,10 +106,26 @@ class TelegramProvider:
     # Sending
 
     async def send(self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing) -> SendResult:
+        return await self.send_files(http, channel, message, {})
+
+    async def send_files(
+        self, http: httpx.AsyncClient, channel: Channel, message: MessageOutgoing, files: Mapping[str, OutgoingFile]
+    ) -> SendResult:
+        """Our files (by `file_id`) go up as multipart uploads of their bytes; everything else by URL or file_id."""
         chat_id = _chat_id(message.recipient)
         result: Any = None
-        for method, params in send_calls(message):
-            result = await self.api.call(http, channel, method, {"chat_id": chat_id, **params})
+        for method, params in send_calls(message, files):
+            params = {"chat_id": chat_id, **params}
+            upload = next(((k, v) for k, v in params.items() if isinstance(v, OutgoingFile)), None)
+            if upload is None:
+                result = await self.api.call(http, channel, method, params)
+                continue
+            field_name, file = upload
+            del params[field_name]
+            content = await file.read()
+            result = await self.api.upload(
+                http, channel, method, params, field_name, (file.file_name, content, file.content_type)
+            )
         sent_id = result.get("message_id") if isinstance(result, dict) else None
         return SendResult(provider_message_id=f"{chat_id}:{sent_id}" if sent_id is not None else None)
 
@@ -166,27 +194,45 @@ class TelegramProvider:
         return FileLocation(self.api.file_url(bot_token(channel), path))
 
 
-def send_calls(message: MessageOutgoing) -> list[tuple[str, dict[str, Any]]]:
-    """The Bot API calls one reply takes: sendMessage for text, a send<Media> per attachment, by URL or file_id.
+def send_calls(message: MessageOutgoing, files: Mapping[str, OutgoingFile] | None = None) -> list[tuple[str, Params]]:
+    """The Bot API calls one reply takes: sendMessage for text, a send<Media> per attachment.
 
-    The text rides as the first attachment's caption when it fits one.
+    An attachment that is one of our `files` is uploaded (its OutgoingFile stands in the file field): sendPhoto
+    for a JPEG, PNG or WebP within the photo limit, sendDocument for anything else. Other attachments go by URL
+    or Telegram file_id. The text rides as the first attachment's caption when it fits one.
     """
+    if message.template is not None:
+        raise PermanentError("Telegram does not send templates")
     text = message.text or ""
     if not message.attachments:
         if not text.strip():
             raise PermanentError("a Telegram message needs text or an attachment")
         return [("sendMessage", {"text": text})]
-    calls: list[tuple[str, dict[str, Any]]] = []
+    calls: list[tuple[str, Params]] = []
     caption = text if len(text) <= CAPTION_LIMIT else ""
     if text and not caption:
         calls.append(("sendMessage", {"text": text}))
     for index, attachment in enumerate(message.attachments):
-        method, field_name = _media_method(attachment)
-        params: dict[str, Any] = {field_name: _file_reference(attachment)}
+        upload = (files or {}).get(attachment.file_id or "")
+        if upload is not None:
+            method, field_name = _upload_method(upload)
+            params: Params = {field_name: upload}
+        else:
+            method, field_name = _media_method(attachment)
+            params = {field_name: _file_reference(attachment)}
         if index == 0 and caption:
             params["caption"] = caption
         calls.append((method, params))
     return calls
+
+
+def _upload_method(file: OutgoingFile) -> tuple[str, str]:
+    if file.size > MAX_UPLOAD_BYTES:
+        raise PermanentError(
+            f"Telegram bots upload files of at most 50 MB ({MAX_UPLOAD_BYTES} bytes); {file.file_name} is {file.size}"
+        )
+    photo = file.content_type.split(";")[0].strip().lower() in PHOTO_TYPES and file.size <= MAX_PHOTO_UPLOAD_BYTES
+    return ("sendPhoto", "photo") if photo else ("sendDocument", "document")
 
 
 def _media_method(attachment: Attachment) -> tuple[str, str]:
