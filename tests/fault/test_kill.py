@@ -114,7 +114,10 @@ async def test_kill_9_the_router_then_the_dispatcher_in_the_middle_of_the_stream
     print(f"counts {ledger.counts()}")
     ledger.assert_exactly_once(set(customers.accepted), set(operator.queued))
     assert len(customers.accepted) == MESSAGES
-    assert 0.25 <= router.progress <= 0.5 and 0.55 <= dispatcher.progress <= 0.8
+    # Each kill landed mid-stream: at or after its point and with work still to come. On a busy machine the
+    # router's restart can take long enough for the replies to run ahead of the dispatcher's point.
+    for kill in (router, dispatcher):
+        assert kill.at_progress <= kill.progress < 1.0, kill
     assert processes["router"].starts == processes["dispatcher"].starts == 2
 
 
