@@ -130,13 +130,7 @@ class TwilioProvider:
 
     def outgoing_form(self, channel: Channel, message: MessageOutgoing) -> dict[str, str | list[str]]:
         """The Messages.json form: To, From, Body, MediaUrl (repeated), StatusCallback back to our webhook."""
-        media = [a.url for a in message.attachments]
-        if any(not url for url in media):
-            raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
-        if len(media) > MAX_MEDIA:
-            raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
-        if not message.text and not media:
-            raise PermanentError("nothing to send: the message has neither text nor attachments")
+        media = _media_urls(message)
         form: dict[str, str | list[str]] = {
             "To": WHATSAPP + message.recipient,
             "From": WHATSAPP + channel.source,
@@ -144,7 +138,7 @@ class TwilioProvider:
         if message.text:
             form["Body"] = message.text
         if media:
-            form["MediaUrl"] = [url for url in media if url]
+            form["MediaUrl"] = media
         form["StatusCallback"] = self.status_callback_url(channel)
         return form
 
@@ -244,6 +238,18 @@ def _receipt(channel: Channel, sid: str, status: str, form: Mapping[str, str]) -
         raise _invalid(describe(exc)) from None
 
 
+def _media_urls(message: MessageOutgoing) -> list[str]:
+    """The attachments' URLs (Twilio fetches media by URL), refusing a message Twilio could not take."""
+    media = [a.url or "" for a in message.attachments]
+    if not all(media):
+        raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
+    if len(media) > MAX_MEDIA:
+        raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
+    if not message.text and not media:
+        raise PermanentError("nothing to send: the message has neither text nor attachments")
+    return media
+
+
 def _failure_reason(status: str, code: str) -> str:
     if code == str(OUTSIDE_WINDOW):
         return f"outside WhatsApp's 24-hour reply window: only a template may be sent (Twilio error {code})"
@@ -260,9 +266,7 @@ def _message(
         raise WebhookRejected(400, "number_mismatch", "To is not this channel's WhatsApp number")
     attachments = _attachments(form)
     location = _location(form)
-    text = form.get("Body") or None
-    if location is not None and text is None:
-        text = ", ".join(part for part in (form.get("Label"), form.get("Address")) if part) or None
+    text = _text(form, location)
     if not text and not attachments and location is None:
         raise _invalid("a message needs a Body, media or a location")
     try:
@@ -281,6 +285,14 @@ def _message(
         )
     except ValidationError as exc:
         raise _invalid(describe(exc)) from None
+
+
+def _text(form: Mapping[str, str], location: Location | None) -> str | None:
+    """The Body; a shared location without one is described by its label and address."""
+    text = form.get("Body") or None
+    if location is not None and text is None:
+        text = ", ".join(part for part in (form.get("Label"), form.get("Address")) if part) or None
+    return text
 
 
 def _attachments(form: Mapping[str, str]) -> tuple[Attachment, ...]:
