@@ -1,6 +1,6 @@
 """WhatsApp through Twilio: signed form webhooks (messages and status callbacks), the Messages API, media by basic auth.
 
-Wire facts: PROVIDERS.md, "WhatsApp through Twilio". A channel's settings are `account_sid` and
+Wire facts: docs/providers.md, "WhatsApp through Twilio". A channel's settings are `account_sid` and
 `auth_token`; its `source` is our WhatsApp number as `+E164`.
 """
 

@@ -1,4 +1,4 @@
-"""The one settings object: every service reads the environment variables named in API.md through it."""
+"""The one settings object: every service reads the environment variables listed in docs/configuration.md through it."""
 
 from typing import Annotated
 

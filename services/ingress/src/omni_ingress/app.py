@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
 
 
 def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> Provider:
-    """Built-in messengers have their own paths (API.md); every other name posts to `/receive`."""
+    """Built-in messengers have their own paths (docs/api.md); every other name posts to `/receive`."""
     builtin = registry.is_builtin(name)
     if not builtin and channel_id != "receive":
         raise ApiError(404, "not_found", f"third-party providers post to /webhooks/{name}/receive")

@@ -1,6 +1,6 @@
 """Facebook Messenger: page webhooks in, the Send API out, sender profiles from the Graph API.
 
-Wire facts: ../shared/PROVIDERS.md, "Facebook Messenger". A request may carry several entries
+Wire facts: docs/providers.md, "Facebook Messenger". A request may carry several entries
 (pages) and several messaging items each; all are kept. Echoes of the page's own messages are
 dropped. Receipts name messages by `mid` or by a watermark (everything sent to that customer before
 it), which the router resolves against what it sent.
@@ -120,7 +120,7 @@ class MessengerProfile:
 
 class MessengerProvider:
     """The `messenger` provider: channel `source` is the page id; settings `page_access_token`, `app_secret`,
-    `verify_token` (API.md)."""
+    `verify_token` (docs/api.md)."""
 
     delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=300.0)
 

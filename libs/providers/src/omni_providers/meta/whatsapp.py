@@ -1,6 +1,6 @@
 """WhatsApp Cloud API: business account webhooks in, `/{phone_number_id}/messages` out, media by id.
 
-Wire facts: ../shared/PROVIDERS.md, "WhatsApp Cloud API". Senders are named by the webhook itself
+Wire facts: docs/providers.md, "WhatsApp Cloud API". Senders are named by the webhook itself
 (`contacts[].profile.name`), so this provider has no profile lookup. Media arrive as ids that the
 Graph API turns into short-lived URLs, fetched with the same bearer token.
 """
@@ -170,7 +170,7 @@ class MediaLocation:
 
 class WhatsAppProvider:
     """The `whatsapp` provider (Cloud API): channel `source` is the phone number id; settings `access_token`,
-    `app_secret`, `verify_token` (API.md)."""
+    `app_secret`, `verify_token` (docs/api.md)."""
 
     # 80 messages a second per number is Meta's default throughput; beyond it Graph answers 130429.
     delivery_policy = DeliveryPolicy(reply_window=timedelta(hours=24), per_channel_rate=80.0)

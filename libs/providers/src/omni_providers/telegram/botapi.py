@@ -33,7 +33,7 @@ def bot_token(channel: Channel) -> str:
 
 
 def bot_id(token: str) -> str:
-    """The bot's numeric id, which is also the channel's `source` (API.md)."""
+    """The bot's numeric id, which is also the channel's `source` (docs/api.md)."""
     return token.partition(":")[0]
 
 
