@@ -96,7 +96,7 @@ class Broker:
         Not on the robust connection: a refused declaration closes its channel, which that would keep reopening.
         A consumer queue an older version declared differently (a classic queue before quorum queues, another
         delivery limit) is replaced when it is empty and unused; one still holding messages stops the start
-        with TopologyConflict, saying what to do (README, "Upgrading a broker from 0.1").
+        with TopologyConflict, saying what to do (docs/delivery.md, "Upgrading a broker from 0.1").
         """
         connection = await aio_pika.connect(self._url)
         try:
