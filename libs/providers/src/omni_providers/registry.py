@@ -17,7 +17,7 @@ from omni_runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "omni.providers"
-# The messengers with their own webhook paths (API.md), and where their adapters live.
+# The messengers with their own webhook paths (docs/api.md), and where their adapters live.
 BUILTIN_ADAPTERS = {
     "telegram": "omni_providers.telegram:TelegramProvider",
     "messenger": "omni_providers.meta:MessengerProvider",

@@ -30,7 +30,7 @@ class InboundAttachment(BaseModel):
 
 
 class InboundMessage(BaseModel):
-    """The body a third-party provider posts (API.md)."""
+    """The body a third-party provider posts (docs/api.md)."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -1,6 +1,6 @@
 """WhatsApp through Twilio: signed form webhooks (messages and status callbacks), the Messages API, media by basic auth.
 
-Wire facts: PROVIDERS.md, "WhatsApp through Twilio". A channel's settings are `account_sid` and
+Wire facts: docs/providers.md, "WhatsApp through Twilio". A channel's settings are `account_sid` and
 `auth_token`; its `source` is our WhatsApp number as `+E164`.
 """
 
@@ -285,9 +285,7 @@ def _message(
         raise WebhookRejected(400, "number_mismatch", "To is not this channel's WhatsApp number")
     attachments = _attachments(form)
     location = _location(form)
-    text = form.get("Body") or None
-    if location is not None and text is None:
-        text = ", ".join(part for part in (form.get("Label"), form.get("Address")) if part) or None
+    text = _text(form, location)
     if not text and not attachments and location is None:
         raise _invalid("a message needs a Body, media or a location")
     try:
@@ -306,6 +304,14 @@ def _message(
         )
     except ValidationError as exc:
         raise _invalid(describe(exc)) from None
+
+
+def _text(form: Mapping[str, str], location: Location | None) -> str | None:
+    """The Body; a shared location without one is described by its label and address."""
+    text = form.get("Body") or None
+    if location is not None and text is None:
+        text = ", ".join(part for part in (form.get("Label"), form.get("Address")) if part) or None
+    return text
 
 
 def _attachments(form: Mapping[str, str]) -> tuple[Attachment, ...]:

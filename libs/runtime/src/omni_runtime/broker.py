@@ -96,7 +96,7 @@ class Broker:
         Not on the robust connection: a refused declaration closes its channel, which that would keep reopening.
         A consumer queue an older version declared differently (a classic queue before quorum queues, another
         delivery limit) is replaced when it is empty and unused; one still holding messages stops the start
-        with TopologyConflict, saying what to do (README, "Upgrading a broker from 0.1").
+        with TopologyConflict, saying what to do (docs/delivery.md, "Upgrading a broker from 0.1").
         """
         connection = await aio_pika.connect(self._url)
         try:
@@ -125,17 +125,8 @@ class Broker:
         channel = await connection.channel()
         try:
             existing = await channel.declare_queue(queue.name, passive=True)
-            result = existing.declaration_result
-            waiting = [queue.wait_queue(delay).name for delay in self.topology.retry_delays_ms]
-            held = {queue.name: int(result.message_count or 0)}
-            for name in waiting:
-                with_waits = await self._depth(connection, name)
-                if with_waits:
-                    held[name] = with_waits
-            if any(held.values()) or result.consumer_count:
-                holding = [f"{count} messages in {name}" for name, count in held.items() if count]
-                if result.consumer_count:
-                    holding.append(f"{result.consumer_count} consumers")
+            holding = await self._holding(connection, queue, existing.declaration_result)
+            if holding:
                 raise TopologyConflict(
                     f"queue {queue.name} exists with other arguments than this version declares ({reason}), "
                     f"and it is in use ({', '.join(holding)}). Let the version that declared it drain it (stop "
@@ -148,6 +139,19 @@ class Broker:
         finally:
             if not channel.is_closed:
                 await channel.close()
+
+    async def _holding(
+        self, connection: aio_pika.abc.AbstractConnection, queue: QueueDef, declared: aiormq.spec.Queue.DeclareOk
+    ) -> list[str]:
+        """What keeps an existing queue from being replaced: messages in it or its wait queues, consumers."""
+        held = {queue.name: int(declared.message_count or 0)}
+        for delay in self.topology.retry_delays_ms:
+            name = queue.wait_queue(delay).name
+            held[name] = await self._depth(connection, name)
+        holding = [f"{count} messages in {name}" for name, count in held.items() if count]
+        if declared.consumer_count:
+            holding.append(f"{declared.consumer_count} consumers")
+        return holding
 
     @staticmethod
     async def _depth(connection: aio_pika.abc.AbstractConnection, name: str) -> int:

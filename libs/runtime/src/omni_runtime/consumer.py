@@ -18,11 +18,11 @@ messages with different keys run side by side (the router's partitions: one chat
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
@@ -218,23 +218,32 @@ class Consumer(Generic[M]):
                 self._idle.set()
 
     async def _handle(self, message: AbstractIncomingMessage, parsed: _Parsed[M]) -> None:
-        queue = self._queue_def.name
         headers = message.headers or {}
         attempt = int(str(headers.get(ATTEMPT_HEADER, 1)))
-        handed_back = int(str(headers.get(DELIVERY_COUNT_HEADER, 0) or 0))
         outcome = str(headers[OUTCOME_HEADER]) if OUTCOME_HEADER in headers else None
-        payload = parsed.payload
-        if parsed.error is not None:
-            await self._park(message, None, attempt, f"invalid payload: {describe(parsed.error)}", outcome)
+        refusal = self._refusal(parsed, headers)
+        if refusal is not None:
+            await self._park(message, parsed.payload, attempt, refusal, outcome)
             return
-        assert payload is not None
+        assert parsed.payload is not None
+        await self._run(message, parsed.payload, attempt, outcome)
+
+    def _refusal(self, parsed: _Parsed[M], headers: Mapping[str, Any]) -> str | None:
+        """Why a delivery is parked without running its handler: a payload that cannot be valid, or one the broker
+        handed out DELIVERY_LIMIT times without an outcome."""
+        if parsed.error is not None:
+            return f"invalid payload: {describe(parsed.error)}"
+        handed_back = int(str(headers.get(DELIVERY_COUNT_HEADER, 0) or 0))
         if self._delivery_limit is not None and handed_back >= self._delivery_limit:
-            cause = (
+            return (
                 f"handed out {handed_back + 1} times without an outcome: its consumer crashed, stalled "
                 "or lost its broker link each time"
             )
-            await self._park(message, payload, attempt, cause, outcome)
-            return
+        return None
+
+    async def _run(self, message: AbstractIncomingMessage, payload: M, attempt: int, outcome: str | None) -> None:
+        """The handler (or, with an outcome left to record, only the recording), and where the message goes next."""
+        queue = self._queue_def.name
         try:
             if outcome is None:
                 await self._call(payload)

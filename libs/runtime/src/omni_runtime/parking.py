@@ -76,28 +76,37 @@ def _death(headers: dict[str, Any]) -> dict[str, Any]:
     return deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
 
 
+def _body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode(errors="replace")
+
+
+def _cause(headers: dict[str, Any], death: dict[str, Any]) -> str:
+    """Ours when a consumer parked it; otherwise what the broker's `x-death` says."""
+    cause = str(headers.get(CAUSE_HEADER, ""))
+    if cause or not death:
+        return cause
+    reason = str(death.get("reason", "unknown"))
+    cause = f"dead-lettered by the broker ({reason})"
+    if reason == "delivery_limit":
+        cause += ": handed out more often than the queue's delivery limit without an outcome (its consumer crashed"
+        cause += " or stalled on it each time)"
+    return cause
+
+
 def read_parked(message: AbstractIncomingMessage, queue: str) -> Parked:
     headers = dict(message.headers or {})
-    try:
-        body = json.loads(message.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = message.body.decode(errors="replace")
     death = _death(headers)
-    cause = str(headers.get(CAUSE_HEADER, ""))
-    if not cause and death:
-        reason = str(death.get("reason", "unknown"))
-        cause = f"dead-lettered by the broker ({reason})"
-        if reason == "delivery_limit":
-            cause += ": handed out more often than the queue's delivery limit without an outcome (its consumer crashed"
-            cause += " or stalled on it each time)"
     parked_at = headers.get(PARKED_AT_HEADER) or death.get("time")
     return Parked(
         id=message.message_id or "",
         queue=str(headers.get(SOURCE_HEADER) or headers.get("x-first-death-queue") or queue),
-        cause=cause,
+        cause=_cause(headers, death),
         attempts=int(str(headers.get(ATTEMPT_HEADER, 1))),
         parked_at=str(_jsonable(parked_at)) if parked_at else None,
-        body=body,
+        body=_body(message.body),
         headers=_jsonable(headers),
     )
 

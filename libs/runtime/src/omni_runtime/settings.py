@@ -1,4 +1,4 @@
-"""The one settings object: every service reads the environment variables named in API.md through it."""
+"""The one settings object: every service reads the environment variables listed in docs/configuration.md through it."""
 
 from typing import Annotated
 
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     max_attempts: int = 6
     prefetch: int = 32
     # Broker layout (topology.py), the same for every service of a deployment. The router's input is split by
-    # chat into this many partition queues (changing it: README, "Delivery guarantees"); a consumer queue parks
+    # chat into this many partition queues (changing it: docs/delivery.md); a consumer queue parks
     # a message that was handed out this many times without being settled (its consumer crashed or stalled).
     router_partitions: int = Field(default=8, ge=1, le=256)
     delivery_limit: int = Field(default=10, ge=1)

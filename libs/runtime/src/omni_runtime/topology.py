@@ -176,7 +176,7 @@ class Topology:
 
 
 def operator_queue(operator_id: str) -> QueueDef:
-    """The durable notification queue of one operator (API.md: `operator.<id>` on `omni.operators`).
+    """The durable notification queue of one operator (docs/api.md: `operator.<id>` on `omni.operators`).
 
     It stays a classic queue: consoles may declare it themselves as a plain durable queue, and a quorum
     queue of the same name would refuse that declaration.

@@ -167,9 +167,44 @@ def health_routes(checks: Callable[[], Mapping[str, ReadyCheck]], metrics: Metri
     """`/healthz` (the process answers), `/readyz` (every check passes), `/metrics` (Prometheus text)."""
 
     async def healthz(request: Request) -> Response:
+        """Liveness.
+        ---
+        summary: Liveness; the process answers
+        tags: [health]
+        responses:
+          "200":
+            description: '`{"status": "ok", "service": "<name>"}`'
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    status: {type: string, enum: [ok]}
+                    service: {type: string}
+        """
         return JSONResponse({"status": "ok", "service": metrics.service})
 
     async def readyz(request: Request) -> Response:
+        """Readiness.
+        ---
+        summary: Readiness; the broker and the database are reachable
+        tags: [health]
+        responses:
+          "200":
+            description: every check passed
+            content:
+              application/json:
+                schema: &readiness
+                  type: object
+                  properties:
+                    status: {type: string, enum: [ready, not_ready]}
+                    checks: {type: object, additionalProperties: {type: boolean}}
+          "503":
+            description: a check failed, or the service is still starting
+            content:
+              application/json:
+                schema: *readiness
+        """
         current = checks()
         results = {name: await check() for name, check in current.items()}
         ready = bool(current) and all(results.values())
@@ -179,6 +214,17 @@ def health_routes(checks: Callable[[], Mapping[str, ReadyCheck]], metrics: Metri
         )
 
     async def metrics_route(request: Request) -> Response:
+        """Metrics.
+        ---
+        summary: Prometheus metrics, in the text exposition format
+        tags: [health]
+        responses:
+          "200":
+            description: the metrics
+            content:
+              text/plain:
+                schema: {type: string}
+        """
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics_route)]

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from omni_ingress.polling import telegram_polling
 from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownProvider
 from omni_providers.media import media_links
 from omni_runtime.metrics import Metrics
+from omni_runtime.openapi import openapi_route
 from omni_runtime.service import ServiceContext, Slot, open_service
 from omni_runtime.settings import Settings
 from omni_runtime.web import ApiError, ReadyCheck, health_routes, service_app
@@ -48,6 +50,66 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
                 slot.set(None)
 
     async def webhook(request: Request) -> Response:
+        """A messenger's webhook: its own signature checked, each message queued before the answer.
+        ---
+        get:
+          summary: Meta's verification handshake (`messenger`, `whatsapp`)
+          tags: [webhooks]
+          parameters:
+            - {name: provider, in: path, required: true, schema: {type: string, enum: [messenger, whatsapp]}}
+            - {name: hub.mode, in: query, required: true, schema: {type: string, enum: [subscribe]}}
+            - {name: hub.verify_token, in: query, required: true, schema: {type: string}}
+            - {name: hub.challenge, in: query, required: true, schema: {type: string}}
+          responses:
+            "200": {description: the challenge echoed back, content: {text/plain: {schema: {type: string}}}}
+            "400":
+              description: no challenge, or one too long
+              content: &error
+                application/json: {schema: {$ref: "#/components/schemas/Error"}}
+            "403": {description: no channel has this verify token, content: *error}
+            "404": {description: unknown provider, content: *error}
+        post:
+          summary: A messenger posts customer messages and receipts
+          description: >-
+            `/webhooks/telegram/{channel_id}` (header `X-Telegram-Bot-Api-Secret-Token`),
+            `/webhooks/messenger` and `/webhooks/whatsapp` (`X-Hub-Signature-256` with the app secret),
+            `/webhooks/twilio/{channel_id}` (form-encoded, `X-Twilio-Signature`) and, for every other provider
+            name, `/webhooks/{provider}/receive` (our unified format, `X-Omni-Signature: sha256=<hex HMAC-SHA256
+            of the raw body with the channel secret>`). Answered 200 only once every message is durably queued;
+            a repeat of a message is answered 200 and stored once.
+          tags: [webhooks]
+          parameters:
+            - name: provider
+              in: path
+              required: true
+              description: "`telegram`, `messenger`, `whatsapp`, `twilio` or a third-party provider's name"
+              schema: {type: string}
+            - name: channel_id
+              in: path
+              required: true
+              description: the channel (Telegram, Twilio), or `receive` for third-party providers
+              schema: {type: string}
+          requestBody:
+            required: true
+            content:
+              application/json: {schema: {type: object}}
+              application/x-www-form-urlencoded: {schema: {type: object}}
+          responses:
+            "200":
+              description: >-
+                queued: `{"status": "accepted", "messages": n, "statuses": n}`, or the answer the messenger
+                expects (empty TwiML for Twilio)
+              content:
+                application/json: {schema: {type: object}}
+                text/xml: {schema: {type: string}}
+            "400":
+              description: malformed payload, or the client went away mid-body
+              content: *error
+            "401": {description: missing or wrong signature, content: *error}
+            "404": {description: "unknown or inactive channel, or a path the provider does not use", content: *error}
+            "413": {description: body over WEBHOOK_MAX_BYTES, content: *error}
+            "503": {description: broker or database unavailable; the messenger retries, content: *error}
+        """
         name: str = request.path_params["provider"]
         channel_id: str | None = request.path_params.get("channel_id")
         status = 500
@@ -86,12 +148,13 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         Route("/webhooks/{provider}/{channel_id}", webhook, methods=["POST"]),
         Route("/webhooks/{provider}", webhook, methods=["GET", "POST"]),
         media_route(lambda: slot.get().ctx.db, media_links(settings)),
+        openapi_route("omnichannel ingress", version("omni-ingress")),
     ]
     return service_app(routes, lifespan)
 
 
 def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> Provider:
-    """Built-in messengers have their own paths (API.md); every other name posts to `/receive`."""
+    """Built-in messengers have their own paths (docs/api.md); every other name posts to `/receive`."""
     builtin = registry.is_builtin(name)
     if not builtin and channel_id != "receive":
         raise ApiError(404, "not_found", f"third-party providers post to /webhooks/{name}/receive")

@@ -21,6 +21,28 @@ from omni_runtime.web import ApiError
 
 def media_route(db_of: Callable[[], Database], links: MediaLinks | None) -> Route:
     async def media(request: Request) -> Response:
+        """The bytes of the one file a signed, unexpired media link names.
+        ---
+        get:
+          summary: An operator's file, for a messenger that fetches it by URL
+          tags: [media]
+          responses:
+            "200":
+              description: the file, as a download (`nosniff`, sandbox CSP, RFC 6266 name)
+              content: {application/octet-stream: {schema: {type: string, format: binary}}}
+            "403":
+              description: the link has expired
+              content: &error
+                application/json: {schema: {$ref: "#/components/schemas/Error"}}
+            "404": {description: "not a link we signed, or no such file", content: *error}
+        head:
+          summary: The headers of the same answer, without the bytes
+          tags: [media]
+          responses:
+            "200": {description: the file's headers}
+            "403": {description: the link has expired}
+            "404": {description: "not a link we signed, or no such file"}
+        """
         missing = ApiError(404, "not_found", "no file at this media link")
         if links is None:
             raise missing

@@ -325,32 +325,39 @@ def parked_replay(
         listed = client.items("/api/admin/parked", {"queue": queue, "limit": 1000} if queue else {"limit": 1000})
         targets = [p["id"] for p in listed if ids is None or p["id"] in ids]
         missing = sorted(set(ids or []) - set(targets))
-        replayed, gone = 0, []
-        if targets:
-            with Progress(
-                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_err()
-            ) as progress:
-                bar = progress.add_task("replay", total=len(targets))
-                for parked_id in targets:
-                    try:
-                        answer = client.call("POST", "/api/admin/parked/replay", {"ids": [parked_id]})
-                    except ApiFailure:
-                        _err().print(f"stopped after replaying {replayed} of {len(targets)}")
-                        raise
-                    if answer.get("replayed", 0) >= 1:
-                        replayed += 1
-                    else:
-                        gone.append(parked_id)
-                    progress.advance(bar)
-    _out().print(f"replayed {replayed} of {len(targets)} parked messages", highlight=False)
+        gone = _replay_each(client, targets) if targets else []
+    _out().print(f"replayed {len(targets) - len(gone)} of {len(targets)} parked messages", highlight=False)
+    _report_unreplayed(listed, [*missing, *gone], complete=len(listed) < 1000 or ids is not None)
+
+
+def _report_unreplayed(listed: list[dict[str, Any]], unreplayed: list[str], complete: bool) -> None:
+    """What was not replayed, on stderr; exit 1 if any asked-for message was not parked (any more)."""
     if not listed:
         _err().print("nothing is parked")
-    for parked_id in [*missing, *gone]:
+    for parked_id in unreplayed:
         _err().print(f"[yellow]not parked (any more):[/] {escape(parked_id)}", highlight=False)
-    if len(listed) >= 1000 and ids is None:
+    if not complete:
         _err().print("more may be parked than one listing shows: run again")
-    if missing or gone:
+    if unreplayed:
         raise typer.Exit(1)
+
+
+def _replay_each(client: AdminClient, targets: list[str]) -> list[str]:
+    """Replay one at a time behind a progress bar; the ids no longer parked when their turn came."""
+    gone: list[str] = []
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_err()) as progress:
+        bar = progress.add_task("replay", total=len(targets))
+        for done, parked_id in enumerate(targets):
+            try:
+                answer = client.call("POST", "/api/admin/parked/replay", {"ids": [parked_id]})
+            except ApiFailure:
+                _err().print(f"stopped after replaying {done - len(gone)} of {len(targets)}")
+                raise
+            if answer.get("replayed", 0) < 1:
+                gone.append(parked_id)
+            progress.advance(bar)
+    return gone
 
 
 @parked.command("show")

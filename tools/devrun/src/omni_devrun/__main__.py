@@ -95,13 +95,9 @@ def table(rows: Sequence[tuple[str, str]]) -> str:
 
 
 def run(options: Options, console: Console) -> None:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise DevrunError(f"the environment does not make valid settings: {exc}") from None
+    settings = _settings()
     environ = dict(os.environ)
-    simulator_port = int(environ.get("SIMULATOR_PORT") or SIMULATOR_DEFAULT_PORT) if options.simulator else None
-    specs = service_specs({name: settings.port_of(name) for name in SERVICES}, simulator_port, options.skip)
+    specs = _plan(options, settings, environ)
     check_can_start(specs)
     ensure_rabbitmq(settings.amqp_url, console)
 
@@ -109,10 +105,10 @@ def run(options: Options, console: Console) -> None:
     standins: list[Child] = []
     services: list[Child] = []
     try:
-        started_mongodb_url = None if environ.get("MONGODB_URL") else _start_mongo(options.run_dir, standins, console)
-        generated_token = None if environ.get("ADMIN_TOKEN") else secrets.token_urlsafe(24)
         urls = {spec.name: spec.url for spec in specs}
         ingress_url = f"http://127.0.0.1:{settings.ingress_port}"
+        started_mongodb_url = None if environ.get("MONGODB_URL") else _start_mongo(options.run_dir, standins, console)
+        generated_token = None if environ.get("ADMIN_TOKEN") else secrets.token_urlsafe(24)
         env = child_environment(
             environ,
             started_mongodb_url=started_mongodb_url,
@@ -121,8 +117,6 @@ def run(options: Options, console: Console) -> None:
             simulator_url=urls.get(SIMULATOR),
             media_signing_key=secrets.token_urlsafe(32),
         )
-        if simulator_port is not None:
-            env["SIMULATOR_PORT"] = str(simulator_port)
         _start_services(specs, env, options.timeout, services, console)
 
         nx_run_dir = options.run_dir if standins else None
@@ -133,6 +127,21 @@ def run(options: Options, console: Console) -> None:
         _supervise([*standins, *services])
     finally:
         _shutdown(services, standins, console)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise DevrunError(f"the environment does not make valid settings: {exc}") from None
+
+
+def _plan(options: Options, settings: Settings, environ: dict[str, str]) -> list[ServiceSpec]:
+    """What to start, on which ports; the simulator's port goes into `environ` for the children."""
+    simulator_port = int(environ.get("SIMULATOR_PORT") or SIMULATOR_DEFAULT_PORT) if options.simulator else None
+    if simulator_port is not None:
+        environ["SIMULATOR_PORT"] = str(simulator_port)
+    return service_specs({name: settings.port_of(name) for name in SERVICES}, simulator_port, options.skip)
 
 
 def _start_mongo(run_dir: Path, standins: list[Child], console: Console) -> str:

@@ -12,7 +12,7 @@ MONGO_DEFAULT_PORT = 27017
 MONGO_DATABASE = "omnichannel"
 LOOPBACK = "127.0.0.1"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
-# Where each messenger's API lives on the simulator (PROVIDERS.md wire formats under these prefixes).
+# Where each messenger's API lives on the simulator (docs/providers.md wire formats under these prefixes).
 PROVIDER_URL_PATHS = {
     "TELEGRAM_API_URL": "telegram",
     "META_GRAPH_API_URL": "graph",

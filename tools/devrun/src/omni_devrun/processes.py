@@ -186,19 +186,24 @@ def stop_all(children: Sequence[Child], grace: float, console: Console) -> None:
     running = [child for child in reversed(children) if child.exit_code is None]
     for child in running:
         _signal(child, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    reason = f"still running after {grace:.0f} s"
-    try:
-        while any(child.exit_code is None for child in running) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        reason = "interrupted again"
+    reason = _wait_for_exit(running, grace)
     for child in running:
         if child.exit_code is None:
             console.say(f"devrun: {child.name} {reason}, killing it")
             _signal(child, signal.SIGKILL)
     for child in running:
         child.process.wait()
+
+
+def _wait_for_exit(running: Sequence[Child], grace: float) -> str:
+    """Wait up to `grace` seconds for every child to exit; why any still running is killed."""
+    deadline = time.monotonic() + grace
+    try:
+        while any(child.exit_code is None for child in running) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        return "interrupted again"
+    return f"still running after {grace:.0f} s"
 
 
 def _signal(child: Child, signum: signal.Signals) -> None:

@@ -56,7 +56,7 @@ def create_app(state: SimulatorState | None = None) -> Starlette:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    # Starlette's own 404/405 answers are plain text; every answer here keeps the JSON error shape of API.md.
+    # Starlette's own 404/405 answers are plain text; every answer here keeps the JSON error shape of docs/api.md.
     assert isinstance(exc, HTTPException)
     error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error, str(exc.detail))

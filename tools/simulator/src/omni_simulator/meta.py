@@ -351,54 +351,67 @@ def routes(state: SimulatorState, http: Slot[httpx.AsyncClient]) -> list[BaseRou
     ]
 
 
+OAUTH_REFUSAL = "Invalid OAuth access token - Cannot parse access token"
+
+
 def _lookup(meta: MetaState, object_id: str, token: str | None, request: Request) -> Response:
     if not token:
         return _graph_error(400, 2500, "An active access token must be used to query information.", "OAuthException")
     if object_id == "me":
-        page = next(
-            ((pid, a) for pid, a in meta.accounts.items() if a.kind == "page" and _same(a.access_token, token)), None
-        )
-        if page is None:
-            return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token", "OAuthException")
-        return JSONResponse({"id": page[0], "name": page[1].name})
-    account = meta.accounts.get(object_id)
-    if account is not None:
-        if not _same(account.access_token, token):
-            return _graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token", "OAuthException")
-        if account.kind == "phone_number":
-            return JSONResponse(
-                {
-                    "id": object_id,
-                    "verified_name": account.name,
-                    "display_phone_number": "+1 555 0100",
-                    "quality_rating": "GREEN",
-                }
-            )
-        return JSONResponse({"id": object_id, "name": account.name})
+        return _me(meta, token)
+    if object_id in meta.accounts:
+        return _account(meta.accounts[object_id], object_id, token)
     if object_id in meta.profiles:
         fields = (request.query_params.get("fields") or "first_name,last_name,profile_pic").split(",")
         profile = meta.profiles[object_id]
         return JSONResponse({"id": object_id, **{f: profile[f] for f in fields if f in profile}})
-    media = meta.media.get(object_id)
-    if media is not None:
-        if not _whatsapp_token_ok(meta, token):
-            return _graph_error(401, 190, "Invalid OAuth access token", "OAuthException")
-        return JSONResponse(
-            {
-                "messaging_product": "whatsapp",
-                "url": str(request.url_for("meta_media", media_id=object_id)),
-                "mime_type": media.file.content_type,
-                "sha256": media.sha256,
-                "file_size": len(media.file.content),
-                "id": object_id,
-            }
-        )
+    if object_id in meta.media:
+        return _media_info(meta, meta.media[object_id], object_id, token, request)
     return _graph_error(
         400,
         100,
         f"Unsupported get request. Object with ID '{object_id}' does not exist",
         "GraphMethodException",
         subcode=33,
+    )
+
+
+def _me(meta: MetaState, token: str) -> Response:
+    page = next(
+        ((pid, a) for pid, a in meta.accounts.items() if a.kind == "page" and _same(a.access_token, token)), None
+    )
+    if page is None:
+        return _graph_error(400, 190, OAUTH_REFUSAL, "OAuthException")
+    return JSONResponse({"id": page[0], "name": page[1].name})
+
+
+def _account(account: Account, object_id: str, token: str) -> Response:
+    if not _same(account.access_token, token):
+        return _graph_error(400, 190, OAUTH_REFUSAL, "OAuthException")
+    if account.kind == "phone_number":
+        return JSONResponse(
+            {
+                "id": object_id,
+                "verified_name": account.name,
+                "display_phone_number": "+1 555 0100",
+                "quality_rating": "GREEN",
+            }
+        )
+    return JSONResponse({"id": object_id, "name": account.name})
+
+
+def _media_info(meta: MetaState, media: Media, object_id: str, token: str, request: Request) -> Response:
+    if not _whatsapp_token_ok(meta, token):
+        return _graph_error(401, 190, "Invalid OAuth access token", "OAuthException")
+    return JSONResponse(
+        {
+            "messaging_product": "whatsapp",
+            "url": str(request.url_for("meta_media", media_id=object_id)),
+            "mime_type": media.file.content_type,
+            "sha256": media.sha256,
+            "file_size": len(media.file.content),
+            "id": object_id,
+        }
     )
 
 
@@ -449,6 +462,10 @@ def _messenger_problem(payload: Any) -> str | None:
     message = payload.get("message")
     if not isinstance(message, dict) or ("text" in message) == ("attachment" in message):
         return "The parameter message must have exactly one of text and attachment"
+    return _messenger_content_problem(message)
+
+
+def _messenger_content_problem(message: dict[str, Any]) -> str | None:
     if "attachment" in message:
         attachment = message["attachment"] if isinstance(message["attachment"], dict) else {}
         media = attachment.get("payload")

@@ -440,29 +440,31 @@ async def _fault_answer(request: Request, fault: Fault) -> Response:
 
 def _push_request(sim: TelegramState, body: PushBody) -> tuple[str, dict[str, str], bytes]:
     """The URL, headers and exact bytes Telegram would send for this push."""
-    if body.token is not None:
-        bot = sim.bot(body.token)
+    bot = sim.bot(body.token) if body.token is not None else None
+    if bot is not None:
         if not bot.webhook_url:
             raise ApiError(409, "no_webhook", "this bot has no webhook set (setWebhook)")
         url, secret = bot.webhook_url, bot.webhook_secret
     else:
-        bot = None
         url, secret = f"{str(body.ingress_url).rstrip('/')}/webhooks/telegram/{body.channel_id}", None
     if body.secret_token is not None:
         secret = body.secret_token
-    if body.raw is not None:
-        content = body.raw.encode()
-    else:
-        update = body.update
-        if isinstance(update, dict) and bot is not None:
-            update = bot.add(update)
-        elif isinstance(update, dict) and "update_id" not in update:
-            update = {"update_id": next(sim.push_ids), **update}
-        content = json.dumps(update).encode()
     headers = {"Content-Type": "application/json"}
     if secret is not None and not body.omit_secret:
         headers[TELEGRAM_SECRET_HEADER] = secret
-    return url, headers, content
+    return url, headers, _push_content(sim, bot, body)
+
+
+def _push_content(sim: TelegramState, bot: Bot | None, body: PushBody) -> bytes:
+    """The raw bytes asked for, or the update: numbered by the bot (or the push counter) when it has no id."""
+    if body.raw is not None:
+        return body.raw.encode()
+    update = body.update
+    if isinstance(update, dict) and bot is not None:
+        update = bot.add(update)
+    elif isinstance(update, dict) and "update_id" not in update:
+        update = {"update_id": next(sim.push_ids), **update}
+    return json.dumps(update).encode()
 
 
 async def _params(request: Request, raw: bytes) -> tuple[dict[str, Any], list[ReceivedFile]]:

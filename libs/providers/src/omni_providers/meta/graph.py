@@ -83,15 +83,25 @@ def classify(
         if status in (408, 425, 429) or status >= 500 or 200 <= status < 300:
             return RetryLater(reason, retry_after, throttled=status == 429)
         return PermanentError(reason)
+    return _graph_error(status, error, what, token, retry_after)
+
+
+def _graph_error(
+    status: int, error: Mapping[str, Any], what: str, token: str, retry_after: float | None
+) -> RetryLater | PermanentError:
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
-    message = _scrub(str(error.get("message") or error.get("error_user_msg") or "no message"), token)
-    reason = f"{what} refused (Graph error {code}{f'/{subcode}' if subcode else ''}): {message}"
+    reason = _reason(error, code, subcode, what, token)
     if (code, subcode) in WINDOW_CLOSED or (code, None) in WINDOW_CLOSED:
         return PermanentError(f"{reason}; outside the 24-hour reply window")
     if code in TRANSIENT_CODES or error.get("is_transient") is True or status in (408, 429) or status >= 500:
         return RetryLater(reason, retry_after, throttled=status == 429 or code in RATE_LIMIT_CODES)
     return PermanentError(reason)
+
+
+def _reason(error: Mapping[str, Any], code: int | None, subcode: int | None, what: str, token: str) -> str:
+    message = _scrub(str(error.get("message") or error.get("error_user_msg") or "no message"), token)
+    return f"{what} refused (Graph error {code}{f'/{subcode}' if subcode else ''}): {message}"
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:

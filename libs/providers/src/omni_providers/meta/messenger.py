@@ -1,12 +1,12 @@
 """Facebook Messenger: page webhooks in, the Send API out, sender profiles from the Graph API.
 
-Wire facts: ../shared/PROVIDERS.md, "Facebook Messenger". A request may carry several entries
+Wire facts: docs/providers.md, "Facebook Messenger". A request may carry several entries
 (pages) and several messaging items each; all are kept. Echoes of the page's own messages are
 dropped. Receipts name messages by `mid` or by a watermark (everything sent to that customer before
 it), which the router resolves against what it sent.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -124,7 +124,7 @@ class MessengerProfile:
 
 class MessengerProvider:
     """The `messenger` provider: channel `source` is the page id; settings `page_access_token`, `app_secret`,
-    `verify_token` (API.md)."""
+    `verify_token` (docs/api.md)."""
 
     # Free replies within 24 hours; with the HUMAN_AGENT tag up to 7 days where the page has that permission and
     # the channel says so (settings `human_agent_tag: true`). Messenger has no templates for us to send.
@@ -238,50 +238,73 @@ def convert(provider: str, webhook: PageWebhook, channels: dict[str, Channel]) -
 
 
 def _convert_item(provider: str, channel: Channel, entry: PageEntry, item: MessagingItem, inbound: Inbound) -> None:
-    sent_at = at_millis(item.timestamp if item.timestamp is not None else entry.time)
-    common: dict[str, Any] = {
-        "provider": provider,
-        "channel_id": channel.id,
-        "sender": item.sender.id,
-        "recipient": channel.source,
-    }
-    if item.message is not None and not item.message.is_echo:
-        inbound.messages.append(UnifiedMessage(**common, sent_at=sent_at, **_content(item.message)))
-    elif item.postback is not None and (item.postback.title or item.postback.payload):
-        # A button the customer pressed: what it said is the message; older payloads carry no mid.
-        mid = item.postback.mid or f"postback:{item.sender.id}:{item.timestamp or entry.time or 0}"
-        text = item.postback.title or item.postback.payload
-        inbound.messages.append(UnifiedMessage(**common, sent_at=sent_at, provider_message_id=mid, text=text))
+    message = _customer_message(provider, channel, entry, item)
+    if message is not None:
+        inbound.messages.append(message)
     if item.delivery is not None:
         inbound.statuses += _receipts(channel, item.sender.id, "delivered", item.delivery.mids, item.delivery.watermark)
     if item.read is not None:
         inbound.statuses += _receipts(channel, item.sender.id, "read", [], item.read.watermark)
 
 
-def _content(message: MessengerMessage) -> dict[str, Any]:
-    """Type, text, attachments and location of a customer message."""
-    types: list[MessageType] = []
-    attachments: list[Attachment] = []
-    notes: list[str] = []
+def _customer_message(provider: str, channel: Channel, entry: PageEntry, item: MessagingItem) -> UnifiedMessage | None:
+    """What the customer wrote or pressed; None for our own echoes and items that only carry receipts."""
+    sent_at = at_millis(item.timestamp if item.timestamp is not None else entry.time)
+    common: dict[str, Any] = {
+        "provider": provider,
+        "channel_id": channel.id,
+        "sender": item.sender.id,
+        "recipient": channel.source,
+        "sent_at": sent_at,
+    }
+    if item.message is not None and not item.message.is_echo:
+        return UnifiedMessage(**common, **_content(item.message))
+    pressed = _pressed(entry, item)
+    return UnifiedMessage(**common, **pressed) if pressed else None
+
+
+def _pressed(entry: PageEntry, item: MessagingItem) -> dict[str, Any] | None:
+    """A button the customer pressed: what it said is the message; older payloads carry no mid."""
+    postback = item.postback
+    if postback is None or not (postback.title or postback.payload):
+        return None
+    mid = postback.mid or f"postback:{item.sender.id}:{item.timestamp or entry.time or 0}"
+    return {"provider_message_id": mid, "text": postback.title or postback.payload}
+
+
+@dataclass
+class _Content:
+    """A customer message's attachments, sorted into files, a location and notes about what is not fetched."""
+
+    types: list[MessageType] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     location: Location | None = None
-    for attachment in message.attachments:
+
+    def add(self, attachment: MessengerAttachment) -> None:
         payload = attachment.payload
         if payload is not None and payload.coordinates is not None:
-            location = Location(latitude=payload.coordinates.lat, longitude=payload.coordinates.long)
-            types.append("location")
+            self.location = Location(latitude=payload.coordinates.lat, longitude=payload.coordinates.long)
+            self.types.append("location")
         elif payload is not None and payload.url:
-            kind = "sticker" if payload.sticker_id else MEDIA_TYPES.get(attachment.type, "file")
-            types.append(kind)
-            attachments.append(Attachment(url=payload.url))
+            self.types.append("sticker" if payload.sticker_id else MEDIA_TYPES.get(attachment.type, "file"))
+            self.attachments.append(Attachment(url=payload.url))
         else:
             # A fallback (a shared link) or a kind we do not fetch: keep what it says, so nothing is lost.
-            notes.append(" ".join(p for p in (attachment.title, attachment.url) if p) or f"[{attachment.type}]")
+            self.notes.append(" ".join(p for p in (attachment.title, attachment.url) if p) or f"[{attachment.type}]")
+
+
+def _content(message: MessengerMessage) -> dict[str, Any]:
+    """Type, text, attachments and location of a customer message."""
+    content = _Content()
+    for attachment in message.attachments:
+        content.add(attachment)
     return {
         "provider_message_id": message.mid,
-        "type": types[0] if types else "text",
-        "text": "\n".join(p for p in (message.text, *notes) if p) or None,
-        "attachments": tuple(attachments),
-        "location": location,
+        "type": content.types[0] if content.types else "text",
+        "text": "\n".join(p for p in (message.text, *content.notes) if p) or None,
+        "attachments": tuple(content.attachments),
+        "location": content.location,
     }
 
 

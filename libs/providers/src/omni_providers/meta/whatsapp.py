@@ -1,6 +1,6 @@
 """WhatsApp Cloud API: business account webhooks in, `/{phone_number_id}/messages` out, media by id.
 
-Wire facts: ../shared/PROVIDERS.md, "WhatsApp Cloud API". Senders are named by the webhook itself
+Wire facts: docs/providers.md, "WhatsApp Cloud API". Senders are named by the webhook itself
 (`contacts[].profile.name`), so this provider has no profile lookup. Media arrive as ids that the
 Graph API turns into short-lived URLs, fetched with the same bearer token.
 """
@@ -178,7 +178,7 @@ class MediaLocation:
 
 class WhatsAppProvider:
     """The `whatsapp` provider (Cloud API): channel `source` is the phone number id; settings `access_token`,
-    `app_secret`, `verify_token` (API.md)."""
+    `app_secret`, `verify_token` (docs/api.md)."""
 
     # 80 messages a second per number is Meta's default throughput; beyond it Graph answers 130429.
     # Outside the 24-hour window only approved templates go (Graph error 131047 otherwise).
@@ -265,16 +265,19 @@ def convert(provider: str, webhook: AccountWebhook, channels: dict[str, Channel]
     for change in (c for e in webhook.entry for c in e.changes):
         if change.field != "messages" or "metadata" not in change.value:
             continue  # account and template updates: not ours to act on
-        value = validated(Value, change.value)
-        channel = channels.get(value.metadata.phone_number_id)
-        if channel is None:
-            raise WebhookRejected(400, "invalid_payload", "metadata.phone_number_id: not the number that was checked")
-        try:
-            inbound.messages += [_message(provider, channel, value, m) for m in value.messages]
-            inbound.statuses += [_status(channel, s) for s in value.statuses if s.status in RECEIPTS]
-        except ValidationError as exc:
-            raise WebhookRejected(400, "invalid_payload", describe(exc)) from None
+        _convert_value(provider, validated(Value, change.value), channels, inbound)
     return inbound
+
+
+def _convert_value(provider: str, value: Value, channels: dict[str, Channel], inbound: Inbound) -> None:
+    channel = channels.get(value.metadata.phone_number_id)
+    if channel is None:
+        raise WebhookRejected(400, "invalid_payload", "metadata.phone_number_id: not the number that was checked")
+    try:
+        inbound.messages += [_message(provider, channel, value, m) for m in value.messages]
+        inbound.statuses += [_status(channel, s) for s in value.statuses if s.status in RECEIPTS]
+    except ValidationError as exc:
+        raise WebhookRejected(400, "invalid_payload", describe(exc)) from None
 
 
 def _message(provider: str, channel: Channel, value: Value, message: WaMessage) -> UnifiedMessage:
@@ -324,11 +327,14 @@ def _text(message: WaMessage) -> str:
         return message.text.body
     if message.button is not None and (message.button.text or message.button.payload):
         return message.button.text or message.button.payload or ""
+    return _reply_title(message) or f"[{message.type} message]"
+
+
+def _reply_title(message: WaMessage) -> str | None:
+    """The title of the interactive button or list row the customer picked."""
     interactive = message.interactive
     reply = (interactive.button_reply or interactive.list_reply) if interactive else None
-    if reply is not None and reply.title:
-        return reply.title
-    return f"[{message.type} message]"
+    return reply.title if reply is not None and reply.title else None
 
 
 def _status(channel: Channel, status: WaStatus) -> MessageStatusChanged:

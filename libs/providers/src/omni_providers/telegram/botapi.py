@@ -36,7 +36,7 @@ def bot_token(channel: Channel) -> str:
 
 
 def bot_id(token: str) -> str:
-    """The bot's numeric id, which is also the channel's `source` (API.md)."""
+    """The bot's numeric id, which is also the channel's `source` (docs/api.md)."""
     return token.partition(":")[0]
 
 
@@ -87,28 +87,37 @@ class BotApi:
 def read_answer(response: httpx.Response, method: str) -> Any:
     """Classify a Bot API answer: 429 waits `retry_after`, 5xx retries, 409 is PollingConflict, other 4xx are final."""
     data = _json(response)
-    status = response.status_code
-    if 200 <= status < 300 and data.get("ok") is True:
+    if 200 <= response.status_code < 300 and data.get("ok") is True:
         return data.get("result")
+    raise _failure(response, method, data)
+
+
+def _failure(response: httpx.Response, method: str, data: dict[str, Any]) -> Exception:
+    status = response.status_code
     code = data.get("error_code") if isinstance(data.get("error_code"), int) else status
-    description = str(data.get("description") or f"HTTP {status} without a Bot API answer")[:DESCRIPTION_CHARS]
-    given = data.get("parameters")
-    parameters: dict[str, Any] = given if isinstance(given, dict) else {}
-    if status == 429 or code == 429:
+    description = _description(data, status)
+    parameters = _parameters(data)
+    if 429 in (status, code):
         hint = _seconds(parameters.get("retry_after"))
-        raise RetryLater(
-            f"Telegram {method} rate limited: {description}",
-            hint if hint is not None else retry_after_seconds(response),
-            throttled=True,
-        )
+        wait = hint if hint is not None else retry_after_seconds(response)
+        return RetryLater(f"Telegram {method} rate limited: {description}", wait, throttled=True)
     if status >= 500 or status in (408, 425) or 200 <= status < 300:
-        raise RetryLater(f"Telegram {method} answered {status}: {description}", retry_after_seconds(response))
+        return RetryLater(f"Telegram {method} answered {status}: {description}", retry_after_seconds(response))
     if code == 409:
-        raise PollingConflict(f"Telegram {method} refused (409): {description}")
+        return PollingConflict(f"Telegram {method} refused (409): {description}")
     moved = parameters.get("migrate_to_chat_id")
     if moved is not None:
-        raise PermanentError(f"Telegram {method} refused ({code}): {description}; the group is now chat {moved}")
-    raise PermanentError(f"Telegram {method} refused ({code}): {description}")
+        description += f"; the group is now chat {moved}"
+    return PermanentError(f"Telegram {method} refused ({code}): {description}")
+
+
+def _description(data: dict[str, Any], status: int) -> str:
+    return str(data.get("description") or f"HTTP {status} without a Bot API answer")[:DESCRIPTION_CHARS]
+
+
+def _parameters(data: dict[str, Any]) -> dict[str, Any]:
+    given = data.get("parameters")
+    return given if isinstance(given, dict) else {}
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
