@@ -201,22 +201,28 @@ def template_fields(template: Template) -> dict[str, str]:
 
 
 def _content_fields(message: MessageOutgoing) -> dict[str, str | list[str]]:
-    media = [a.url for a in message.attachments]
-    if any(not url for url in media):
-        raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
-    if len(media) > MAX_MEDIA:
-        raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
-    total = sum(a.size or 0 for a in message.attachments)
-    if total > MAX_MEDIA_BYTES:
-        raise PermanentError(f"Twilio takes at most 5 MB of media per message ({MAX_MEDIA_BYTES} bytes), not {total}")
+    media = _checked_media(message)
     if not message.text and not media:
         raise PermanentError("nothing to send: the message has neither text nor attachments")
     fields: dict[str, str | list[str]] = {}
     if message.text:
         fields["Body"] = message.text
     if media:
-        fields["MediaUrl"] = [url for url in media if url]
+        fields["MediaUrl"] = media
     return fields
+
+
+def _checked_media(message: MessageOutgoing) -> list[str]:
+    """The attachments' URLs (Twilio fetches media by URL), refusing what Twilio could not take."""
+    media = [a.url or "" for a in message.attachments]
+    if not all(media):
+        raise PermanentError("Twilio sends attachments by URL only, and an attachment has none")
+    if len(media) > MAX_MEDIA:
+        raise PermanentError(f"Twilio takes at most {MAX_MEDIA} attachments per message, not {len(media)}")
+    total = sum(a.size or 0 for a in message.attachments)
+    if total > MAX_MEDIA_BYTES:
+        raise PermanentError(f"Twilio takes at most 5 MB of media per message ({MAX_MEDIA_BYTES} bytes), not {total}")
+    return media
 
 
 # --- conversion: a verified webhook's fields -> messages or receipts -------------------------------------------

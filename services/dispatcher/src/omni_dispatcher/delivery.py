@@ -89,12 +89,7 @@ async def _deliver(
         await broker.publish_event(_sent(event, message.get("provider_message_id")))
         return
     await sequencer.ensure_first(event.chat_id, event.message_id)
-    doc = await db.channels.find_one({"_id": event.channel_id})
-    if doc is None:
-        raise PermanentError(f"channel {event.channel_id} no longer exists")
-    channel = Channel.from_document(doc)
-    if not channel.is_active:
-        raise PermanentError(f"the channel {channel.name} is inactive: replies through it are not sent")
+    channel = await _sending_channel(db, event)
     provider = registry.get(channel.provider)
     policy = delivery_policy(provider)
     decision = await reply_decision(db, event, provider, channel)
@@ -117,6 +112,17 @@ async def _deliver(
         await record_sent(event, outcome, db, broker)
     except Exception as exc:  # whatever failed, the send must not run again: only the recording may
         raise Unrecorded(outcome.model_dump_json(), f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _sending_channel(db: Database, event: MessageOutgoing) -> Channel:
+    """The reply's channel, if it still exists and sends."""
+    doc = await db.channels.find_one({"_id": event.channel_id})
+    if doc is None:
+        raise PermanentError(f"channel {event.channel_id} no longer exists")
+    channel = Channel.from_document(doc)
+    if not channel.is_active:
+        raise PermanentError(f"the channel {channel.name} is inactive: replies through it are not sent")
+    return channel
 
 
 async def record_sent(event: MessageOutgoing, outcome: SendOutcome, db: Database, broker: Broker) -> None:

@@ -569,27 +569,37 @@ def _media_urls(provider: str, payload: Any) -> list[str]:
 
 def _customer_messages(provider: str, body: Any) -> list[tuple[str, str, datetime]]:
     """(page or number, customer, when) of each customer message in a webhook body, by Meta's timestamps."""
-    found: list[tuple[str, str, datetime]] = []
     entries = body.get("entry") if isinstance(body, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict):
+    of_entry = _messenger_customers if provider == "messenger" else _whatsapp_customers
+    return [found for entry in _dicts(entries) for found in of_entry(entry)]
+
+
+def _messenger_customers(entry: dict[str, Any]) -> list[tuple[str, str, datetime]]:
+    return [
+        (str(entry.get("id")), str((item.get("sender") or {}).get("id")), _moment(item.get("timestamp"), 1000))
+        for item in _dicts(entry.get("messaging"))
+        if isinstance(item.get("message"), dict) and not item["message"].get("is_echo")
+    ]
+
+
+def _whatsapp_customers(entry: dict[str, Any]) -> list[tuple[str, str, datetime]]:
+    found: list[tuple[str, str, datetime]] = []
+    for change in _dicts(entry.get("changes")):
+        value = change.get("value")
+        if not isinstance(value, dict):
             continue
-        if provider == "messenger":
-            for item in entry.get("messaging") or []:
-                message = item.get("message") if isinstance(item, dict) else None
-                if isinstance(message, dict) and not message.get("is_echo"):
-                    at = _moment(item.get("timestamp"), 1000)
-                    found.append((str(entry.get("id")), str((item.get("sender") or {}).get("id")), at))
-            continue
-        for change in entry.get("changes") or []:
-            value = change.get("value") if isinstance(change, dict) else None
-            if not isinstance(value, dict):
-                continue
-            number = str((value.get("metadata") or {}).get("phone_number_id"))
-            for message in value.get("messages") or []:
-                if isinstance(message, dict) and message.get("from"):
-                    found.append((number, str(message["from"]), _moment(message.get("timestamp"), 1)))
+        number = str((value.get("metadata") or {}).get("phone_number_id"))
+        found += [
+            (number, str(m["from"]), _moment(m.get("timestamp"), 1))
+            for m in _dicts(value.get("messages"))
+            if m.get("from")
+        ]
     return found
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON array (nothing for anything else)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _moment(stamp: Any, per_second: int) -> datetime:

@@ -201,29 +201,35 @@ def send_calls(message: MessageOutgoing, files: Mapping[str, OutgoingFile] | Non
     for a JPEG, PNG or WebP within the photo limit, sendDocument for anything else. Other attachments go by URL
     or Telegram file_id. The text rides as the first attachment's caption when it fits one.
     """
+    text = _sendable_text(message)
+    if not message.attachments:
+        return [("sendMessage", {"text": text})]
+    caption = text if len(text) <= CAPTION_LIMIT else ""
+    calls: list[tuple[str, Params]] = [("sendMessage", {"text": text})] if text and not caption else []
+    uploads = files or {}
+    calls += [_attachment_call(a, uploads.get(a.file_id or "")) for a in message.attachments]
+    if caption:
+        calls[0][1]["caption"] = caption
+    return calls
+
+
+def _sendable_text(message: MessageOutgoing) -> str:
+    """The reply's text, refusing what Telegram cannot send: a template, or nothing at all."""
     if message.template is not None:
         raise PermanentError("Telegram does not send templates")
     text = message.text or ""
-    if not message.attachments:
-        if not text.strip():
-            raise PermanentError("a Telegram message needs text or an attachment")
-        return [("sendMessage", {"text": text})]
-    calls: list[tuple[str, Params]] = []
-    caption = text if len(text) <= CAPTION_LIMIT else ""
-    if text and not caption:
-        calls.append(("sendMessage", {"text": text}))
-    for index, attachment in enumerate(message.attachments):
-        upload = (files or {}).get(attachment.file_id or "")
-        if upload is not None:
-            method, field_name = _upload_method(upload)
-            params: Params = {field_name: upload}
-        else:
-            method, field_name = _media_method(attachment)
-            params = {field_name: _file_reference(attachment)}
-        if index == 0 and caption:
-            params["caption"] = caption
-        calls.append((method, params))
-    return calls
+    if not message.attachments and not text.strip():
+        raise PermanentError("a Telegram message needs text or an attachment")
+    return text
+
+
+def _attachment_call(attachment: Attachment, upload: OutgoingFile | None) -> tuple[str, Params]:
+    """One attachment's send<Media> call: an upload of our file, or a URL or Telegram file_id."""
+    if upload is not None:
+        method, field_name = _upload_method(upload)
+        return method, {field_name: upload}
+    method, field_name = _media_method(attachment)
+    return method, {field_name: _file_reference(attachment)}
 
 
 def _upload_method(file: OutgoingFile) -> tuple[str, str]:
