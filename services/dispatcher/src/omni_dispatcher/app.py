@@ -12,10 +12,9 @@ from omni_dispatcher.pacing import Pacer
 from omni_dispatcher.sequencing import Sequencer, retry_schedule_seconds
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import ServiceContext, Slot, open_service, running
+from omni_runtime.service import ServiceContext, hosted_app, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING
-from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "dispatcher"
 STALE_MARGIN_SECONDS = 300.0
@@ -25,39 +24,29 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     settings = settings or Settings()
     metrics = Metrics(SERVICE)
     registry = registry or ProviderRegistry.from_entry_points(settings)
-    slot: Slot[ServiceContext] = Slot()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(SERVICE, settings, metrics) as ctx:
-            consumer = ctx.consumer(
-                DISPATCHER_OUTGOING,
-                MessageOutgoing.model_validate_json,
-                partial(
-                    deliver,
-                    db=ctx.db,
-                    broker=ctx.broker,
-                    registry=registry,
-                    http=ctx.http,
-                    metrics=metrics,
-                    pacer=Pacer(),
-                    sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
-                ),
-                on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
-                record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
-            )
-            slot.set(ctx)
-            try:
-                async with running([consumer]):
-                    yield
-            finally:
-                slot.set(None)
+    async def start(ctx: ServiceContext) -> AsyncIterator[None]:
+        consumer = ctx.consumer(
+            DISPATCHER_OUTGOING,
+            MessageOutgoing.model_validate_json,
+            partial(
+                deliver,
+                db=ctx.db,
+                broker=ctx.broker,
+                registry=registry,
+                http=ctx.http,
+                metrics=metrics,
+                pacer=Pacer(),
+                sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
+            ),
+            on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
+            record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
+        )
+        async with running([consumer]):
+            yield
 
-    def checks() -> dict[str, ReadyCheck]:
-        current = slot.peek()
-        return current.ready_checks() if current else {}
-
-    return service_app(health_routes(checks, metrics), lifespan)
+    return hosted_app(SERVICE, settings, metrics, start)
 
 
 def _stale_after(settings: Settings) -> float:

@@ -14,9 +14,9 @@ from omni_ingress.intake import accept_webhook, read_limited
 from omni_ingress.polling import telegram_polling
 from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownProvider
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import ServiceContext, Slot, open_service
+from omni_runtime.service import ServiceContext, Slot, hosted_app
 from omni_runtime.settings import Settings
-from omni_runtime.web import ApiError, ReadyCheck, health_routes, service_app
+from omni_runtime.web import ApiError
 
 SERVICE = "ingress"
 
@@ -35,15 +35,10 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     slot: Slot[Ingress] = Slot()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(SERVICE, settings, metrics) as ctx:
-            channels = ChannelDirectory(ctx.db)
-            slot.set(Ingress(ctx, channels, registry))
-            try:
-                async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
-                    yield
-            finally:
-                slot.set(None)
+    async def start(ctx: ServiceContext) -> AsyncIterator[Ingress]:
+        channels = ChannelDirectory(ctx.db)
+        async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
+            yield Ingress(ctx, channels, registry)
 
     async def webhook(request: Request) -> Response:
         name: str = request.path_params["provider"]
@@ -75,16 +70,11 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         finally:
             metrics.webhooks.labels(name if registry.is_builtin(name) else "third_party", str(status)).inc()
 
-    def checks() -> dict[str, ReadyCheck]:
-        current = slot.peek()
-        return current.ctx.ready_checks() if current else {}
-
     routes = [
-        *health_routes(checks, metrics),
         Route("/webhooks/{provider}/{channel_id}", webhook, methods=["POST"]),
         Route("/webhooks/{provider}", webhook, methods=["GET", "POST"]),
     ]
-    return service_app(routes, lifespan)
+    return hosted_app(SERVICE, settings, metrics, start, routes, slot)
 
 
 def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> Provider:
