@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-CONSOLE_DIR = Path(__file__).parent / "console"
+CONSOLE_DIR = Path(__file__).parent.parent / "console"
 
 # The page loads nothing but its own files (it must work offline) and shows raster images as `blob:` URLs,
 # fetched with the bearer token; `no-referrer` keeps the event stream's `?ticket=` out of Referer headers.
@@ -37,11 +37,12 @@ class ConsoleFiles(StaticFiles):
         return response
 
 
-def console_routes() -> list[BaseRoute]:
-    async def page(request: Request) -> Response:
-        return FileResponse(CONSOLE_DIR / "index.html", headers=PAGE_HEADERS)
+async def page(request: Request) -> Response:
+    """The operator console's page."""
+    return FileResponse(CONSOLE_DIR / "index.html", headers=PAGE_HEADERS)
 
-    return [
-        Route("/", page, methods=["GET"]),
-        Mount("/console", ConsoleFiles(directory=CONSOLE_DIR), name="console"),
-    ]
+
+routes: list[BaseRoute] = [
+    Route("/", page, methods=["GET"]),
+    Mount("/console", ConsoleFiles(directory=CONSOLE_DIR), name="console"),
+]

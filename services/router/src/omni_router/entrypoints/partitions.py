@@ -1,4 +1,4 @@
-"""The router's input partitions: spread over the running router processes, and leftovers moved home.
+"""The router's input partitions, spread over the running router processes.
 
 Every router process subscribes to every partition (`router.received.<n>`), and each partition has a
 single active consumer: one process handles a partition at a time, and when it stops or dies the
@@ -18,18 +18,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import aio_pika
-import aiormq
-
-from omni_contracts import MessageReceived
-from omni_runtime.broker import Broker, delete_idle_queue
+from omni_router.service_layer.ports import RouterInstances
 from omni_runtime.consumer import Consumer
-from omni_runtime.database import Database
-from omni_runtime.topology import ROUTER_INBOX, QueueDef, Topology, chat_key
 
 log = logging.getLogger(__name__)
 
-INSTANCES = "router_instances"
 # A router is counted as live while its last heartbeat is younger than this many heartbeats.
 MISSED_HEARTBEATS = 3
 # After giving a partition up, a router keeps it (if the broker hands it back) for this many heartbeats.
@@ -48,10 +41,9 @@ class Spreader:
     """Keeps this router's active partitions to its share; `consumers[n]` consumes partition n."""
 
     def __init__(
-        self, db: Database, broker: Broker, instance: str, consumers: Sequence[Consumer[Any]], heartbeat: float
+        self, instances: RouterInstances, instance: str, consumers: Sequence[Consumer[Any]], heartbeat: float
     ) -> None:
-        self._db = db
-        self._broker = broker
+        self._instances = instances
         self._instance = instance
         self._consumers = list(consumers)
         self._heartbeat = heartbeat
@@ -62,12 +54,11 @@ class Spreader:
     async def beat(self) -> list[str]:
         """Say this router is alive; answers the live routers."""
         now = time.time()
-        await self._db[INSTANCES].update_one({"_id": self._instance}, {"$set": {"seen_at": now}}, upsert=True)
-        since = now - self._heartbeat * MISSED_HEARTBEATS
-        return [doc["_id"] async for doc in self._db[INSTANCES].find({"seen_at": {"$gt": since}}, {"_id": 1})]
+        await self._instances.beat(self._instance, now)
+        return await self._instances.live(now - self._heartbeat * MISSED_HEARTBEATS)
 
     async def run(self) -> None:
-        await self._db[INSTANCES].delete_many({"seen_at": {"$lt": time.time() - FORGET_AFTER_SECONDS}})
+        await self._instances.forget(time.time() - FORGET_AFTER_SECONDS)
         while True:
             try:
                 await self.balance(await self.beat())
@@ -96,62 +87,4 @@ class Spreader:
             self.yields += 1
 
     async def leave(self) -> None:
-        await self._db[INSTANCES].delete_one({"_id": self._instance})
-
-
-async def leftover_inboxes(amqp_url: str, topology: Topology, limit: int = 256) -> list[str]:
-    """Router input queues this layout does not consume but the broker still has, and which still hold messages
-    (themselves or their wait queues): `router.received` of the versions before partitions, and partitions past
-    ROUTER_PARTITIONS (it was larger). Empty ones are deleted (their parking lots are left alone)."""
-    found: list[str] = []
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        names = [ROUTER_INBOX, *(f"{ROUTER_INBOX}.{n}" for n in range(topology.partitions, limit))]
-        for name in names:
-            depth = await _depth(connection, name)
-            if depth is None:
-                if name != ROUTER_INBOX:
-                    break  # partitions are numbered without gaps
-                continue
-            waits = [QueueDef(name).wait_queue(delay).name for delay in topology.retry_delays_ms]
-            waiting = [await _depth(connection, wait) for wait in waits]
-            if depth or any(waiting):
-                found.append(name)
-                continue
-            if await delete_idle_queue(amqp_url, name):
-                for wait in waits:
-                    await delete_idle_queue(amqp_url, wait)
-                log.info("deleted an empty leftover input queue", extra={"queue": name})
-            else:  # a message or a consumer came meanwhile: it is consumed now, deleted at a later start
-                found.append(name)
-    finally:
-        await connection.close()
-    return found
-
-
-async def _depth(connection: aio_pika.abc.AbstractConnection, name: str) -> int | None:
-    """Messages ready in queue `name`, or None when there is no such queue."""
-    channel = await connection.channel()
-    try:
-        declared = await channel.declare_queue(name, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        return None
-    finally:
-        if not channel.is_closed:
-            await channel.close()
-
-
-def chat_of(event: MessageReceived) -> str:
-    """The order key of the router's input: one chat's messages are handled one at a time, in order."""
-    return chat_key(event.message.channel_id, event.message.sender)
-
-
-def leftover_queue(name: str) -> QueueDef:
-    """A leftover queue, named only: it is consumed as it was declared (passively), never declared anew."""
-    return QueueDef(name)
-
-
-async def move_home(event: MessageReceived, broker: Broker) -> None:
-    """A received message from a leftover queue, published again into the partition it belongs to now."""
-    await broker.publish_event(event)
+        await self._instances.leave(self._instance)
