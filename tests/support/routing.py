@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from omni_providers import ProviderRegistry
-from omni_router.bootstrap import Router, build
+from omni_router.bootstrap import Router, adapters, wire
 from omni_router.bootstrap import create_app as router_app
 from omni_router.routing import load_rules
 from omni_runtime.broker import Broker
@@ -114,4 +114,4 @@ async def another_router(settings: Settings) -> AsyncIterator[str]:
 async def router_on(db: Database, broker: Broker, settings: Settings) -> AsyncIterator[Router]:
     """The router's use cases built by its composition root on a test's database and broker (no consumers, no HTTP)."""
     async with httpx.AsyncClient() as http:
-        yield build(db, broker, http, settings, ProviderRegistry.from_entry_points(settings), load_rules())
+        yield wire(adapters(db, broker, http, ProviderRegistry.from_entry_points(settings)), settings, load_rules())

@@ -47,6 +47,25 @@ from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
 from omni_router.service_layer.notices import Notices
+from omni_router.service_layer.ports import (
+    Channels,
+    Chats,
+    Clock,
+    Contacts,
+    Events,
+    Files,
+    IdempotencyKeys,
+    Messages,
+    Messengers,
+    NotificationLog,
+    OperatorQueues,
+    Operators,
+    ParkingLots,
+    Queues,
+    RouterInstances,
+    RoutingSettings,
+    StreamTickets,
+)
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
@@ -66,107 +85,138 @@ _updates: TypeAdapter[RouterUpdate] = TypeAdapter(RouterUpdate)
 
 
 @dataclass
-class Router:
-    """Everything one running router holds: the use cases, and what runs beside the HTTP server."""
+class Ports:
+    """Every port the use cases are built on: the MongoDB and RabbitMQ adapters here, fakes in the unit tests."""
 
-    services: Services
+    clock: Clock
+    chats: Chats
+    operators: Operators
+    queues: Queues
+    channels: Channels
+    settings: RoutingSettings
+    contacts: Contacts
+    messages: Messages
+    keys: IdempotencyKeys
+    notification_log: NotificationLog
+    tickets: StreamTickets
+    files: Files
+    instances: RouterInstances
+    operator_queues: OperatorQueues
+    events: Events
+    messengers: Messengers
+    parking: ParkingLots
+
+
+def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
+    """The router's ports on a service's clients: MongoDB, RabbitMQ, the providers."""
+    clock = SystemClock()
+    return Ports(
+        clock=clock,
+        chats=MongoChats(db, clock),
+        operators=MongoOperators(db),
+        queues=MongoQueues(db),
+        channels=MongoChannels(db),
+        settings=CachedRoutingSettings(db),
+        contacts=MongoContacts(db),
+        messages=MongoMessages(db),
+        keys=MongoIdempotencyKeys(db),
+        notification_log=MongoNotificationLog(db),
+        tickets=MongoStreamTickets(db),
+        files=GridFSFiles(db),
+        instances=MongoRouterInstances(db),
+        operator_queues=BrokerOperatorQueues(broker),
+        events=BrokerEvents(broker),
+        messengers=ProviderMessengers(registry, http),
+        parking=BrokerParkingLots(broker),
+    )
+
+
+@dataclass
+class Router:
+    """The router's use cases, built on one set of ports."""
+
+    ports: Ports
+    capacity: Capacity
+    notices: Notices
+    engine: Engine
+    desk: Desk
+    replies: Replies
     inbox: Inbox
     updates: Updates
-    engine: Engine
-    notices: Notices
-    capacity: Capacity
-    events: BrokerEvents
-    instances: MongoRouterInstances
-    notification_log: MongoNotificationLog
-    clock: SystemClock
+    admin: Admin
+    console: Console
+    hub: Hub
+    tickets: Tickets
+
+    @property
+    def services(self) -> Services:
+        """What the HTTP endpoints reach."""
+        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
 
 
-def build(
-    db: Database,
-    broker: Broker,
-    http: httpx.AsyncClient,
-    settings: Settings,
-    registry: ProviderRegistry,
-    rules: Mapping[str, RoutingRule],
-) -> Router:
-    """The router's adapters and use cases on a service's clients (the lifespan's, or a test's)."""
-    clock = SystemClock()
-    chats, operators, queues = MongoChats(db, clock), MongoOperators(db), MongoQueues(db)
-    channels, contacts, messages = MongoChannels(db), MongoContacts(db), MongoMessages(db)
-    routing_settings, notification_log = CachedRoutingSettings(db), MongoNotificationLog(db)
-    operator_queues, events = BrokerOperatorQueues(broker), BrokerEvents(broker)
-    capacity = Capacity(operators, chats, clock)
-    notices = Notices(operator_queues, notification_log, chats, operators, clock)
+def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
+    """The use cases on `ports` (the lifespan's adapters, or a test's)."""
+    p = ports
+    capacity = Capacity(p.operators, p.chats, p.clock)
+    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock)
     engine = Engine(
-        chats=chats,
-        operators=operators,
-        queues=queues,
-        settings=routing_settings,
+        chats=p.chats,
+        operators=p.operators,
+        queues=p.queues,
+        settings=p.settings,
         capacity=capacity,
         notices=notices,
         rules=rules,
         offer_timeout_seconds=settings.offer_timeout_seconds,
-        clock=clock,
+        clock=p.clock,
     )
     desk = Desk(
-        chats=chats,
-        operators=operators,
-        messages=messages,
-        settings=routing_settings,
-        files=GridFSFiles(db),
-        engine=engine,
+        chats=p.chats, operators=p.operators, messages=p.messages, settings=p.settings, files=p.files, engine=engine
     )
     replies = Replies(
         desk=desk,
-        messages=messages,
-        contacts=contacts,
-        settings=routing_settings,
-        keys=MongoIdempotencyKeys(db),
-        events=events,
-        clock=clock,
+        messages=p.messages,
+        contacts=p.contacts,
+        settings=p.settings,
+        keys=p.keys,
+        events=p.events,
+        clock=p.clock,
     )
     admin = Admin(
-        queues=queues,
-        operators=operators,
-        channels=channels,
-        settings=routing_settings,
-        operator_queues=operator_queues,
-        messengers=ProviderMessengers(registry, http),
-        parking=BrokerParkingLots(broker),
+        queues=p.queues,
+        operators=p.operators,
+        channels=p.channels,
+        settings=p.settings,
+        operator_queues=p.operator_queues,
+        messengers=p.messengers,
+        parking=p.parking,
         engine=engine,
         rules=list(rules),
         admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
-        clock=clock,
-    )
-    services = Services(
-        desk=desk,
-        replies=replies,
-        admin=admin,
-        console=Console(chats=chats, queues=queues, operators=operators, channels=channels, clock=clock),
-        hub=Hub(notification_log, clock),
-        tickets=Tickets(MongoStreamTickets(db), operators, clock),
+        clock=p.clock,
     )
     inbox = Inbox(
-        chats=chats,
-        contacts=contacts,
-        messages=messages,
-        settings=routing_settings,
+        chats=p.chats,
+        contacts=p.contacts,
+        messages=p.messages,
+        settings=p.settings,
         engine=engine,
-        events=events,
-        clock=clock,
+        events=p.events,
+        clock=p.clock,
     )
-    updates = Updates(chats=chats, contacts=contacts, messages=messages, notices=notices)
     return Router(
-        services,
-        inbox,
-        updates,
-        engine,
-        notices,
-        capacity,
-        events,
-        MongoRouterInstances(db),
-        notification_log,
-        clock,
+        ports=ports,
+        capacity=capacity,
+        notices=notices,
+        engine=engine,
+        desk=desk,
+        replies=replies,
+        inbox=inbox,
+        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices),
+        admin=admin,
+        console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
+        hub=Hub(p.notification_log, p.clock),
+        tickets=Tickets(p.tickets, p.operators, p.clock),
     )
 
 
@@ -189,7 +239,10 @@ async def consumers(
     if leftovers:
         log.warning("moving leftover input queues' messages into the partitions", extra={"queues": leftovers})
     others: list[Consumer[Any]] = [
-        *(ctx.consumer(leftover_queue(name), received, moving_home(router.events), passive=True) for name in leftovers),
+        *(
+            ctx.consumer(leftover_queue(name), received, moving_home(router.ports.events), passive=True)
+            for name in leftovers
+        ),
         ctx.consumer(ROUTER_UPDATES, _updates.validate_json, router.updates.apply),
     ]
     return inbox, [*inbox, *others]
@@ -200,12 +253,12 @@ def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[],
     routing_every, completion_every = settings.routing_sweep_seconds, settings.completion_sweep_seconds
     replies_every = settings.outbox_sweep_seconds
     return [
-        (replies_every, partial(_publish_replies, router.services.replies, replies_every), "replies"),
+        (replies_every, partial(_publish_replies, router.replies, replies_every), "replies"),
         (routing_every, partial(sweep_routing, router.engine, router.notices, routing_every), "routing"),
         (completion_every, partial(sweep_completion, router.engine, router.capacity, completion_every), "completion"),
         (
             PRUNE_EVERY_SECONDS,
-            partial(prune, router.notification_log, router.clock, settings.notification_retention_hours),
+            partial(prune, router.ports.notification_log, router.ports.clock, settings.notification_retention_hours),
             "notifications",
         ),
     ]
@@ -230,11 +283,11 @@ def create_app(
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[Services]:
         await upgrade(ctx.db)
-        router = build(ctx.db, ctx.broker, ctx.http, settings, registry, rules)
+        router = wire(adapters(ctx.db, ctx.broker, ctx.http, registry), settings, rules)
         inbox, everything = await consumers(ctx, router, settings)
-        spreader = Spreader(router.instances, ctx.instance, inbox, settings.router_heartbeat_seconds)
+        spreader = Spreader(router.ports.instances, ctx.instance, inbox, settings.router_heartbeat_seconds)
         timers = [asyncio.create_task(every(seconds, job, what)) for seconds, job, what in sweeps(router, settings)]
-        timers.append(asyncio.create_task(router.services.hub.run()))
+        timers.append(asyncio.create_task(router.hub.run()))
         try:
             async with running(everything):
                 spreading = asyncio.create_task(spreader.run())

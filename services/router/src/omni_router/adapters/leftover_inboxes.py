@@ -19,27 +19,35 @@ async def leftover_inboxes(amqp_url: str, topology: Topology, limit: int = 256) 
     found: list[str] = []
     connection = await aio_pika.connect(amqp_url)
     try:
-        names = [ROUTER_INBOX, *(f"{ROUTER_INBOX}.{n}" for n in range(topology.partitions, limit))]
-        for name in names:
-            depth = await _depth(connection, name)
-            if depth is None:
-                if name != ROUTER_INBOX:
-                    break  # partitions are numbered without gaps
-                continue
-            waits = [QueueDef(name).wait_queue(delay).name for delay in topology.retry_delays_ms]
-            waiting = [await _depth(connection, wait) for wait in waits]
-            if depth or any(waiting):
-                found.append(name)
-                continue
-            if await delete_idle_queue(amqp_url, name):
-                for wait in waits:
-                    await delete_idle_queue(amqp_url, wait)
-                log.info("deleted an empty leftover input queue", extra={"queue": name})
-            else:  # a message or a consumer came meanwhile: it is consumed now, deleted at a later start
+        for name in [ROUTER_INBOX, *(f"{ROUTER_INBOX}.{n}" for n in range(topology.partitions, limit))]:
+            holding = await _holding(connection, amqp_url, topology, name)
+            if holding is None and name != ROUTER_INBOX:
+                break  # partitions are numbered without gaps
+            if holding:
                 found.append(name)
     finally:
         await connection.close()
     return found
+
+
+async def _holding(
+    connection: aio_pika.abc.AbstractConnection, amqp_url: str, topology: Topology, name: str
+) -> bool | None:
+    """Whether queue `name` (or one of its wait queues) still holds messages, None if there is no such queue; an
+    empty one is deleted with its wait queues."""
+    depth = await _depth(connection, name)
+    if depth is None:
+        return None
+    waits = [QueueDef(name).wait_queue(delay).name for delay in topology.retry_delays_ms]
+    waiting = [await _depth(connection, wait) for wait in waits]
+    if depth or any(waiting):
+        return True
+    if not await delete_idle_queue(amqp_url, name):
+        return True  # a message or a consumer came meanwhile: it is consumed now, deleted at a later start
+    for wait in waits:
+        await delete_idle_queue(amqp_url, wait)
+    log.info("deleted an empty leftover input queue", extra={"queue": name})
+    return False
 
 
 async def _depth(connection: aio_pika.abc.AbstractConnection, name: str) -> int | None:

@@ -136,25 +136,11 @@ class MongoChats:
         are theirs (or the sweep's) to publish."""
         before = update.before
         queued = {self._clock.new_id(): note_document(note) for note in update.notes}
-        to_set: Document = {f"{OUTBOX}.{key}": note for key, note in queued.items()}
-        to_unset: Document = {}
-        for name in update.fields:
-            value = getattr(update.after, name)
-            if value is None and name in REMOVED_WHEN_EMPTY:
-                to_unset[name] = ""
-            else:
-                to_set[name] = stored(value)
+        changes: dict[str, Any] = {"$inc": {"offer_version": 1}, **_writes(update)}
+        changes["$set"].update({f"{OUTBOX}.{key}": note for key, note in queued.items()})
         if queued:
-            to_set["outbox_at"] = before.outbox_at or self._clock.time()
-        changes: dict[str, Any] = {"$set": to_set, "$inc": {"offer_version": 1}}
-        if to_unset:
-            changes["$unset"] = to_unset
-        query: Document = {"_id": before.id, "offer_version": before.offer_version or 0}
-        guard = update.guard
-        query["status"] = guard.statuses[0] if len(guard.statuses) == 1 else {"$in": list(guard.statuses)}
-        if guard.due_by is not None:
-            query["due_at"] = {"$lte": guard.due_by}
-        updated = await self._chats.find_one_and_update(query, changes, return_document=ReturnDocument.AFTER)
+            changes["$set"]["outbox_at"] = before.outbox_at or self._clock.time()
+        updated = await self._chats.find_one_and_update(_still(update), changes, return_document=ReturnDocument.AFTER)
         if updated is None:
             return None
         shared = set(updated.get(OUTBOX) or {}) != set(queued) or bool(updated.get(LEGACY_OUTBOX))
@@ -254,6 +240,29 @@ class MongoChats:
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c["_id"] async for c in self._chats.find({**visible(visibility), "status": OPEN}, {"_id": 1})]
+
+
+def _writes(update: ChatUpdate) -> Document:
+    """The update's fields as `$set` (and `$unset` for those a change empties that are not kept as null)."""
+    to_set: Document = {}
+    to_unset: Document = {}
+    for name in update.fields:
+        value = getattr(update.after, name)
+        if value is None and name in REMOVED_WHEN_EMPTY:
+            to_unset[name] = ""
+        else:
+            to_set[name] = stored(value)
+    return {"$set": to_set, **({"$unset": to_unset} if to_unset else {})}
+
+
+def _still(update: ChatUpdate) -> Document:
+    """The chat as the update was decided on: the same version, and what its guard asks."""
+    guard = update.guard
+    query: Document = {"_id": update.before.id, "offer_version": update.before.offer_version or 0}
+    query["status"] = guard.statuses[0] if len(guard.statuses) == 1 else {"$in": list(guard.statuses)}
+    if guard.due_by is not None:
+        query["due_at"] = {"$lte": guard.due_by}
+    return query
 
 
 def _version(version: Any) -> Any:

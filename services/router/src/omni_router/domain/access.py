@@ -31,24 +31,27 @@ def may_see(chat: Chat, operator: Operator, *, offered_before: bool = False) -> 
     return offered_before and me in chat.offered_ever
 
 
+def is_offered_to(chat: Chat, operator_id: str) -> bool:
+    """Whether the chat waits for this operator's answer to its offer."""
+    return chat.status == "new" and operator_id in chat.offered_to
+
+
 def allowed_actions(chat: Chat, operator: Operator) -> list[str]:
     """What this operator may do with the chat now (GetChatActions)."""
     if chat.status == "closed":
         return []
-    me = operator.id
-    holder = chat.operator_id == me
-    offered = chat.status == "new" and me in chat.offered_to
-    privileged = holder or operator.is_supervisor
-    actions: list[str] = []
-    if chat.status == "new" and (offered or operator.is_supervisor):
-        actions.append("accept")
-    if offered:
-        actions.append("decline")
-    if privileged or offered:
-        actions += ["read", "send", "close"]
-    if privileged:
-        actions.append("transfer")
-    return actions
+    offered = is_offered_to(chat, operator.id)
+    privileged = chat.operator_id == operator.id or operator.is_supervisor  # its holder, or a supervisor
+    answering = privileged or offered
+    granted = {
+        "accept": chat.status == "new" and (offered or operator.is_supervisor),
+        "decline": offered,
+        "read": answering,
+        "send": answering,
+        "close": answering,
+        "transfer": privileged,
+    }
+    return [action for action, allowed in granted.items() if allowed]
 
 
 def new_token() -> str:

@@ -91,11 +91,9 @@ class OfferPlan:
 def plan_offer(chat: Chat, choice: Choice, how: Reoffer, *, deadline: float, new_id: NewId) -> OfferPlan:
     """The chat offered as `choice` says, the operators it was offered to before and no longer is told it is
     revoked; an offer that changes nothing is not written (unless it reminds)."""
-    previous = chat.offered_to
-    declined = how.declined(chat)
+    previous, declined = chat.offered_to, how.declined(chat)
     offer = tuple(dict.fromkeys([*previous, *choice.offer])) if how.keep else choice.offer
-    unchanged = offer == previous and choice.reserve == chat.reserved_for and declined == chat.declined_by
-    if unchanged and not how.remind and (offer or chat.waiting):
+    if _changes_nothing(chat, offer, choice.reserve, declined) and not how.remind:
         return OfferPlan(None)
     told = offer if how.remind else tuple(op for op in offer if op not in previous)
     notes = [
@@ -116,6 +114,13 @@ def plan_offer(chat: Chat, choice: Choice, how: Reoffer, *, deadline: float, new
         offer_expires_at=deadline if offer else None,
     )
     return OfferPlan(changed, told)
+
+
+def _changes_nothing(chat: Chat, offer: tuple[str, ...], reserve: str | None, declined: tuple[str, ...]) -> bool:
+    """Whether offering the chat so leaves it as it is: the same offer, reserve and refusals, and (offered to
+    nobody) already in the waiting line."""
+    same = (offer, reserve, declined) == (chat.offered_to, chat.reserved_for, chat.declined_by)
+    return same and bool(offer or chat.waiting)
 
 
 def assign(chat: Chat, operator_id: str, *, reason: str, guard: Guard, new_id: NewId) -> ChatUpdate:

@@ -179,14 +179,7 @@ class Admin:
 
     async def _checked(self, kind: AdminKind, current: Item, changes: Any) -> dict[str, Any]:
         """The change applied to `current`, checked with the model and the checks creation uses: the changed fields."""
-        if not isinstance(changes, dict) or not changes:
-            raise Invalid("invalid_body", "send an object with the fields to change")
-        unknown = sorted(set(changes) - PATCHABLE[kind])
-        if unknown:
-            raise Invalid("invalid_body", f"cannot change: {', '.join(unknown)}")
-        if isinstance(current, Channel) and isinstance(changes.get("settings"), dict):
-            # Secrets are write-only: keep the stored ones that the change does not name.
-            changes = {**changes, "settings": {**current.settings, **changes["settings"]}}
+        changes = _change_of(kind, current, changes)
         model = PATCH_MODELS[kind]
         stored = {k: v for k, v in _item_fields(current).items() if k in model.model_fields and v is not None}
         checked = _validated(model, stored | changes)
@@ -196,11 +189,14 @@ class Admin:
                 checked.operator_ids if "operator_ids" in changes else None,
             )
         elif isinstance(checked, ChannelSettings):
-            if "settings" in changes:
-                self._messengers.check_channel(checked.provider, checked.settings)
-            if "queue_id" in changes:
-                await self._check_channel_queue(checked.queue_id)
+            await self._check_changed_channel(checked, changes)
         return checked.model_dump(include=set(changes))
+
+    async def _check_changed_channel(self, checked: ChannelSettings, changes: dict[str, Any]) -> None:
+        if "settings" in changes:
+            self._messengers.check_channel(checked.provider, checked.settings)
+        if "queue_id" in changes:
+            await self._check_channel_queue(checked.queue_id)
 
     async def _save(self, item: Item, names: Sequence[str]) -> None:
         match item:
@@ -253,6 +249,19 @@ class Admin:
         registered = await self.get("channels", channel_id)
         assert isinstance(registered, Channel)
         return registered
+
+
+def _change_of(kind: AdminKind, current: Item, changes: Any) -> dict[str, Any]:
+    """A PATCH body's fields, if it may change them; a channel's settings merged over the stored ones (secrets are
+    write-only: the stored ones the change does not name are kept)."""
+    if not isinstance(changes, dict) or not changes:
+        raise Invalid("invalid_body", "send an object with the fields to change")
+    unknown = sorted(set(changes) - PATCHABLE[kind])
+    if unknown:
+        raise Invalid("invalid_body", f"cannot change: {', '.join(unknown)}")
+    if isinstance(current, Channel) and isinstance(changes.get("settings"), dict):
+        return {**changes, "settings": {**current.settings, **changes["settings"]}}
+    return changes
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:

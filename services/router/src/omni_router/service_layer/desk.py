@@ -4,7 +4,7 @@ and read chats, accept, decline, transfer and close them, fetch their files. Rep
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from omni_router.domain.access import allowed_actions, may_see, token_hash, visibility
+from omni_router.domain.access import allowed_actions, is_offered_to, may_see, token_hash, visibility
 from omni_router.domain.changes import NEW_ONLY, OPEN
 from omni_router.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from omni_router.domain.model import Chat, FileRef, Message, Operator
@@ -128,21 +128,18 @@ class Desk:
         """Turn down an offer: it moves on to others, and this operator is not offered the chat again."""
         chat = await self.visible_chat(chat_id, operator)
         for _ in range(ATTEMPTS):
-            if chat.status != "new" or operator.id not in chat.offered_to:
+            if not is_offered_to(chat, operator.id):
                 raise Conflict("not_offered", "the chat is not offered to you")
             await self.engine.move_on(chat, "declined", decline=operator.id)
             chat = await self._reread(chat_id)
-            if chat.status != "new" or operator.id not in chat.offered_to:
+            if not is_offered_to(chat, operator.id):
                 return chat
         raise _changing()
 
     async def transfer(self, chat_id: str, operator: Operator, to_operator: str | None, to_queue: str | None) -> Chat:
         """Hand the chat to another operator (who holds it at once, capacity permitting) or queue."""
         chat = await self.visible_chat(chat_id, operator)
-        if to_operator is not None and not await self._operators.exists(to_operator):
-            raise Invalid("invalid_body", f"unknown operator_id {to_operator}")
-        if to_queue is not None and await self._settings.queue(to_queue) is None:
-            raise Invalid("invalid_body", f"unknown queue_id {to_queue}")
+        await self._check_target(to_operator, to_queue)
         for _ in range(ATTEMPTS):
             if "transfer" not in allowed_actions(chat, operator):
                 closed = chat.status == "closed"
@@ -151,10 +148,16 @@ class Desk:
                 done = await self._hand_to(chat, to_operator)
             else:
                 done = await self.engine.requeue(chat, to_queue or "", reason="transferred")
-            if done is not None:
-                return await self._reread(chat_id)
             chat = await self._reread(chat_id)
+            if done is not None:
+                return chat
         raise _changing()
+
+    async def _check_target(self, to_operator: str | None, to_queue: str | None) -> None:
+        if to_operator is not None and not await self._operators.exists(to_operator):
+            raise Invalid("invalid_body", f"unknown operator_id {to_operator}")
+        if to_queue is not None and await self._settings.queue(to_queue) is None:
+            raise Invalid("invalid_body", f"unknown queue_id {to_queue}")
 
     async def _hand_to(self, chat: Chat, operator_id: str) -> Chat | None:
         if chat.operator_id == operator_id:

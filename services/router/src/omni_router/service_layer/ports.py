@@ -427,7 +427,8 @@ class ParkingLots(Protocol):
 
 
 class FileDownload(Protocol):
-    length: int
+    @property
+    def length(self) -> int: ...
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 

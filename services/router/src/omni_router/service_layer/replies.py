@@ -14,7 +14,7 @@ from typing import Any
 
 from omni_contracts import Attachment, MessageOutgoing
 from omni_router.domain.errors import Conflict, Unprocessable
-from omni_router.domain.model import Message, Operator
+from omni_router.domain.model import Chat, Message, Operator
 from omni_router.domain.replies import KeyClaim, fingerprint, outgoing_files, reply
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.ports import (
@@ -101,6 +101,20 @@ class Replies:
             earlier = await self._messages.get(message_id)
             if earlier is not None:
                 return earlier, True
+        chat = await self._answerable(chat_id, operator)
+        contact = await self._contacts.get(chat.contact_id)
+        if contact is None:
+            raise Conflict("contact_missing", "the chat's contact no longer exists")
+        at, now = self._clock.now(), self._clock.time()
+        message = reply(message_id or self._clock.new_id(), chat, contact, operator.id, text, files, at=at, now=now)
+        if not await self._messages.add_reply(message):
+            return await self._stored_under(message.id, message_id), True
+        await self._desk.engine.postpone_completion(chat)
+        await self.publish(message)
+        return message, False
+
+    async def _answerable(self, chat_id: str, operator: Operator) -> Chat:
+        """The chat, if the operator may reply in it now; an offer of it is accepted by replying."""
         chat = await self._desk.visible_chat(chat_id, operator)
         if chat.status == "closed":
             raise Conflict("chat_closed", "the chat is closed")
@@ -108,27 +122,14 @@ class Replies:
             raise Conflict("chat_taken", "another operator holds this chat")
         if chat.status == "new":
             chat = await self._desk.accept(chat_id, operator)
-        contact = await self._contacts.get(chat.contact_id)
-        if contact is None:
-            raise Conflict("contact_missing", "the chat's contact no longer exists")
-        message = reply(
-            message_id or self._clock.new_id(),
-            chat,
-            contact,
-            operator.id,
-            text,
-            files,
-            at=self._clock.now(),
-            now=self._clock.time(),
-        )
-        if not await self._messages.add_reply(message):
-            earlier = await self._messages.get(message.id)
-            if message_id is None or earlier is None:
-                raise RuntimeError(f"reply id {message.id} is taken")
-            return earlier, True
-        await self._desk.engine.postpone_completion(chat)
-        await self.publish(message)
-        return message, False
+        return chat
+
+    async def _stored_under(self, reply_id: str, key_id: str | None) -> Message:
+        """The reply a racing repeat of the same key stored first."""
+        earlier = await self._messages.get(reply_id)
+        if key_id is None or earlier is None:
+            raise RuntimeError(f"reply id {reply_id} is taken")
+        return earlier
 
     async def publish(self, message: Message) -> bool:
         """Hand the reply to the dispatcher; False if the broker did not confirm (it stays due for the sweep)."""
