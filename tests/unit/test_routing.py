@@ -103,3 +103,13 @@ def test_who_may_see_a_chat_matches_the_visibility_filter() -> None:
     )
     assert may_see(_chat("assigned", (), "c"), Operator(id="c"))
     assert may_see(chat, Operator(id="z", role="supervisor"))
+
+
+def test_a_contact_without_a_profile_is_named_as_the_profiles_service_names_it() -> None:
+    from omni_providers import Channel as ProviderChannel
+    from omni_providers import fallback_contact_name
+    from omni_router.domain.model import Channel, default_contact_name
+
+    mine = Channel(id="ch", name="Shop", provider="acme", source="bot", queue_id="q")
+    theirs = ProviderChannel(id="ch", name="Shop", provider="acme", source="bot", queue_id="q", settings={})
+    assert default_contact_name(mine, "42") == fallback_contact_name(theirs, "42") == "New contact Shop-42"

@@ -5,7 +5,7 @@ A change applies only if the chat is still the version it was read at (the repos
 with its notifications queued in the chat's outbox in the same write. Nothing here touches storage.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -188,8 +188,3 @@ def units_freed(before: Chat, keep: str | None = None) -> list[str]:
 def uses_unit(chat: Chat | None, operator_id: str) -> bool:
     """Whether the chat uses a unit of the operator's capacity: open, and held by or reserved for them."""
     return chat is not None and chat.is_open and operator_id in (chat.operator_id, chat.reserved_for)
-
-
-def offered_elsewhere(chat: Chat, operator_ids: Sequence[str]) -> bool:
-    """Whether the chat is still offered to one of `operator_ids` (a decline that did not take yet)."""
-    return chat.status == "new" and any(op in chat.offered_to for op in operator_ids)
