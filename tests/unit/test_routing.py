@@ -1,7 +1,7 @@
 """Routing decisions: the reference's GetOperatorIds contract, the built-in rules, the example rule, chat actions."""
 
 from omni_example_supervisor_rule import to_supervisor
-from omni_router.adapters.mongo_chats import chat_from_document
+from omni_router.adapters.mongo_chats import chat_from_document, visible
 from omni_router.domain.access import Visibility, allowed_actions, may_see, visibility
 from omni_router.domain.model import Chat, Operator
 from omni_router.domain.views import chat_view
@@ -70,8 +70,9 @@ def _chat(
 def test_visibility_and_actions() -> None:
     operator = Operator(id="a", role="operator")
     supervisor = Operator(id="s", role="supervisor")
-    assert visibility(supervisor) == Visibility(None)
+    assert visibility(supervisor) == Visibility(None) and visible(visibility(supervisor)) == {}
     assert visibility(operator) == Visibility("a")
+    assert visible(visibility(operator)) == {"$or": [{"operator_id": "a"}, {"offered_to": "a"}]}  # as MongoDB reads it
     offered = _chat("new", ("a", "b"), None)
     assert allowed_actions(offered, operator) == ["accept", "decline", "read", "send", "close"]
     assert allowed_actions(offered, supervisor) == ["accept", "read", "send", "close", "transfer"]
