@@ -1,6 +1,6 @@
 # Everyday tasks. Each one first makes sure uv is there and the environment matches uv.lock.
 
-.PHONY: setup run demo test lint
+.PHONY: setup run demo test unit lint
 
 # uv from PyPI when it is not on PATH; `python3 -m uv` reaches it even where pip's scripts directory is not on PATH.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
@@ -20,6 +20,12 @@ demo: setup
 ## test: the whole suite (RabbitMQ is started if down); pass pytest arguments with ARGS="-k replies -x"
 test: setup
 	./scripts/test.sh $(ARGS)
+
+## unit: the pure tests (tests/unit but the image's build replays: no broker, no database, the router's use cases on
+## in-memory fakes), with how much of the router's domain and service layers they cover (at least 90 %)
+unit: setup
+	$(UV) run --frozen pytest tests/unit -m "not image" -p no:cacheprovider \
+		--cov=omni_router.domain --cov=omni_router.service_layer --cov-report=term --cov-fail-under=90 $(ARGS)
 
 ## lint: ruff (rules and formatting) and mypy, as CI runs them
 lint: setup

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from omni_router.partitions import INSTANCES
+from omni_router.adapters.router_instances import INSTANCES
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_routing_key

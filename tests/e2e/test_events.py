@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from omni_router import events_api
+from omni_router.entrypoints import events_api
 from omni_runtime.database import Database
 from omni_runtime.settings import Settings
 from tests.support.events import open_stream

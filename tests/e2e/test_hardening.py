@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from omni_ingress.app import create_app as ingress_app
-from omni_router.app import create_app as router_app
+from omni_router.bootstrap import create_app as router_app
 from omni_runtime.database import Database, Document
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer

@@ -6,10 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from omni_router.idempotency import claim
+from omni_router.adapters.clock import SystemClock
+from omni_router.adapters.idempotency_keys import MongoIdempotencyKeys
+from omni_router.domain.errors import Unprocessable
+from omni_router.entrypoints.errors import http_status
+from omni_router.service_layer.replies import claim_key
 from omni_runtime.database import IDEMPOTENCY_KEY_SECONDS, Database, ensure_indexes
-from omni_runtime.web import ApiError
 from tests.support.infra import Infra
+
+
+async def claim(db: Database, operator_id: str, key: str, fingerprint: str) -> str:
+    return await claim_key(MongoIdempotencyKeys(db), SystemClock(), operator_id, key, fingerprint)
+
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +28,9 @@ async def test_racing_first_uses_of_a_key_agree_on_one_reply_id(db: Database) ->
     assert len(set(ids)) == 1
     assert await db.idempotency_keys.count_documents({}) == 1
     assert await claim(db, "op-2", "k", "fp-1") != ids[0]  # another operator's key of the same name
-    with pytest.raises(ApiError) as reused:
+    with pytest.raises(Unprocessable) as reused:
         await claim(db, "op-1", "k", "fp-2")
-    assert (reused.value.status, reused.value.error) == (422, "idempotency_key_reused")
+    assert (http_status(reused.value), reused.value.code) == (422, "idempotency_key_reused")
 
 
 async def test_a_key_first_used_over_24_hours_ago_is_claimed_afresh(db: Database, infra: Infra) -> None:

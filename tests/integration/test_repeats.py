@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from omni_contracts import MessageSent, MessageStatusChanged
-from omni_router.notify import Notifier, derived_id
-from omni_router.updates import apply_update
+from omni_contracts import MessageSent, MessageStatusChanged, RouterUpdate
+from omni_router.domain.notifications import derived_id
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, ensure_indexes
 from omni_runtime.settings import Settings
 from omni_runtime.topology import operator_queue
+from tests.support.routing import router_on
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,12 @@ async def broker(settings: Settings) -> AsyncIterator[Broker]:
     await connected.declare_queue(operator_queue(OPERATOR))
     yield connected
     await connected.close()
+
+
+async def apply_update(update: RouterUpdate, db: Database, broker: Broker, settings: Settings) -> None:
+    """The update handled by the router's use case, as its `router.updates` consumer hands it over."""
+    async with router_on(db, broker, settings) as router:
+        await router.updates.apply(update)
 
 
 async def drain(settings: Settings) -> list[dict[str, object]]:
@@ -59,15 +65,14 @@ async def test_a_receipt_handled_again_after_its_write_notifies_with_the_same_ev
             "created_at": datetime.now(UTC),
         }
     )
-    notifier = Notifier(broker, db)
     receipt = MessageStatusChanged(channel_id="ch-1", provider_message_id="pm-1", status="delivered")
     # The first run moved the message and died before notifying: the write is there, the notification is not.
     await db.messages.update_one({"_id": "msg-1"}, {"$set": {"status": "delivered"}})
-    await apply_update(receipt, db, notifier)  # the redelivered receipt
-    await apply_update(receipt, db, notifier)  # and once more
+    await apply_update(receipt, db, broker, settings)  # the redelivered receipt
+    await apply_update(receipt, db, broker, settings)  # and once more
     sent = MessageSent(message_id="msg-1", chat_id="chat-1", provider_message_id="pm-1")
-    await apply_update(sent, db, notifier)
-    await apply_update(sent, db, notifier)
+    await apply_update(sent, db, broker, settings)
+    await apply_update(sent, db, broker, settings)
 
     notes = await drain(settings)
     print("notifications:", [(n["event"], n["data"], n["event_id"]) for n in notes])
@@ -93,6 +98,6 @@ async def test_a_receipt_for_a_message_moved_further_changes_and_repeats_nothing
         | {"provider_message_id": "pm-1"}
     )
     late = MessageStatusChanged(channel_id="ch-1", provider_message_id="pm-1", status="delivered")
-    await apply_update(late, db, Notifier(broker, db))
+    await apply_update(late, db, broker, settings)
     assert await drain(settings) == []
     assert (await db.messages.find_one({"_id": "msg-1"}) or {})["status"] == "read"

@@ -9,29 +9,25 @@ import aio_pika
 import pytest
 
 from omni_contracts import MessageOutgoing
-from omni_router.capacity import Capacity
-from omni_router.desk import Desk
-from omni_router.notify import Notifier
-from omni_router.offers import Offers
-from omni_router.outbox import backfill_publish_due, sweep_once
-from omni_router.store import ChatStore
+from omni_router.adapters.upgrades import backfill_publish_due
+from omni_router.service_layer.replies import Replies
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.service import topology_of
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING
+from tests.support.routing import router_on
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def desk(db: Database, settings: Settings) -> AsyncIterator[Desk]:
+async def replies(db: Database, settings: Settings) -> AsyncIterator[Replies]:
     await ensure_indexes(db)
     broker = Broker(settings.amqp_url, topology=topology_of(settings))
     await broker.connect()
-    store = ChatStore(db)
-    notifier = Notifier(broker, db)
-    yield Desk(store, Offers(store, Capacity(db), notifier, {}, 30.0), notifier, broker)
+    async with router_on(db, broker, settings) as router:
+        yield router.services.replies
     await broker.close()
 
 
@@ -52,7 +48,7 @@ def reply(message_id: str, **fields: object) -> Document:
     }
 
 
-async def test_the_sweep_publishes_stored_replies_once(desk: Desk, db: Database, settings: Settings) -> None:
+async def test_the_sweep_publishes_stored_replies_once(replies: Replies, db: Database, settings: Settings) -> None:
     await db.channels.insert_one(
         {"_id": "ch", "name": "Shop", "provider": "thirdparty", "source": "s", "queue_id": "q"}
     )
@@ -65,8 +61,8 @@ async def test_the_sweep_publishes_stored_replies_once(desk: Desk, db: Database,
         ]
     )
     assert await backfill_publish_due(db) == 1
-    assert await sweep_once(desk, timedelta(seconds=10)) == 2
-    assert await sweep_once(desk, timedelta(seconds=10)) == 0  # published: not found again
+    assert await replies.publish_due(older_than_seconds=10) == 2
+    assert await replies.publish_due(older_than_seconds=10) == 0  # published: not found again
     done = {m["_id"]: m async for m in db.messages.find({})}
     assert {k for k, m in done.items() if m["published"]} == {"stranded", "from-0.1", "sent"}
     assert "publish_due" not in done["stranded"] and "publish_due" in done["fresh"]

@@ -6,7 +6,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from omni_router.app import create_app as router_app
+import httpx
+
+from omni_providers import ProviderRegistry
+from omni_router.bootstrap import Router, adapters, wire
+from omni_router.bootstrap import create_app as router_app
+from omni_router.routing import load_rules
+from omni_runtime.broker import Broker
+from omni_runtime.database import Database
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
 from tests.support.infra import free_port
@@ -101,3 +108,10 @@ async def another_router(settings: Settings) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def router_on(db: Database, broker: Broker, settings: Settings) -> AsyncIterator[Router]:
+    """The router's use cases built by its composition root on a test's database and broker (no consumers, no HTTP)."""
+    async with httpx.AsyncClient() as http:
+        yield wire(adapters(db, broker, http, ProviderRegistry.from_entry_points(settings)), settings, load_rules())

@@ -16,7 +16,7 @@ from omni_dispatcher.app import create_app as dispatcher_app
 from omni_ingress.app import create_app as ingress_app
 from omni_profiles.app import create_app as profiles_app
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER, hmac_sha256_signature
-from omni_router.app import create_app as router_app
+from omni_router.bootstrap import create_app as router_app
 from omni_runtime.settings import Settings
 from omni_runtime.topology import Topology, operator_routing_key
 from omni_runtime.web import HttpServer

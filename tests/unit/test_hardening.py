@@ -18,7 +18,7 @@ from omni_providers.meta import MessengerProvider, WhatsAppProvider
 from omni_providers.payloads import parse_json
 from omni_providers.registry import ProviderRegistry
 from omni_providers.thirdparty import ThirdPartyProvider
-from omni_router.files_api import content_disposition
+from omni_router.entrypoints.files_api import content_disposition
 from omni_runtime.errors import PermanentError
 from omni_runtime.logs import RedactCredentials
 from tests.unit.test_meta import (

@@ -3,7 +3,9 @@
 import pytest
 from starlette.requests import Request
 
-from omni_router.idempotency import MAX_LENGTH, fingerprint, idempotency_key
+from omni_router.domain.replies import fingerprint
+from omni_router.entrypoints.operator_api import MAX_KEY_LENGTH as MAX_LENGTH
+from omni_router.entrypoints.operator_api import idempotency_key
 from omni_runtime.web import ApiError
 
 

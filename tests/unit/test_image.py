@@ -59,6 +59,7 @@ def build(target: str, folder: Path) -> tuple[dict[str, Any], Path, float]:
     return found, venv, seconds
 
 
+@pytest.mark.image
 def test_default_image_runs_every_service_and_nothing_else(tmp_path: Path) -> None:
     found, venv, seconds = build(stages()[-1].name, tmp_path)  # `docker build .` builds the last stage
     print(f"production environment replayed in {seconds:.1f} s")
@@ -75,6 +76,7 @@ def test_default_image_runs_every_service_and_nothing_else(tmp_path: Path) -> No
     assert "channels" in omni.stdout
 
 
+@pytest.mark.image
 def test_full_target_adds_the_simulator_the_local_run_and_the_stand_in(tmp_path: Path) -> None:
     found, venv, seconds = build("full", tmp_path)
     print(f"full environment replayed in {seconds:.1f} s")

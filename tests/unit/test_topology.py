@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from omni_contracts import MessageReceived, MessageSent, UnifiedMessage
-from omni_router.partitions import share
+from omni_router.entrypoints.partitions import share
 from omni_runtime.consumer import is_blip, publishable_headers
 from omni_runtime.errors import BrokerUnavailable, PermanentError, RetryLater
 from omni_runtime.topology import (

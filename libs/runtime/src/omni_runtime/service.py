@@ -3,12 +3,14 @@
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
 from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer, Handler, ParkHook, Recorder
@@ -18,7 +20,7 @@ from omni_runtime.logs import configure_logging
 from omni_runtime.metrics import Metrics
 from omni_runtime.settings import Settings
 from omni_runtime.topology import QueueDef, Topology
-from omni_runtime.web import ApiError, ReadyCheck, Server, server_config
+from omni_runtime.web import ApiError, ReadyCheck, Server, health_routes, server_config, service_app
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +170,42 @@ async def running(consumers: Sequence[Consumer[Any]]) -> AsyncIterator[None]:
     finally:
         for consumer in reversed(started):
             await consumer.stop()
+
+
+def hosted_app(
+    name: str,
+    settings: Settings,
+    metrics: Metrics,
+    start: Callable[[ServiceContext], AbstractAsyncContextManager[T]],
+    routes: Sequence[BaseRoute] = (),
+    service: Slot[T] | None = None,
+) -> Starlette:
+    """A service's app: its lifespan opens the long-lived clients (`open_service`) and runs `start` with them for as
+    long as the app runs; what `start` yields is kept in `service` (also `app.state.service`) for the routes, empty
+    (503) before start and after stop. `/healthz`, `/readyz` (broker and database reachable) and `/metrics` come
+    before `routes`."""
+    held: Slot[T] = service if service is not None else Slot()
+    context: Slot[ServiceContext] = Slot()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_service(name, settings, metrics) as ctx:
+            context.set(ctx)
+            try:
+                async with start(ctx) as value:
+                    held.set(value)
+                    yield
+            finally:
+                held.set(None)
+                context.set(None)
+
+    def checks() -> dict[str, ReadyCheck]:
+        current = context.peek()
+        return current.ready_checks() if current else {}
+
+    app = service_app([*health_routes(checks, metrics), *routes], lifespan)
+    app.state.service = held
+    return app
 
 
 def main(create_app: Callable[[Settings], object], name: str) -> None:

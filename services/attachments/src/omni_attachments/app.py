@@ -12,10 +12,9 @@ from omni_attachments.files import AttachmentFiles
 from omni_contracts import AttachmentRequested
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import ServiceContext, Slot, open_service, running
+from omni_runtime.service import ServiceContext, hosted_app, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import ATTACHMENTS_REQUESTED
-from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "attachments"
 
@@ -25,36 +24,26 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     metrics = Metrics(SERVICE)
     registry = registry or ProviderRegistry.from_entry_points(settings)
     policy = FetchPolicy(max_bytes=settings.attachment_max_bytes, allow_private=settings.allow_private_fetch)
-    slot: Slot[ServiceContext] = Slot()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(SERVICE, settings, metrics) as ctx:
-            files = AttachmentFiles(ctx.db)
-            await files.ensure_index()
-            consumer = ctx.consumer(
-                ATTACHMENTS_REQUESTED,
-                AttachmentRequested.model_validate_json,
-                partial(
-                    store_attachment,
-                    files=files,
-                    broker=ctx.broker,
-                    db=ctx.db,
-                    registry=registry,
-                    http=ctx.http,
-                    policy=policy,
-                ),
-                on_park=partial(give_up, files=files, broker=ctx.broker),
-            )
-            slot.set(ctx)
-            try:
-                async with running([consumer]):
-                    yield
-            finally:
-                slot.set(None)
+    async def start(ctx: ServiceContext) -> AsyncIterator[None]:
+        files = AttachmentFiles(ctx.db)
+        await files.ensure_index()
+        consumer = ctx.consumer(
+            ATTACHMENTS_REQUESTED,
+            AttachmentRequested.model_validate_json,
+            partial(
+                store_attachment,
+                files=files,
+                broker=ctx.broker,
+                db=ctx.db,
+                registry=registry,
+                http=ctx.http,
+                policy=policy,
+            ),
+            on_park=partial(give_up, files=files, broker=ctx.broker),
+        )
+        async with running([consumer]):
+            yield
 
-    def checks() -> dict[str, ReadyCheck]:
-        current = slot.peek()
-        return current.ready_checks() if current else {}
-
-    return service_app(health_routes(checks, metrics), lifespan)
+    return hosted_app(SERVICE, settings, metrics, start)

@@ -15,10 +15,9 @@ from omni_providers import ProviderRegistry
 from omni_providers.media import media_links
 from omni_runtime.files import FileStore
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import ServiceContext, Slot, open_service, running
+from omni_runtime.service import ServiceContext, hosted_app, running
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING, DISPATCHER_WEBHOOKS
-from omni_runtime.web import ReadyCheck, health_routes, service_app
 
 SERVICE = "dispatcher"
 STALE_MARGIN_SECONDS = 300.0
@@ -28,47 +27,37 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     settings = settings or Settings()
     metrics = Metrics(SERVICE)
     registry = registry or ProviderRegistry.from_entry_points(settings)
-    slot: Slot[ServiceContext] = Slot()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(SERVICE, settings, metrics) as ctx:
-            consumer = ctx.consumer(
-                DISPATCHER_OUTGOING,
-                MessageOutgoing.model_validate_json,
-                partial(
-                    deliver,
-                    db=ctx.db,
-                    broker=ctx.broker,
-                    registry=registry,
-                    http=ctx.http,
-                    metrics=metrics,
-                    pacer=Pacer(),
-                    sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
-                    files=OutgoingFiles(FileStore(ctx.db), media_links(settings)),
-                ),
-                on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
-                record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
-            )
-            hooks = ctx.consumer(
-                DISPATCHER_WEBHOOKS,
-                WebhookDelivery.model_validate_json,
-                partial(webhooks.deliver_webhook, db=ctx.db, http=ctx.http, allow_private=settings.allow_private_fetch),
-                on_park=partial(webhooks.give_up, db=ctx.db),
-                record=partial(webhooks.record_answered, db=ctx.db),
-            )
-            slot.set(ctx)
-            try:
-                async with running([consumer, hooks]):
-                    yield
-            finally:
-                slot.set(None)
+    async def start(ctx: ServiceContext) -> AsyncIterator[None]:
+        consumer = ctx.consumer(
+            DISPATCHER_OUTGOING,
+            MessageOutgoing.model_validate_json,
+            partial(
+                deliver,
+                db=ctx.db,
+                broker=ctx.broker,
+                registry=registry,
+                http=ctx.http,
+                metrics=metrics,
+                pacer=Pacer(),
+                sequencer=Sequencer(ctx.db, stale_after=_stale_after(settings)),
+                files=OutgoingFiles(FileStore(ctx.db), media_links(settings)),
+            ),
+            on_park=partial(give_up, db=ctx.db, broker=ctx.broker, metrics=metrics),
+            record=partial(record_outcome, db=ctx.db, broker=ctx.broker),
+        )
+        hooks = ctx.consumer(
+            DISPATCHER_WEBHOOKS,
+            WebhookDelivery.model_validate_json,
+            partial(webhooks.deliver_webhook, db=ctx.db, http=ctx.http, allow_private=settings.allow_private_fetch),
+            on_park=partial(webhooks.give_up, db=ctx.db),
+            record=partial(webhooks.record_answered, db=ctx.db),
+        )
+        async with running([consumer, hooks]):
+            yield
 
-    def checks() -> dict[str, ReadyCheck]:
-        current = slot.peek()
-        return current.ready_checks() if current else {}
-
-    return service_app(health_routes(checks, metrics), lifespan)
+    return hosted_app(SERVICE, settings, metrics, start)
 
 
 def _stale_after(settings: Settings) -> float:

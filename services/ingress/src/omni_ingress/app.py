@@ -18,9 +18,9 @@ from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownPr
 from omni_providers.media import media_links
 from omni_runtime.metrics import Metrics
 from omni_runtime.openapi import openapi_route
-from omni_runtime.service import ServiceContext, Slot, open_service
+from omni_runtime.service import ServiceContext, Slot, hosted_app
 from omni_runtime.settings import Settings
-from omni_runtime.web import ApiError, ReadyCheck, health_routes, service_app
+from omni_runtime.web import ApiError
 
 SERVICE = "ingress"
 
@@ -39,15 +39,10 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     slot: Slot[Ingress] = Slot()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_service(SERVICE, settings, metrics) as ctx:
-            channels = ChannelDirectory(ctx.db)
-            slot.set(Ingress(ctx, channels, registry))
-            try:
-                async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
-                    yield
-            finally:
-                slot.set(None)
+    async def start(ctx: ServiceContext) -> AsyncIterator[Ingress]:
+        channels = ChannelDirectory(ctx.db)
+        async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
+            yield Ingress(ctx, channels, registry)
 
     async def webhook(request: Request) -> Response:
         """A messenger's webhook: its own signature checked, each message queued before the answer.
@@ -139,18 +134,13 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
         finally:
             metrics.webhooks.labels(name if registry.is_builtin(name) else "third_party", str(status)).inc()
 
-    def checks() -> dict[str, ReadyCheck]:
-        current = slot.peek()
-        return current.ctx.ready_checks() if current else {}
-
     routes = [
-        *health_routes(checks, metrics),
         Route("/webhooks/{provider}/{channel_id}", webhook, methods=["POST"]),
         Route("/webhooks/{provider}", webhook, methods=["GET", "POST"]),
         media_route(lambda: slot.get().ctx.db, media_links(settings)),
         openapi_route("omnichannel ingress", version("omni-ingress")),
     ]
-    return service_app(routes, lifespan)
+    return hosted_app(SERVICE, settings, metrics, start, routes, slot)
 
 
 def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> Provider:

@@ -1,4 +1,4 @@
-from omni_router.app import SERVICE, create_app
+from omni_router.bootstrap import SERVICE, create_app
 from omni_runtime.service import main
 
 if __name__ == "__main__":

@@ -1,0 +1,199 @@
+"""The router's things as the code handles them: chats, operators, queues, channels, contacts and messages.
+
+Plain frozen values; the adapters read them from and write them to storage, field for field under the same
+names (a value's `id` is a document's `_id`). Times the sweeps compare are epoch seconds; times shown to
+people are datetimes.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ChatStatus = Literal["new", "assigned", "closed"]
+OPEN_STATUSES: tuple[ChatStatus, ...] = ("new", "assigned")
+OperatorStatus = Literal["online", "busy", "offline"]
+OPERATOR_STATUSES: tuple[OperatorStatus, ...] = ("online", "busy", "offline")
+Direction = Literal["incoming", "outgoing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """One conversation of a contact on a channel, open until closed; a contact's next message after that opens
+    a new one."""
+
+    id: str
+    channel_id: str
+    queue_id: str | None
+    contact_id: str
+    contact_name: str | None = None
+    status: str = "new"
+    operator_id: str | None = None
+    # Operators the chat is offered to now (`offered_ever`: at any time); `reserved_for` is the one whose
+    # capacity unit the offer holds, `declined_by` those never to be offered it again.
+    offered_to: tuple[str, ...] = ()
+    offered_ever: tuple[str, ...] = ()
+    reserved_for: str | None = None
+    declined_by: tuple[str, ...] = ()
+    # Offered to nobody because nobody could take it; `waiting_in` is its queue while it waits (the line).
+    waiting: bool = False
+    waiting_in: str | None = None
+    # Incremented by every change of status, holder or offers: the compare-and-set token (None: a chat stored
+    # before there was one).
+    offer_version: int | None = 0
+    offer_expires_at: float | None = None
+    # Set while the chat is open: one open chat per contact and channel.
+    open_key: str | None = None
+    created_at: datetime | None = None
+    last_message_at: datetime | None = None
+    # When the last message went in or out, and when the queue's completion timeout closes the chat.
+    active_at: float | None = None
+    due_at: float | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+    # Set while notifications of the chat's changes wait in its outbox: when the sweep publishes them itself.
+    outbox_at: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A person at the desk. `load` counts the units of `max_chats` in use; `holds` are the chats holding them
+    (assigned chats and offers that reserve a unit) and `hold_at` when each was taken (epoch seconds)."""
+
+    id: str
+    name: str = ""
+    role: str = "operator"
+    status: str = "offline"
+    max_chats: int | None = None
+    load: int = 0
+    holds: tuple[str, ...] = ()
+    hold_at: Mapping[str, float] = field(default_factory=dict)
+    last_routed_at: float | None = None
+    token_hash: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """Where a channel's chats wait and which rule offers them to which operators."""
+
+    id: str
+    name: str = ""
+    routing_rule: str = ""
+    operator_ids: tuple[str, ...] = ()
+    completion_timeout_minutes: float | None = None
+    offer_timeout_seconds: float | None = None
+    # What happens to the chats an operator holds when they go offline: kept, or back to the queue.
+    on_operator_offline: str = "keep"
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A messenger account the customers write to, and the queue its chats go to. `settings` hold the provider's
+    configuration, secrets included: never shown (see views)."""
+
+    id: str
+    name: str
+    provider: str
+    source: str = ""
+    queue_id: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    is_active: bool = True
+    registration: Mapping[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+def default_contact_name(channel: Channel, sender: str) -> str:
+    """The reference's name for a contact whose profile is not known (as `omni_providers.fallback_contact_name`,
+    which the profiles service uses; a unit test keeps the two the same)."""
+    return f"New contact {channel.name}-{sender}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A customer on one channel (`external_id` is their id on the messenger)."""
+
+    id: str
+    channel_id: str
+    external_id: str
+    name: str
+    profile_status: str = "pending"
+    photo_url: str | None = None
+    created_at: datetime | None = None
+
+
+def sender_key(channel_id: str, sender: str) -> str:
+    """A contact's lookup key: the channel and the sender's id there."""
+    return f"{channel_id}:{sender}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file of a message. Incoming: the messenger's description, then the stored file (`file_id`) once the
+    attachments service fetched it, addressed by `index`. Outgoing: what the operator attached (`url` or
+    `provider_file_id`)."""
+
+    file_name: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    status: str = "pending"
+    file_id: str | None = None
+    failure_reason: str | None = None
+    index: int | None = None
+    url: str | None = None
+    provider_file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A customer's message (incoming) or an operator's reply (outgoing) in a chat."""
+
+    id: str
+    chat_id: str
+    channel_id: str
+    direction: str
+    status: str
+    type: str = "text"
+    text: str | None = None
+    attachments: tuple[FileRef, ...] = ()
+    failure_reason: str | None = None
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+    # Incoming: who sent it, and the messenger's id of it (the dedupe key), whether routed and read.
+    sender: str | None = None
+    provider_message_id: str | None = None
+    dedupe_key: str | None = None
+    location: Mapping[str, Any] | None = None
+    read: bool = False
+    routed: bool = False
+    # Outgoing: who wrote it, to whom, and whether the dispatcher has it (`publish_due` until then).
+    operator_id: str | None = None
+    recipient: str | None = None
+    published: bool = False
+    publish_due: float | None = None
+
+
+def dedupe_key(channel_id: str, provider_message_id: str) -> str:
+    """An incoming message's identity: the same message delivered again has the same key."""
+    return f"{channel_id}:{provider_message_id}"
+
+
+# A receipt never moves a message backwards (a late "delivered" after "read" is ignored).
+STATUS_ORDER = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+def statuses_before(status: str) -> list[str]:
+    """The statuses a receipt saying `status` may move a reply from."""
+    if status == "failed":  # the messenger gave up on a message it had accepted (WhatsApp's `failed` status)
+        return ["queued", "sent"]
+    return [s for s, rank in STATUS_ORDER.items() if rank < STATUS_ORDER.get(status, 0)]

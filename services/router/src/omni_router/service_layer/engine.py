@@ -1,0 +1,350 @@
+"""The routing engine: offering chats by their queue's rule, moving offers on, the waiting line, handing over and
+closing.
+
+Every change of a chat is a compare-and-set on its version with its notifications in the same write
+(Chats.change), and every unit of operator capacity is claimed atomically before the chat write that uses it
+(Capacity), so routers running side by side never overfill an operator and repeating any step is harmless.
+Nothing here lives only in memory but the per-queue locks: offer deadlines, due times and the waiting line are
+fields of the chats, which the sweeps act on.
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from omni_router.domain import changes
+from omni_router.domain.capacity import Claim
+from omni_router.domain.changes import ChatUpdate, Guard, Reoffer
+from omni_router.domain.errors import Conflict
+from omni_router.domain.model import Chat, Message, Queue
+from omni_router.domain.notifications import audience
+from omni_router.domain.routing import Choice, Outcome, Pick, RoutingRule, candidate, holds_capacity, pick
+from omni_router.domain.timeouts import due_time, offer_deadline
+from omni_router.domain.views import message_view
+from omni_router.service_layer.capacity import Capacity
+from omni_router.service_layer.notices import Notices
+from omni_router.service_layer.ports import Chats, Clock, Operators, Queues, RoutingSettings, Written
+
+log = logging.getLogger(__name__)
+
+# Rounds of "read the candidates, claim the best" when concurrent claims keep winning first.
+CLAIM_ROUNDS = 20
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A queue and the rule that offers its chats."""
+
+    queue: Queue
+    rule: RoutingRule
+
+
+@dataclass
+class Rerouted:
+    """What offering chats again did: the outcome for the last one, the operators whose capacity unit came back,
+    the changes written (their notifications to publish) and whether an offer told anyone."""
+
+    outcome: Outcome = Outcome.SKIPPED
+    freed: list[str] = field(default_factory=list)
+    written: list[Written] = field(default_factory=list)
+    told: bool = False
+
+    def add(self, other: "Rerouted") -> Outcome:
+        """Take in what routing one more chat did; answers its outcome (`told` stays this one's)."""
+        self.freed += other.freed
+        self.written += other.written
+        return other.outcome
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        chats: Chats,
+        operators: Operators,
+        queues: Queues,
+        settings: RoutingSettings,
+        capacity: Capacity,
+        notices: Notices,
+        rules: Mapping[str, RoutingRule],
+        offer_timeout_seconds: float,
+        clock: Clock,
+    ) -> None:
+        self._chats = chats
+        self._operators = operators
+        self._queues = queues
+        self.settings = settings
+        self._capacity = capacity
+        self._notices = notices
+        self._rules = rules
+        self._offer_timeout = offer_timeout_seconds
+        self._clock = clock
+        # One routing decision per queue at a time in this process keeps claims from racing each other here; other
+        # router processes are kept honest by the atomic claims and compare-and-set writes.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def _routing(self, queue_id: str | None) -> Routing | None:
+        queue = await self.settings.queue(queue_id)
+        return None if queue is None else self._routing_of(queue)
+
+    def _routing_of(self, queue: Queue) -> Routing | None:
+        rule = self._rules.get(queue.routing_rule)
+        if rule is None:
+            log.error("queue has an unknown routing rule", extra={"queue_id": queue.id})
+            return None
+        return Routing(queue, rule)
+
+    # Routing ---------------------------------------------------------------------------------------------------
+
+    async def route(self, chat: Chat, message: Message) -> None:
+        """A customer message was stored: offer its chat if nobody holds or was offered it, else tell them."""
+        if not chat.is_open:
+            return
+        data = {"message": message_view(message)}
+        if chat.operator_id or chat.offered_to:
+            await self._notices.tell("message.new", chat.id, audience(chat), data, key=message.id)
+            return
+        if await self.dispatch([chat.queue_id], newcomer=chat, data=data):
+            return
+        # Another message of this chat was offering it at the same moment, and its offer carried only that message:
+        # whoever may see the chat now hears of this one too.
+        current = await self._chats.get(chat.id)
+        if current is not None and current.is_open and audience(current):
+            await self._notices.tell("message.new", chat.id, audience(current), data, key=message.id)
+
+    async def dispatch(
+        self, queue_ids: Iterable[str | None], newcomer: Chat | None = None, data: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Offer the waiting chats of these queues in arrival order while someone can take them; then `newcomer`, a
+        chat not tried yet, unless chats that arrived before it still wait. Answers whether an offer of `newcomer`
+        carrying `data` was written (and so its operators told)."""
+        done = Rerouted()
+        for queue_id in dict.fromkeys(queue_ids):
+            mine = newcomer if newcomer is not None and newcomer.queue_id == queue_id else None
+            routing = await self._routing(queue_id)
+            if routing is None:
+                if mine is not None:  # in line for when the queue can route again (its rule is fixed by an admin)
+                    await self._chats.change(changes.mark_waiting(mine))
+                continue
+            async with self._locks[routing.queue.id]:
+                rerouted = await self._dispatch_queue(routing, mine, data or {})
+            await self._publish(rerouted.written)
+            done.add(rerouted)
+            done.told = done.told or rerouted.told
+        await self.after_release(done.freed)
+        return done.told
+
+    async def _dispatch_queue(self, routing: Routing, newcomer: Chat | None, data: Mapping[str, Any]) -> Rerouted:
+        """The queue's waiting line, then the newcomer (behind the line: it waits if the line is blocked)."""
+        done = Rerouted()
+        blocked = False
+        for chat in await self._chats.waiting(routing.queue.id, BATCH):
+            if done.add(await self._reoffer(chat, routing, Reoffer())) is Outcome.NOBODY:
+                blocked = True
+                break
+        if newcomer is None or newcomer.waiting:
+            return done
+        if blocked:
+            await self._chats.change(changes.mark_waiting(newcomer))
+            return done
+        offered = await self._reoffer(newcomer, routing, Reoffer(data=data))
+        done.add(offered)
+        done.told = offered.told
+        return done
+
+    async def move_on(self, chat: Chat, reason: str, *, decline: str | None = None) -> Outcome:
+        """Take the offer from whoever has it now and offer the chat again by its queue's rule.
+
+        After a timeout the rule's other operators come first and the same one is offered it again only if nobody
+        else can take it; an operator who declined is never offered it again.
+        """
+        routing = await self._routing(chat.queue_id)
+        if routing is None:
+            return Outcome.NOBODY
+        timeout = reason == "offer_timeout"
+        how = Reoffer(later=chat.offered_to if timeout else (), decline=decline, remind=timeout, reason=reason)
+        async with self._locks[routing.queue.id]:
+            rerouted = await self._reoffer(chat, routing, how)
+        await self._publish(rerouted.written)
+        await self.after_release(rerouted.freed)
+        return rerouted.outcome
+
+    async def _reoffer(self, chat: Chat, routing: Routing, how: Reoffer) -> Rerouted:
+        """Decide who the chat is offered to now and write it (for the caller to publish once it let go of the
+        queue's lock); a unit this chat held and no longer does is given back."""
+        choice = await self._choose(chat, routing, how.declined(chat), how.later)
+        deadline = offer_deadline(routing.queue, self._offer_timeout, self._clock.time())
+        plan = changes.plan_offer(chat, choice, how, deadline=deadline, new_id=self._clock.new_id)
+        if plan.update is None:
+            return Rerouted(choice.outcome)
+        written = await self._chats.change(plan.update)
+        if written is None:
+            if choice.claimed and choice.reserve:
+                await self._capacity.release(choice.reserve, chat.id)
+            return Rerouted(Outcome.SKIPPED)
+        freed = []
+        reserved = chat.reserved_for
+        if reserved and reserved != choice.reserve and await self._capacity.release(reserved, chat.id):
+            freed.append(reserved)
+        return Rerouted(choice.outcome, freed, [written], bool(plan.told))
+
+    async def _choose(self, chat: Chat, routing: Routing, declined: Sequence[str], later: Sequence[str]) -> Choice:
+        """Whom the rule offers the chat to now. A rule that holds capacity gets the first operator, in its order of
+        preference, whose unit could be claimed (a chat keeps the unit it holds)."""
+        picked = Pick((), (), {})
+        for _ in range(CLAIM_ROUNDS):
+            operators = await self._operators.many(routing.queue.operator_ids)
+            picked = pick(routing.rule, [candidate(op, chat.reserved_for) for op in operators], declined)
+            if not holds_capacity(routing.rule):
+                return picked.to_everyone()
+            choice = await self._claim_first(chat, picked, later)
+            if choice is not None:
+                return choice
+            if not picked.allowed:
+                break
+        return picked.to_nobody()
+
+    async def _claim_first(self, chat: Chat, picked: Pick, later: Sequence[str]) -> Choice | None:
+        for op in picked.preference(later):
+            if op == chat.reserved_for:
+                return picked.to(op, claimed=False)
+            if await self._capacity.claim(op, chat.id, expected_load=picked.loads.get(op, 0)) is Claim.TAKEN:
+                return picked.to(op, claimed=True)
+        return None
+
+    async def _publish(self, written: list[Written]) -> None:
+        """Publish the notifications of chats written under a queue's lock, after letting go of it: the lock orders
+        routing decisions, and publishing (a stored record, broker confirms, the outbox emptied) would only make the
+        next decision wait. A crash in between leaves them in the outboxes for the sweep."""
+        for done in written:
+            await self._notices.publish(done.outbox)
+
+    async def after_release(self, operator_ids: Iterable[str]) -> None:
+        """Operators got capacity back: the waiting chats of their queues may be offered now."""
+        freed = list(dict.fromkeys(operator_ids))
+        if freed:
+            await self.dispatch(await self._queues.ids_with_any(freed))
+
+    # Operators coming and going ----------------------------------------------------------------------------------
+
+    async def operator_online(self, operator_id: str) -> None:
+        """Offer them what waits in their queues, and add them to open offers of rules that offer to many."""
+        queues = await self._queues.of_operator(operator_id)
+        await self.dispatch([q.id for q in queues])
+        for queue in queues:
+            routing = self._routing_of(queue)
+            if routing is None or holds_capacity(routing.rule):
+                continue
+            done = Rerouted()
+            async with self._locks[queue.id]:
+                for chat in await self._chats.offered_in(queue.id, BATCH):
+                    done.add(await self._reoffer(chat, routing, Reoffer(keep=True)))
+            await self._publish(done.written)
+
+    async def operator_offline(self, operator_ids: Sequence[str]) -> None:
+        """Their pending offers go to others; their assigned chats return to queues that say so."""
+        if not operator_ids:
+            return
+        for chat in await self._chats.offered_to_any(operator_ids, BATCH):
+            await self.move_on(chat, "operator_offline")
+        returning = await self._queues.returning_ids()
+        if returning:
+            for chat in await self._chats.held_by(operator_ids, returning, BATCH):
+                await self.requeue(chat, chat.queue_id or "", reason="operator_offline")
+
+    # Holding, handing over and closing ---------------------------------------------------------------------------
+
+    async def assign(
+        self, chat: Chat, operator_id: str, *, reason: str, online_only: bool, guard: Guard
+    ) -> Chat | None:
+        """Give the chat to `operator_id`, taking a unit of their capacity; None if the chat changed first."""
+        claim = await self._capacity.claim(operator_id, chat.id, online_only=online_only)
+        if claim is Claim.REFUSED:
+            raise Conflict("at_capacity", "the operator is at capacity" + (" or not online" if online_only else ""))
+        update = changes.assign(chat, operator_id, reason=reason, guard=guard, new_id=self._clock.new_id)
+        written = await self._chats.change(update)
+        if written is None:
+            if claim is Claim.TAKEN:
+                await self._capacity.release(operator_id, chat.id)
+            return None
+        await self._finish(update, written, keep=operator_id)
+        return written.chat
+
+    async def requeue(self, chat: Chat, queue_id: str, *, reason: str) -> Chat | None:
+        """Put the chat back in the waiting line of `queue_id` (in its arrival order) and route it."""
+        update = changes.requeue(chat, queue_id, reason=reason, new_id=self._clock.new_id)
+        written = await self._chats.change(update)
+        if written is None:
+            return None
+        await self._finish(update, written)
+        await self.dispatch([queue_id])
+        return written.chat
+
+    async def close(self, chat: Chat, *, by: str | None, reason: str, due_by: float | None = None) -> Chat | None:
+        update = changes.close(
+            chat, by=by, reason=reason, at=self._clock.now(), due_by=due_by, new_id=self._clock.new_id
+        )
+        written = await self._chats.change(update)
+        if written is None:
+            return None
+        await self._finish(update, written)
+        return written.chat
+
+    async def _finish(self, update: ChatUpdate, written: Written, keep: str | None = None) -> None:
+        """After a change: give back the units the chat no longer uses, publish, let waiting chats move."""
+        freed = [
+            op for op in changes.units_freed(update.before, keep) if await self._capacity.release(op, update.before.id)
+        ]
+        await self._notices.publish(written.outbox)
+        await self.after_release(freed)
+
+    # What time moves on ------------------------------------------------------------------------------------------
+
+    async def expire_offers(self) -> int:
+        """Offers past their deadline move on."""
+        chats = await self._chats.offers_expired(self._clock.time(), BATCH)
+        for chat in chats:
+            if chat.status == "new":  # move_on changes it only if it still is
+                await self.move_on(chat, "offer_timeout")
+            else:  # a deadline no change cleared (none does that now) must not come back every sweep
+                await self._chats.drop_offer_deadline(chat)
+        return len(chats)
+
+    async def withdraw_from_offline(self) -> None:
+        """What an operator's going offline should have moved but did not (a crash, an admin edit)."""
+        await self.operator_offline(await self._operators.offline_ids())
+
+    async def dispatch_all(self) -> None:
+        await self.dispatch(await self._chats.queues_waiting())
+
+    async def close_due(self) -> int:
+        """Close the chats whose completion timeout has passed without a message."""
+        closed = 0
+        for chat in await self._chats.due(self._clock.time(), BATCH):
+            if await self.reschedule(chat):
+                continue
+            # The condition again in the write: a message that came meanwhile has moved `due_at`.
+            if await self.close(chat, by=None, reason="completion_timeout", due_by=self._clock.time()):
+                closed += 1
+        return closed
+
+    async def reschedule(self, chat: Chat) -> bool:
+        """Move a chat's due time to what its queue says now (its timeout or its queue may have changed since it was
+        set); False if it is due indeed."""
+        due = due_time(await self.settings.queue(chat.queue_id), float(chat.active_at or 0))
+        if due is not None and due <= self._clock.time():
+            return False
+        await self._chats.reschedule(chat, due)
+        return True
+
+    async def postpone_completion(self, chat: Chat, last_message_at: datetime | None = None) -> None:
+        """A message went in or out: the chat's completion timeout starts again (and, for a customer's message, the
+        chat's last message time moves on), in one write."""
+        active_at = self._clock.time()
+        due = due_time(await self.settings.queue(chat.queue_id), active_at)
+        await self._chats.postpone(chat.id, active_at, due, last_message_at)

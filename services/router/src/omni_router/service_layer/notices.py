@@ -1,0 +1,87 @@
+"""Publishing operator notifications: each is recorded in the notification log (what the live streams show),
+then published to the operator's queue.
+
+A notification that follows a chat's change sits in the chat's outbox, written by the same atomic update as the
+change, until it is published; what a crash or a broker outage leaves there is published by the routing sweep,
+with its original event id (consumers dedupe on it).
+"""
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from omni_contracts.events import NotificationKind
+from omni_router.domain.notifications import Outbox, notifications
+from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
+
+log = logging.getLogger(__name__)
+
+STALE_BATCH = 500
+
+
+class Notices:
+    def __init__(
+        self,
+        queues: OperatorQueues,
+        notification_log: NotificationLog,
+        chats: Chats,
+        operators: Operators,
+        clock: Clock,
+    ) -> None:
+        self._queues = queues
+        self._log = notification_log
+        self._chats = chats
+        self._operators = operators
+        self._clock = clock
+
+    async def tell(
+        self,
+        kind: NotificationKind,
+        chat_id: str,
+        operator_ids: Iterable[str],
+        data: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Publish at once (for events whose cause is redelivered until this succeeds). With `key`, a repeat (the
+        cause redelivered after a crash between its write and this) carries the same event ids."""
+        notes = notifications(kind, operator_ids, data, key=key, new_id=self._clock.new_id)
+        messages = [note.to_contract(chat_id) for note in notes]
+        await self._log.record(messages)  # stored first: a stored notification is what the live stream shows
+        for message in messages:
+            await self._queues.publish(message)
+
+    async def publish(self, outbox: Outbox) -> bool:
+        """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
+        (the rest stays for the sweep)."""
+        notes = outbox.all
+        messages = [note.to_contract(outbox.chat_id) for note in notes]
+        await self._log.record(messages)
+        published = 0
+        for message in messages:
+            try:
+                await self._queues.publish(message)
+            except BrokerUnavailable:
+                # An operator deleted meanwhile has no queue left: their note can never be routed.
+                if await self._operators.exists(message.operator_id):
+                    log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
+                    break
+            published += 1
+        legacy = len(outbox.legacy)
+        if published < legacy:
+            return False
+        keys = [key for key, _ in outbox.queued][: published - legacy]
+        everything = published == len(notes)
+        if keys or legacy:
+            await self._chats.remove_published(
+                outbox, keys, legacy=bool(legacy), whole=everything and not outbox.shared
+            )
+        return everything
+
+    async def publish_stale(self, older_than_seconds: float) -> int:
+        """Publish outboxes left behind for longer than `older_than_seconds`."""
+        delivered = 0
+        for outbox in await self._chats.stale_outboxes(self._clock.time() - older_than_seconds, STALE_BATCH):
+            if await self.publish(outbox):
+                delivered += 1
+        return delivered

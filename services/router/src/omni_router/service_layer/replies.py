@@ -1,0 +1,162 @@
+"""Operators' replies: stored once (per Idempotency-Key too), then published for the dispatcher; a reply the
+broker could not take at once waits in the reply outbox (`publish_due` on the message) for its sweep.
+
+Idempotency-Key: the first request with a key claims it (a unique id of operator and key) with a fingerprint of
+the request and the id its reply will be stored under. Every request with the key then sends under that id, so
+the messages' unique id stores the reply once however many repeats race, and a repeat finds it stored. A key that
+comes with another request (other chat, other text) is refused. Claims expire 24 h after the key's first use
+(their storage removes them; one found past its time counts as gone, so the boundary is exact).
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from omni_contracts import Attachment, MessageOutgoing
+from omni_router.domain.errors import Conflict, Unprocessable
+from omni_router.domain.model import Chat, Message, Operator
+from omni_router.domain.replies import KeyClaim, fingerprint, outgoing_files, reply
+from omni_router.service_layer.desk import Desk
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Clock,
+    Contacts,
+    Events,
+    IdempotencyKeys,
+    Messages,
+    RoutingSettings,
+)
+
+log = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+CLAIM_TRIES = 5
+
+
+async def claim_key(keys: IdempotencyKeys, clock: Clock, operator_id: str, key: str, request_fingerprint: str) -> str:
+    """The id of the reply this operator's key stands for: made now on the key's first use, else the one made then.
+    Unprocessable when the key was first used with another request."""
+    claim_id = f"{operator_id}:{key}"
+    for _ in range(CLAIM_TRIES):
+        now = clock.now()
+        mine = KeyClaim(claim_id, operator_id, request_fingerprint, clock.new_id(), now)
+        earlier = await keys.claim(mine)
+        if earlier is mine:
+            return mine.message_id
+        if earlier is None:
+            continue  # expired and removed since it was found taken: claim it afresh
+        if earlier.expired(now):
+            await keys.forget(earlier)
+            continue
+        if earlier.fingerprint != request_fingerprint:
+            raise Unprocessable(
+                "idempotency_key_reused",
+                f"this {HEADER} came with another request (another chat or body) within the last 24 h; "
+                "use a new key for a new reply",
+            )
+        return earlier.message_id
+    raise Conflict("idempotency_key_busy", f"this {HEADER} kept changing hands; try again")
+
+
+class Replies:
+    def __init__(
+        self,
+        *,
+        desk: Desk,
+        messages: Messages,
+        contacts: Contacts,
+        settings: RoutingSettings,
+        keys: IdempotencyKeys,
+        events: Events,
+        clock: Clock,
+    ) -> None:
+        self._desk = desk
+        self._messages = messages
+        self._contacts = contacts
+        self._settings = settings
+        self._keys = keys
+        self._events = events
+        self._clock = clock
+
+    async def send(
+        self,
+        chat_id: str,
+        operator: Operator,
+        text: str | None,
+        files: list[Attachment],
+        *,
+        key: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> tuple[Message, bool]:
+        """Store the reply, then publish it; if the broker is down, the reply outbox's sweep publishes it later.
+
+        With an Idempotency-Key (`key`, `request` being the parsed body it came with), a reply already stored under
+        it is answered as it is and neither stored nor published again; the second answer says whether that was so
+        (a repeat). Racing repeats are told apart by the messages' unique id: one stores and publishes, the others
+        find it.
+        """
+        message_id = None
+        if key is not None:
+            message_id = await claim_key(self._keys, self._clock, operator.id, key, fingerprint(chat_id, request))
+            earlier = await self._messages.get(message_id)
+            if earlier is not None:
+                return earlier, True
+        chat = await self._answerable(chat_id, operator)
+        contact = await self._contacts.get(chat.contact_id)
+        if contact is None:
+            raise Conflict("contact_missing", "the chat's contact no longer exists")
+        at, now = self._clock.now(), self._clock.time()
+        message = reply(message_id or self._clock.new_id(), chat, contact, operator.id, text, files, at=at, now=now)
+        if not await self._messages.add_reply(message):
+            return await self._stored_under(message.id, message_id), True
+        await self._desk.engine.postpone_completion(chat)
+        await self.publish(message)
+        return message, False
+
+    async def _answerable(self, chat_id: str, operator: Operator) -> Chat:
+        """The chat, if the operator may reply in it now; an offer of it is accepted by replying."""
+        chat = await self._desk.visible_chat(chat_id, operator)
+        if chat.status == "closed":
+            raise Conflict("chat_closed", "the chat is closed")
+        if chat.operator_id not in (None, operator.id) and not operator.is_supervisor:
+            raise Conflict("chat_taken", "another operator holds this chat")
+        if chat.status == "new":
+            chat = await self._desk.accept(chat_id, operator)
+        return chat
+
+    async def _stored_under(self, reply_id: str, key_id: str | None) -> Message:
+        """The reply a racing repeat of the same key stored first."""
+        earlier = await self._messages.get(reply_id)
+        if key_id is None or earlier is None:
+            raise RuntimeError(f"reply id {reply_id} is taken")
+        return earlier
+
+    async def publish(self, message: Message) -> bool:
+        """Hand the reply to the dispatcher; False if the broker did not confirm (it stays due for the sweep)."""
+        channel = await self._settings.channel(message.channel_id)
+        if channel is None:
+            await self._messages.fail(message.id, "channel deleted")
+            return False
+        event = MessageOutgoing(
+            message_id=message.id,
+            chat_id=message.chat_id,
+            channel_id=channel.id,
+            provider=channel.provider,
+            recipient=message.recipient or "",
+            text=message.text,
+            attachments=outgoing_files(message),
+        )
+        try:
+            await self._events.publish(event)
+        except BrokerUnavailable:
+            return False
+        await self._messages.mark_published(message.id)
+        return True
+
+    async def publish_due(self, older_than_seconds: float) -> int:
+        """Publish the replies due more than `older_than_seconds` ago and not published yet, oldest first."""
+        published = 0
+        for message in await self._messages.publish_due(self._clock.time() - older_than_seconds):
+            if await self.publish(message):
+                published += 1
+        return published

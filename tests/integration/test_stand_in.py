@@ -1,0 +1,57 @@
+"""Where the nx-27017 stand-in differs from MongoDB in what it stores, and so where an adapter's write has the shape
+it has. Each difference is asserted on the stand-in and its absence on MongoDB (the containers' run): a stand-in
+that changes shows up here, not as a routing bug. (Two more live beside the adapters they shaped: the TTL purge in
+test_idempotency_keys.py, the refused index with `_id` in test_notifications.py.)"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from omni_runtime.database import Database
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+MOMENT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+async def test_a_datetime_given_to_set_is_stored_as_a_string(db: Database, infra: Infra) -> None:
+    """Why due times and offer deadlines are epoch seconds, and why adapters read stored times leniently."""
+    await db.probe.insert_one({"_id": 1, "inserted": MOMENT})
+    await db.probe.update_one({"_id": 1}, {"$set": {"set": MOMENT, "number": MOMENT.timestamp()}})
+    stored = await db.probe.find_one({"_id": 1})
+    assert stored is not None and stored["inserted"] == MOMENT and stored["number"] == MOMENT.timestamp()
+    if infra.kind == "local":
+        assert isinstance(stored["set"], str)
+        assert await db.probe.count_documents({"set": {"$lte": MOMENT}}) == 0
+    else:
+        assert stored["set"] == MOMENT
+    assert await db.probe.count_documents({"number": {"$lte": MOMENT.timestamp()}}) == 1
+
+
+async def test_max_on_a_date_is_ignored(db: Database, infra: Infra) -> None:
+    """Why a chat's `last_message_at` is moved with `$set` (its `active_at` and `due_at`, numbers, with `$max`)."""
+    later = MOMENT + timedelta(minutes=1)
+    await db.probe.insert_one({"_id": 1, "at": MOMENT, "seconds": MOMENT.timestamp()})
+    await db.probe.update_one({"_id": 1}, {"$max": {"at": later, "seconds": later.timestamp()}})
+    stored = await db.probe.find_one({"_id": 1})
+    assert stored is not None and stored["seconds"] == later.timestamp()
+    if infra.kind == "local":
+        assert stored["at"] == MOMENT
+    else:
+        assert stored["at"] == later
+
+
+async def test_an_array_item_set_by_its_number_is_ignored_and_by_the_positional_operator_is_not(
+    db: Database, infra: Infra
+) -> None:
+    """Why stored attachments carry their `index` and are updated through `attachments.$`."""
+    await db.probe.insert_one(
+        {"_id": 1, "attachments": [{"index": 0, "status": "pending"}, {"index": 1, "status": "pending"}]}
+    )
+    await db.probe.update_one({"_id": 1}, {"$set": {"attachments.0.status": "by-number"}})
+    await db.probe.update_one({"_id": 1, "attachments.index": 1}, {"$set": {"attachments.$.status": "positional"}})
+    stored = await db.probe.find_one({"_id": 1})
+    assert stored is not None
+    assert stored["attachments"][1]["status"] == "positional"
+    assert stored["attachments"][0]["status"] == ("pending" if infra.kind == "local" else "by-number")

@@ -1,0 +1,672 @@
+"""In-memory implementations of the router's ports (omni_router.service_layer.ports), for the unit tests.
+
+They keep the semantics the use cases rely on: a chat change is a compare-and-set on its version (and its guard)
+that adds its notes to the chat's outbox; a capacity unit is checked and taken in one step; an incoming message is
+stored once per dedupe key, a reply once per id; a publisher can be made to refuse (the broker is down). Each
+method runs without awaiting anything, so under asyncio it is atomic, as the database's single-document writes are.
+tests/unit/test_engine.py runs the same behaviours against these and (tests/integration) against MongoDB.
+"""
+
+import itertools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from omni_contracts import ChatNotification
+from omni_contracts.events import Event
+from omni_router.domain.access import Visibility
+from omni_router.domain.capacity import Holdings
+from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.errors import Invalid
+from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.notifications import Notification, Outbox
+from omni_router.domain.replies import KeyClaim
+from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
+
+START = 1_800_000_000.0
+
+
+class FakeClock:
+    """A clock that moves only when told; ids sort by its time, then by creation."""
+
+    def __init__(self, start: float = START) -> None:
+        self._time = start
+        self._count = itertools.count()
+
+    def time(self) -> float:
+        return self._time
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._time, UTC)
+
+    def new_id(self) -> str:
+        return f"{int(self._time * 1_000_000):016x}{next(self._count):08x}"
+
+    def advance(self, seconds: float) -> None:
+        self._time += seconds
+
+
+@dataclass
+class _StoredChat:
+    chat: Chat
+    outbox: dict[str, Notification] = field(default_factory=dict)
+    legacy: list[Notification] = field(default_factory=list)
+
+
+class FakeChats:
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self.stored: dict[str, _StoredChat] = {}
+
+    def _all(self) -> list[Chat]:
+        return [s.chat for s in self.stored.values()]
+
+    def _sorted(self, chats: list[Chat], limit: int, key: str = "id", reverse: bool = False) -> list[Chat]:
+        return sorted(chats, key=lambda c: getattr(c, key), reverse=reverse)[:limit]
+
+    async def get(self, chat_id: str) -> Chat | None:
+        found = self.stored.get(chat_id)
+        return found.chat if found else None
+
+    async def open(self, chat: Chat) -> Chat:
+        for stored in self.stored.values():
+            if stored.chat.open_key is not None and stored.chat.open_key == chat.open_key:
+                return stored.chat
+        self.stored[chat.id] = _StoredChat(replace(chat, offer_version=chat.offer_version or 0))
+        return self.stored[chat.id].chat
+
+    async def change(self, update: ChatUpdate) -> Written | None:
+        stored = self.stored.get(update.before.id)
+        if stored is None:
+            return None
+        current = stored.chat
+        if current.offer_version != (update.before.offer_version or 0) or current.status not in update.guard.statuses:
+            return None
+        if update.guard.due_by is not None and (current.due_at is None or current.due_at > update.guard.due_by):
+            return None
+        queued = {self._clock.new_id(): note for note in update.notes}
+        fields = {name: getattr(update.after, name) for name in update.fields}
+        if queued:
+            fields["outbox_at"] = update.before.outbox_at or self._clock.time()
+        stored.chat = replace(current, **fields, offer_version=(current.offer_version or 0) + 1)
+        stored.outbox.update(queued)
+        shared = set(stored.outbox) != set(queued) or bool(stored.legacy)
+        outbox = Outbox(
+            stored.chat.id, tuple(sorted(queued.items())), tuple(stored.legacy), stored.chat.offer_version, shared
+        )
+        return Written(stored.chat, outbox)
+
+    async def waiting(self, queue_id: str, limit: int) -> list[Chat]:
+        chats = [c for c in self._all() if c.waiting_in == queue_id and c.status == "new" and c.waiting]
+        return self._sorted(chats, limit)
+
+    async def offered_in(self, queue_id: str, limit: int) -> list[Chat]:
+        chats = [c for c in self._all() if c.queue_id == queue_id and c.status == "new" and not c.waiting]
+        return self._sorted(chats, limit)
+
+    async def offered_to_any(self, operator_ids: Sequence[str], limit: int) -> list[Chat]:
+        chats = [c for c in self._all() if c.status == "new" and set(c.offered_to) & set(operator_ids)]
+        return self._sorted(chats, limit)
+
+    async def held_by(self, operator_ids: Sequence[str], queue_ids: Sequence[str], limit: int) -> list[Chat]:
+        chats = [
+            c
+            for c in self._all()
+            if c.status == "assigned" and c.operator_id in operator_ids and c.queue_id in queue_ids
+        ]
+        return self._sorted(chats, limit)
+
+    async def offers_expired(self, now: float, limit: int) -> list[Chat]:
+        chats = [c for c in self._all() if c.offer_expires_at is not None and c.offer_expires_at <= now]
+        return self._sorted(chats, limit, "offer_expires_at")
+
+    async def drop_offer_deadline(self, chat: Chat) -> None:
+        stored = self.stored.get(chat.id)
+        if stored is not None and stored.chat.status == chat.status:
+            stored.chat = replace(stored.chat, offer_expires_at=None)
+
+    async def queues_waiting(self) -> list[str]:
+        return list(dict.fromkeys(c.waiting_in for c in self._all() if c.waiting_in is not None))
+
+    async def due(self, now: float, limit: int) -> list[Chat]:
+        chats = [c for c in self._all() if c.is_open and c.due_at is not None and c.due_at <= now]
+        return self._sorted(chats, limit, "due_at")
+
+    async def postpone(
+        self, chat_id: str, active_at: float, due_at: float | None, last_message_at: datetime | None
+    ) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is None or not stored.chat.is_open:
+            return
+        chat = stored.chat
+        later: dict[str, Any] = {"active_at": max(chat.active_at or active_at, active_at)}
+        if due_at is not None:
+            later["due_at"] = max(chat.due_at or due_at, due_at)
+        if last_message_at is not None:
+            later["last_message_at"] = last_message_at
+        stored.chat = replace(chat, **later)
+
+    async def reschedule(self, chat: Chat, due_at: float | None) -> None:
+        stored = self.stored.get(chat.id)
+        if stored is not None and stored.chat.due_at == chat.due_at:
+            stored.chat = replace(stored.chat, due_at=due_at)
+
+    async def stale_outboxes(self, before: float, limit: int) -> list[Outbox]:
+        stale = [s for s in self.stored.values() if s.chat.outbox_at is not None and s.chat.outbox_at < before]
+        return [
+            Outbox(s.chat.id, tuple(sorted(s.outbox.items())), tuple(s.legacy), s.chat.offer_version)
+            for s in stale[:limit]
+        ]
+
+    async def remove_published(self, outbox: Outbox, keys: Sequence[str], *, legacy: bool, whole: bool) -> None:
+        stored = self.stored.get(outbox.chat_id)
+        if stored is None or not (keys or legacy):
+            return
+        for key in keys:
+            stored.outbox.pop(key, None)
+        if legacy:
+            stored.legacy.clear()
+        if (whole and stored.chat.offer_version == outbox.version) or not (stored.outbox or stored.legacy):
+            stored.chat = replace(stored.chat, outbox_at=None)
+
+    async def rename_contact(self, contact_id: str, name: str) -> None:
+        for stored in self.stored.values():
+            if stored.chat.contact_id == contact_id:
+                stored.chat = replace(stored.chat, contact_name=name)
+
+    async def open_chats(self) -> list[Chat]:
+        return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]
+
+    async def page(self, visibility: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
+        chats = [
+            c
+            for c in self._all()
+            if _visible(c, visibility)
+            and (c.status == status if status else c.is_open)
+            and (not before or c.id < before)
+        ]
+        return self._sorted(chats, limit, reverse=True)
+
+    async def open_ids(self, visibility: Visibility) -> list[str]:
+        return [c.id for c in self._all() if c.is_open and _visible(c, visibility)]
+
+
+def _visible(chat: Chat, visibility: Visibility) -> bool:
+    me = visibility.operator_id
+    return me is None or chat.operator_id == me or me in chat.offered_to
+
+
+class FakeOperators:
+    def __init__(self) -> None:
+        self.stored: dict[str, Operator] = {}
+
+    async def get(self, operator_id: str) -> Operator | None:
+        return self.stored.get(operator_id)
+
+    async def by_token(self, token_hash: str) -> Operator | None:
+        return next((op for op in self.stored.values() if op.token_hash == token_hash), None)
+
+    async def exists(self, operator_id: str) -> bool:
+        return operator_id in self.stored
+
+    async def many(self, operator_ids: Sequence[str]) -> list[Operator]:
+        return [op for op in self.stored.values() if op.id in operator_ids]
+
+    async def offline_ids(self) -> list[str]:
+        return [op.id for op in self.stored.values() if op.status == "offline"]
+
+    async def set_status(self, operator_id: str, status: str) -> None:
+        if operator_id in self.stored:
+            self.stored[operator_id] = replace(self.stored[operator_id], status=status)
+
+    def _take(self, op: Operator, chat_id: str, at: float, **more: Any) -> None:
+        self.stored[op.id] = replace(
+            op, load=op.load + 1, holds=(*op.holds, chat_id), hold_at={**op.hold_at, chat_id: at}, **more
+        )
+
+    async def take_unit(self, operator_id: str, chat_id: str, *, load: int, online_only: bool, at: float) -> bool:
+        op = self.stored.get(operator_id)
+        if op is None or op.load != load or op.max_chats is None or op.max_chats <= load or chat_id in op.holds:
+            return False
+        if online_only and op.status != "online":
+            return False
+        self._take(op, chat_id, at, last_routed_at=at)
+        return True
+
+    async def record_unit(self, operator_id: str, chat_id: str, at: float) -> bool:
+        op = self.stored.get(operator_id)
+        if op is None or chat_id in op.holds:
+            return False
+        self._take(op, chat_id, at)
+        return True
+
+    async def release_unit(self, operator_id: str, chat_id: str) -> bool:
+        op = self.stored.get(operator_id)
+        if op is None or chat_id not in op.holds:
+            return False
+        hold_at = {k: v for k, v in op.hold_at.items() if k != chat_id}
+        holds = tuple(c for c in op.holds if c != chat_id)
+        self.stored[op.id] = replace(op, load=op.load - 1, holds=holds, hold_at=hold_at)
+        return True
+
+    async def holds(self, operator_id: str, chat_id: str) -> bool:
+        op = self.stored.get(operator_id)
+        return op is not None and chat_id in op.holds
+
+    async def holdings(self) -> list[Holdings]:
+        return [Holdings(op.id, op.holds, dict(op.hold_at)) for op in self.stored.values()]
+
+    async def all(self, limit: int) -> list[Operator]:
+        return sorted(self.stored.values(), key=lambda op: op.id)[:limit]
+
+    async def add(self, operator: Operator) -> None:
+        self.stored[operator.id] = operator
+
+    async def save(self, operator: Operator, fields: Sequence[str]) -> None:
+        if operator.id in self.stored:
+            self.stored[operator.id] = replace(self.stored[operator.id], **{f: getattr(operator, f) for f in fields})
+
+    async def delete(self, operator_id: str) -> None:
+        self.stored.pop(operator_id, None)
+
+
+class FakeQueues:
+    def __init__(self) -> None:
+        self.stored: dict[str, Queue] = {}
+
+    async def get(self, queue_id: str) -> Queue | None:
+        return self.stored.get(queue_id)
+
+    async def all(self, limit: int) -> list[Queue]:
+        return sorted(self.stored.values(), key=lambda q: q.id)[:limit]
+
+    async def of_operator(self, operator_id: str) -> list[Queue]:
+        return [q for q in self.stored.values() if operator_id in q.operator_ids]
+
+    async def ids_with_any(self, operator_ids: Sequence[str]) -> list[str]:
+        return [q.id for q in self.stored.values() if set(q.operator_ids) & set(operator_ids)]
+
+    async def returning_ids(self) -> list[str]:
+        return [q.id for q in self.stored.values() if q.on_operator_offline == "return"]
+
+    async def add(self, queue: Queue) -> None:
+        self.stored[queue.id] = queue
+
+    async def save(self, queue: Queue, fields: Sequence[str]) -> None:
+        if queue.id in self.stored:
+            self.stored[queue.id] = replace(self.stored[queue.id], **{f: getattr(queue, f) for f in fields})
+
+    async def delete(self, queue_id: str) -> None:
+        self.stored.pop(queue_id, None)
+
+    async def drop_operator(self, operator_id: str) -> None:
+        for q in list(self.stored.values()):
+            if operator_id in q.operator_ids:
+                self.stored[q.id] = replace(q, operator_ids=tuple(op for op in q.operator_ids if op != operator_id))
+
+
+class FakeChannels:
+    def __init__(self) -> None:
+        self.stored: dict[str, Channel] = {}
+
+    async def get(self, channel_id: str) -> Channel | None:
+        return self.stored.get(channel_id)
+
+    async def all(self, limit: int) -> list[Channel]:
+        return sorted(self.stored.values(), key=lambda c: c.id)[:limit]
+
+    async def add(self, channel: Channel) -> bool:
+        if any(c.provider == channel.provider and c.source == channel.source for c in self.stored.values()):
+            return False
+        self.stored[channel.id] = channel
+        return True
+
+    async def save(self, channel: Channel, fields: Sequence[str]) -> None:
+        if channel.id in self.stored:
+            self.stored[channel.id] = replace(self.stored[channel.id], **{f: getattr(channel, f) for f in fields})
+
+    async def delete(self, channel_id: str) -> None:
+        self.stored.pop(channel_id, None)
+
+    async def record_registration(
+        self, channel_id: str, registration: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> None:
+        channel = self.stored[channel_id]
+        self.stored[channel_id] = replace(
+            channel, registration=dict(registration), settings={**channel.settings, **settings}
+        )
+
+
+class FakeRoutingSettings:
+    """Reads the queues and channels as they are now (a cache that never keeps anything)."""
+
+    def __init__(self, queues: FakeQueues, channels: FakeChannels) -> None:
+        self._queues = queues
+        self._channels = channels
+        self.forgotten = 0
+
+    async def queue(self, queue_id: str | None) -> Queue | None:
+        return await self._queues.get(queue_id) if queue_id else None
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        return await self._channels.get(channel_id)
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+class FakeContacts:
+    def __init__(self) -> None:
+        self.stored: dict[str, Contact] = {}
+
+    async def get(self, contact_id: str) -> Contact | None:
+        return self.stored.get(contact_id)
+
+    async def find_or_add(self, contact: Contact) -> Contact:
+        for known in self.stored.values():
+            if (known.channel_id, known.external_id) == (contact.channel_id, contact.external_id):
+                return known
+        self.stored[contact.id] = contact
+        return contact
+
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
+        if contact_id in self.stored:
+            self.stored[contact_id] = replace(
+                self.stored[contact_id], name=name, photo_url=photo_url, profile_status="resolved"
+            )
+
+
+class FakeMessages:
+    def __init__(self) -> None:
+        self.stored: dict[str, Message] = {}
+
+    def _replies(self, channel_id: str, message_id: str | None, provider_message_id: str | None) -> list[Message]:
+        return [
+            m
+            for m in self.stored.values()
+            if m.channel_id == channel_id
+            and m.direction == "outgoing"
+            and (m.id == message_id if message_id is not None else m.provider_message_id == provider_message_id)
+        ]
+
+    async def get(self, message_id: str) -> Message | None:
+        return self.stored.get(message_id)
+
+    async def incoming(self, dedupe_key: str) -> Message | None:
+        return next((m for m in self.stored.values() if m.dedupe_key == dedupe_key), None)
+
+    async def add_incoming(self, message: Message) -> tuple[Message, bool]:
+        stored = await self.incoming(message.dedupe_key or "")
+        if stored is not None:
+            return stored, False
+        self.stored[message.id] = message
+        return message, True
+
+    async def mark_routed(self, message_id: str) -> None:
+        self.stored[message_id] = replace(self.stored[message_id], routed=True)
+
+    async def add_reply(self, message: Message) -> bool:
+        if message.id in self.stored:
+            return False
+        self.stored[message.id] = message
+        return True
+
+    async def mark_published(self, message_id: str) -> None:
+        self.stored[message_id] = replace(self.stored[message_id], published=True, publish_due=None)
+
+    async def fail(self, message_id: str, reason: str) -> None:
+        self.stored[message_id] = replace(
+            self.stored[message_id], status="failed", failure_reason=reason, publish_due=None
+        )
+
+    async def publish_due(self, before: float) -> list[Message]:
+        due = [m for m in self.stored.values() if m.publish_due is not None and m.publish_due < before]
+        return sorted(due, key=lambda m: m.id)
+
+    async def unread_counts(self, chat_ids: Sequence[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for m in self.stored.values():
+            if m.chat_id in chat_ids and m.direction == "incoming" and not m.read:
+                counts[m.chat_id] = counts.get(m.chat_id, 0) + 1
+        return counts
+
+    async def mark_read(self, chat_id: str) -> int:
+        unread = [m for m in self.stored.values() if m.chat_id == chat_id and m.direction == "incoming" and not m.read]
+        for m in unread:
+            self.stored[m.id] = replace(m, read=True)
+        return len(unread)
+
+    async def page(self, chat_id: str, before: str | None, limit: int) -> list[Message]:
+        found = [m for m in self.stored.values() if m.chat_id == chat_id and (not before or m.id < before)]
+        return sorted(found, key=lambda m: m.id, reverse=True)[:limit]
+
+    async def move_status(
+        self,
+        channel_id: str,
+        *,
+        provider_message_id: str | None = None,
+        message_id: str | None = None,
+        from_statuses: Sequence[str],
+        to: str,
+        failure_reason: str | None = None,
+    ) -> Message | None:
+        for m in self._replies(channel_id, message_id, provider_message_id):
+            if m.status in from_statuses:
+                changes: dict[str, Any] = {"status": to}
+                if failure_reason is not None:
+                    changes["failure_reason"] = failure_reason
+                self.stored[m.id] = replace(m, **changes)
+                return m
+        return None
+
+    async def reply_in_status(
+        self, channel_id: str, status: str, *, provider_message_id: str | None = None, message_id: str | None = None
+    ) -> Message | None:
+        return next((m for m in self._replies(channel_id, message_id, provider_message_id) if m.status == status), None)
+
+    async def sent_until(
+        self, channel_id: str, recipient: str | None, statuses: Sequence[str], watermark: datetime
+    ) -> list[str]:
+        return [
+            m.id
+            for m in self.stored.values()
+            if m.channel_id == channel_id
+            and m.direction == "outgoing"
+            and m.status in statuses
+            and m.recipient == recipient
+            and m.created_at is not None
+            and m.created_at <= watermark
+            and not (m.sent_at is not None and m.sent_at > watermark)
+        ]
+
+    async def store_attachment(
+        self,
+        message_id: str,
+        index: int,
+        *,
+        status: str,
+        file_id: str | None,
+        size: int | None,
+        content_type: str | None,
+        failure_reason: str | None,
+    ) -> None:
+        message = self.stored.get(message_id)
+        if message is None:
+            return
+        files = tuple(
+            replace(
+                f, status=status, file_id=file_id, size=size, content_type=content_type, failure_reason=failure_reason
+            )
+            if f.index == index
+            else f
+            for f in message.attachments
+        )
+        self.stored[message_id] = replace(message, attachments=files)
+
+    async def with_file(self, file_id: str) -> Message | None:
+        return next((m for m in self.stored.values() if any(f.file_id == file_id for f in m.attachments)), None)
+
+
+class FakeIdempotencyKeys:
+    def __init__(self) -> None:
+        self.stored: dict[str, KeyClaim] = {}
+
+    async def claim(self, claim: KeyClaim) -> KeyClaim | None:
+        return self.stored.setdefault(claim.id, claim)
+
+    async def forget(self, claim: KeyClaim) -> None:
+        if self.stored.get(claim.id) == claim:
+            del self.stored[claim.id]
+
+
+class FakeNotificationLog:
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self.stored: list[StoredNotification] = []
+        self._event_ids: set[str] = set()
+
+    async def record(self, notes: Sequence[ChatNotification]) -> None:
+        for note in notes:
+            if note.event_id not in self._event_ids:
+                self._event_ids.add(note.event_id)
+                self.stored.append(
+                    StoredNotification(self._clock.new_id(), note.operator_id, note.event, note.model_dump_json())
+                )
+
+    async def after(self, operator_id: str, position: str, limit: int) -> list[StoredNotification]:
+        return sorted((n for n in self.stored if n.operator_id == operator_id and n.id > position), key=lambda n: n.id)[
+            :limit
+        ]
+
+    async def recent(self, operator_ids: Sequence[str], position: str) -> list[StoredNotification]:
+        return sorted((n for n in self.stored if n.operator_id in operator_ids and n.id > position), key=lambda n: n.id)
+
+    async def prune(self, position: str) -> int:
+        kept = [n for n in self.stored if n.id >= position]
+        pruned = len(self.stored) - len(kept)
+        self.stored = kept
+        return pruned
+
+    def position_at(self, seconds: float) -> str:
+        return f"{int(seconds * 1_000_000):016x}{0:08x}"
+
+    def time_of(self, position: str) -> float:
+        return int(position[:16], 16) / 1_000_000
+
+
+class FakeStreamTickets:
+    def __init__(self) -> None:
+        self.stored: dict[str, tuple[str, float]] = {}
+
+    async def issue(self, ticket_hash: str, operator_id: str, expires_at: float, now: float) -> None:
+        self.stored = {k: v for k, v in self.stored.items() if v[1] >= now}
+        self.stored[ticket_hash] = (operator_id, expires_at)
+
+    async def spend(self, ticket_hash: str) -> tuple[str, float] | None:
+        return self.stored.pop(ticket_hash, None)
+
+
+class FakeOperatorQueues:
+    """Each operator's queue, and what was published to it. A publish to an operator without a queue is refused, as
+    the broker refuses a mandatory publish nothing is bound to; `down` refuses every publish."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[ChatNotification]] = {}
+        self.down = False
+
+    async def publish(self, note: ChatNotification) -> None:
+        if self.down or note.operator_id not in self.queues:
+            raise BrokerUnavailable(f"publish to operator.{note.operator_id} not confirmed")
+        self.queues[note.operator_id].append(note)
+
+    async def declare(self, operator_id: str) -> None:
+        self.queues.setdefault(operator_id, [])
+
+    async def delete(self, operator_id: str) -> None:
+        self.queues.pop(operator_id, None)
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+        self.down = False
+
+    async def publish(self, event: Event) -> None:
+        if self.down:
+            raise BrokerUnavailable(f"publish of {type(event).__name__} not confirmed")
+        self.published.append(event)
+
+
+class FakeMessengers:
+    """Providers as the admin sees them: `telegram` is built in (no settings required), others need a secret and an
+    outgoing URL; registering answers `registration`."""
+
+    def __init__(self) -> None:
+        self.registration = Registration(ok=True, detail="registered", settings_update={"secret_token": "generated"})
+
+    def check_channel(self, provider: str, settings: Mapping[str, Any]) -> None:
+        if provider == "unknown":
+            raise Invalid("invalid_body", "unknown provider unknown")
+        if provider != "telegram" and not (settings.get("secret") and settings.get("outgoing_url")):
+            raise Invalid("invalid_body", "settings need secret, outgoing_url")
+
+    async def register(self, channel: Channel) -> Registration:
+        if channel.provider == "unknown":
+            raise Invalid("unknown_provider", "unknown provider")
+        return self.registration
+
+
+class FakeParkingLots:
+    def __init__(self) -> None:
+        self.parked: dict[str, dict[str, Any]] = {}
+
+    async def list(self, queue: str | None, limit: int) -> list[dict[str, Any]]:
+        return list(self.parked.values())[:limit]
+
+    async def find(self, parked_id: str) -> dict[str, Any] | None:
+        return self.parked.get(parked_id)
+
+    async def replay(self, queue: str | None, ids: set[str] | None, *, discard: bool) -> int:
+        chosen = [k for k in self.parked if ids is None or k in ids]
+        for key in chosen:
+            del self.parked[key]
+        return len(chosen)
+
+
+@dataclass
+class FakeDownload:
+    data: bytes
+
+    @property
+    def length(self) -> int:
+        return len(self.data)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.data
+
+
+class FakeFiles:
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+
+    async def open(self, file_id: str) -> FakeDownload | None:
+        data = self.stored.get(file_id)
+        return FakeDownload(data) if data is not None else None
+
+
+class FakeRouterInstances:
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    async def beat(self, instance: str, now: float) -> None:
+        self.seen[instance] = now
+
+    async def live(self, since: float) -> list[str]:
+        return [k for k, v in self.seen.items() if v > since]
+
+    async def forget(self, before: float) -> None:
+        self.seen = {k: v for k, v in self.seen.items() if v >= before}
+
+    async def leave(self, instance: str) -> None:
+        self.seen.pop(instance, None)
