@@ -1,16 +1,28 @@
 """`/openapi.json`: generated from the routes' docstrings, every route described, a valid OpenAPI 3 document."""
 
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from omni_contracts import Attachment
 from omni_ingress.app import create_app as ingress_app
+from omni_router.bootstrap import create_app as router_app
+from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
+from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
+from omni_router.domain.views import attachment_view, channel_view, chat_view, message_view, operator_view, queue_view
+from omni_router.entrypoints import admin_api, operator_api
 from omni_runtime.openapi import openapi_route, openapi_schema, undocumented
+from omni_runtime.parking import Parked
 from omni_runtime.settings import Settings
 
 
@@ -108,3 +120,116 @@ async def test_openapi_route_serves_the_apps_own_routes() -> None:
     assert document["info"] == {"title": "x", "version": "2"}
     assert set(document["paths"]) == {"/both/{item}", "/openapi.json"}
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "detail"]
+
+
+@pytest.fixture(scope="module")
+def router_document() -> dict[str, Any]:
+    """The router's document as it serves it (through the app, without its lifespan)."""
+    answer = asyncio.run(_get(router_app(Settings()), "/openapi.json"))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def _route_operations(app: Starlette) -> set[str]:
+    """`METHOD /path` of every endpoint the app routes (convertors stripped; HEAD comes with GET)."""
+    found = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            path = route.path.replace(":str}", "}")
+            found |= {f"{method} {path}" for method in route.methods if method != "HEAD"}
+    return found
+
+
+def test_router_describes_every_route_in_a_valid_openapi_3_document(router_document: dict[str, Any]) -> None:
+    app = router_app(Settings())
+    assert undocumented(app) == []
+    validate(router_document)  # raises on anything that is not OpenAPI 3 (dangling $refs included)
+    assert router_document["info"]["title"] == "omnichannel router"
+    assert {"Error", "Chat", "Operator"} <= set(router_document["components"]["schemas"])
+    paths = router_document["paths"]
+    operations = {f"{method.upper()} {path}" for path, item in paths.items() for method in item}
+    assert operations == _route_operations(app)
+    assert {"GET /", "GET /openapi.json", "GET /readyz", "POST /api/chats/{chat_id}/messages"} <= operations
+    # The console's static files are a mount of files, not endpoints: not described.
+    assert not [path for path in paths if path.startswith("/console")]
+
+
+def test_router_operations_name_their_credentials_and_its_refusals(router_document: dict[str, Any]) -> None:
+    schemes = router_document["components"]["securitySchemes"]
+    for bearer in ("operatorToken", "adminToken"):
+        assert schemes[bearer]["type"] == "http" and schemes[bearer]["scheme"] == "bearer"
+    assert (schemes["streamTicket"]["in"], schemes["streamTicket"]["name"]) == ("query", "ticket")
+    for path, item in router_document["paths"].items():
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            security = operation.get("security", [])
+            if not path.startswith("/api/"):
+                assert security == [], where
+                continue
+            assert "401" in operation["responses"], where
+            if path.startswith("/api/admin/"):
+                assert security == [{"adminToken": []}], where
+                assert "403" in operation["responses"], where
+            else:
+                assert {"operatorToken": []} in security, where
+    send = router_document["paths"]["/api/chats/{chat_id}/messages"]["post"]
+    assert {"202", "400", "404", "409", "422"} <= set(send["responses"])
+    assert [p["name"] for p in send["parameters"]] == ["chat_id", "Idempotency-Key"]
+    events = router_document["paths"]["/api/events"]["get"]["security"]
+    assert events == [{"operatorToken": []}, {"streamTicket": []}, {"operatorTokenInQuery": []}]
+
+
+AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+VIEWS: dict[str, Callable[[], dict[str, Any]]] = {
+    "Chat": lambda: chat_view(Chat(id="c", channel_id="ch", queue_id="q", contact_id="k", created_at=AT)),
+    "Message": lambda: message_view(
+        Message(id="m", chat_id="c", channel_id="ch", direction="incoming", status="received", attachments=(FileRef(),))
+    ),
+    "Attachment": lambda: attachment_view(FileRef(file_id="f")),
+    "Operator": lambda: operator_view(Operator(id="o", name="Ann")),
+    "Queue": lambda: queue_view(Queue(id="q", name="Sales")),
+    "Channel": lambda: channel_view(Channel(id="ch", name="Bot", provider="telegram", settings={"bot_token": "x"})),
+    "Parked": lambda: Parked("p", "router.updates", "cause", 3, None, {}, {}).view(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_router_answer_schemas_have_exactly_the_views_fields(router_document: dict[str, Any], name: str) -> None:
+    schema = router_document["components"]["schemas"][name]
+    fields = set(VIEWS[name]())
+    assert set(schema["properties"]) == fields
+    assert set(schema["required"]) == fields  # the views always write every field
+
+
+def _request_schema(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    schema: dict[str, Any] = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return schema
+
+
+BODIES: list[tuple[str, str, type[BaseModel]]] = [
+    ("put", "/api/operator/status", operator_api.StatusBody),
+    ("post", "/api/chats/{chat_id}/messages", operator_api.SendBody),
+    ("post", "/api/chats/{chat_id}/transfer", operator_api.TransferBody),
+    ("post", "/api/admin/queues", QueueSettings),
+    ("post", "/api/admin/operators", OperatorSettings),
+    ("post", "/api/admin/channels", ChannelSettings),
+    ("post", "/api/admin/parked/replay", admin_api.ReplayBody),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "model"), BODIES, ids=[f"{m} {p}" for m, p, _ in BODIES])
+def test_router_request_bodies_have_exactly_their_models_fields(
+    router_document: dict[str, Any], method: str, path: str, model: type[BaseModel]
+) -> None:
+    schema = _request_schema(router_document, method, path)
+    assert set(schema["properties"]) == set(model.model_fields)
+    required = {name for name, field in model.model_fields.items() if field.is_required()}
+    assert set(schema.get("required", [])) == required
+    assert schema["additionalProperties"] is False  # every body model forbids other fields
+
+
+def test_a_replys_attachments_are_described_with_the_contracts_fields(router_document: dict[str, Any]) -> None:
+    schema = _request_schema(router_document, "post", "/api/chats/{chat_id}/messages")
+    assert set(schema["properties"]["attachments"]["items"]["properties"]) == set(Attachment.model_fields)

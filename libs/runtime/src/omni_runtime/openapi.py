@@ -1,9 +1,10 @@
 """`GET /openapi.json`: a service's OpenAPI 3 description, generated from its routes. Each endpoint documents itself
 in its docstring: prose, then `---`, then the operation as YAML (`summary`, `parameters`, `responses`, ...); an
-endpoint serving several methods keys one operation per method (`get:`, `post:`)."""
+endpoint serving several methods keys one operation per method (`get:`, `post:`). A service may add components
+(shared `schemas`, `securitySchemes`) that its operations refer to by `$ref` or in `security`."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -61,14 +62,14 @@ def _with_path_parameters(operation: dict[str, Any], path: str) -> dict[str, Any
     return operation
 
 
-def _generator(title: str, version: str) -> _Generator:
-    return _Generator(
-        {
-            "openapi": OPENAPI_VERSION,
-            "info": {"title": title, "version": version},
-            "components": {"schemas": {"Error": ERROR_SCHEMA}},
-        }
-    )
+Components = Mapping[str, Mapping[str, Any]]
+
+
+def _generator(title: str, version: str, components: Components | None = None) -> _Generator:
+    merged: dict[str, dict[str, Any]] = {"schemas": {"Error": ERROR_SCHEMA}}
+    for section, entries in (components or {}).items():
+        merged[section] = {**merged.get(section, {}), **entries}
+    return _Generator({"openapi": OPENAPI_VERSION, "info": {"title": title, "version": version}, "components": merged})
 
 
 def _routes(app_or_routes: ASGIApp | Sequence[BaseRoute]) -> list[BaseRoute]:
@@ -78,9 +79,11 @@ def _routes(app_or_routes: ASGIApp | Sequence[BaseRoute]) -> list[BaseRoute]:
     return routes
 
 
-def openapi_schema(app_or_routes: ASGIApp | Sequence[BaseRoute], title: str, version: str) -> dict[str, Any]:
+def openapi_schema(
+    app_or_routes: ASGIApp | Sequence[BaseRoute], title: str, version: str, components: Components | None = None
+) -> dict[str, Any]:
     """The OpenAPI document of these routes (or of this app's), from their docstrings."""
-    return _generator(title, version).get_schema(_routes(app_or_routes))
+    return _generator(title, version, components).get_schema(_routes(app_or_routes))
 
 
 def undocumented(app_or_routes: ASGIApp | Sequence[BaseRoute]) -> list[str]:
@@ -96,9 +99,10 @@ def undocumented(app_or_routes: ASGIApp | Sequence[BaseRoute]) -> list[str]:
     return missing
 
 
-def openapi_route(title: str, version: str, path: str = "/openapi.json") -> Route:
-    """The route serving the app's own description, built once on first request (routes do not change)."""
-    generator = _generator(title, version)
+def openapi_route(title: str, version: str, path: str = "/openapi.json", components: Components | None = None) -> Route:
+    """The route serving the app's own description, built once on first request (routes do not change);
+    `components` are added beside the `Error` schema every service shares."""
+    generator = _generator(title, version, components)
     cache: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:

@@ -33,7 +33,15 @@ from omni_router.adapters.router_instances import MongoRouterInstances
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
 from omni_router.domain.errors import DomainError
-from omni_router.entrypoints import admin_api, console_api, console_site, events_api, files_api, operator_api
+from omni_router.entrypoints import (
+    admin_api,
+    console_api,
+    console_site,
+    events_api,
+    files_api,
+    openapi,
+    operator_api,
+)
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
 from omni_router.entrypoints.errors import domain_error_handler
@@ -313,6 +321,7 @@ def create_app(
         *events_api.routes,
         *console_api.routes,
         *console_site.routes,
+        openapi.route,
     ]
     app = hosted_app(SERVICE, settings, metrics, start, routes, Slot[Services]())
     app.add_exception_handler(DomainError, domain_error_handler)

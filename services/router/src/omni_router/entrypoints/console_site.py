@@ -38,7 +38,16 @@ class ConsoleFiles(StaticFiles):
 
 
 async def page(request: Request) -> Response:
-    """The operator console's page."""
+    """The operator console's page.
+    ---
+    summary: The operator console's page
+    description: >-
+      Static HTML; it loads its CSS and JavaScript from `/console/` (a static mount, not described here) and
+      nothing from elsewhere, and signs in with an operator's token.
+    tags: [console]
+    responses:
+      "200": {description: the page, content: {text/html: {schema: {type: string}}}}
+    """
     return FileResponse(CONSOLE_DIR / "index.html", headers=PAGE_HEADERS)
 
 

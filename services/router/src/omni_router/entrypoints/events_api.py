@@ -35,7 +35,37 @@ _ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 async def events(request: Request) -> Response:
-    """The operator's notifications as Server-Sent Events: what followed Last-Event-ID, then live."""
+    """The operator's notifications as Server-Sent Events: what followed Last-Event-ID, then live.
+    ---
+    summary: The operator's notifications as Server-Sent Events, replayed after Last-Event-ID, then live
+    description: >-
+      Opens with `id: <position>`, `retry: 1000` and `: stream open`; each notification is `id: <position>`,
+      `event: <kind>`, `data: <the JSON the operator's queue gets>`; a ping comment every 15 s. Without a
+      position the stream starts now; one is replayed from as long as it is younger than
+      NOTIFICATION_RETENTION_HOURS.
+    tags: [events]
+    security: [{operatorToken: []}, {streamTicket: []}, {operatorTokenInQuery: []}]
+    parameters:
+      - name: Last-Event-ID
+        in: header
+        description: the last position this stream sent; what came after it is replayed
+        schema: {type: string, pattern: "^[0-9a-f]{24}$"}
+      - name: last_event_id
+        in: query
+        description: the same, for clients that cannot send the header
+        schema: {type: string, pattern: "^[0-9a-f]{24}$"}
+    responses:
+      "200":
+        description: the event stream, until the client leaves or the server shuts down
+        content: {text/event-stream: {schema: {type: string}}}
+      "400":
+        description: "`invalid_last_event_id`: not a position this stream sent"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+      "401":
+        description: no credentials, or an unknown token, or a used, expired or unknown ticket
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+      "503": {$ref: "#/components/responses/NotReady"}
+    """
     hub = services(request).hub
     operator = await _operator(request)
     position = Position(_last_event_id(request) or hub.log.position_at(time.time()), hub.log)
@@ -44,7 +74,26 @@ async def events(request: Request) -> Response:
 
 
 async def ticket(request: Request) -> Response:
-    """A single-use ticket (60 s) that opens the operator's stream with ?ticket=."""
+    """A single-use ticket (60 s) that opens the operator's stream with ?ticket=.
+    ---
+    summary: A single-use ticket, valid 60 s, that opens the operator's event stream (`GET /api/events?ticket=`)
+    description: For a browser's EventSource, which cannot send headers; only the ticket's hash is stored.
+    tags: [events]
+    security: [{operatorToken: []}]
+    responses:
+      "200":
+        description: the ticket
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [ticket, expires_at]
+              properties:
+                ticket: {type: string}
+                expires_at: {type: string, format: date-time}
+      "401": {$ref: "#/components/responses/Unauthorized"}
+      "503": {$ref: "#/components/responses/NotReady"}
+    """
     tickets = services(request).tickets
     operator = await signed_in(request)
     issued, expires_at = await tickets.issue(operator)

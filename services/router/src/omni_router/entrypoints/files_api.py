@@ -20,7 +20,29 @@ _MEDIA_TYPE = re.compile(r"^[\w!#$&^.+-]+/[\w!#$&^.+-]+(?:\s*;[ -~]*)?$", re.ASC
 
 
 async def download(request: Request) -> Response:
-    """An attachment's bytes (inline only for raster images)."""
+    """An attachment's bytes (inline only for raster images).
+    ---
+    summary: An attachment's bytes, only to an operator who may see its chat
+    description: >-
+      PNG, JPEG, GIF and WebP are served inline, every other type as `Content-Disposition: attachment` (names that
+      are not plain ASCII as RFC 6266 `filename*`); always `X-Content-Type-Options: nosniff` and
+      `Content-Security-Policy: default-src 'none'; sandbox`. A stored type that is not a valid media type is
+      served as `application/octet-stream`.
+    tags: [files]
+    security: [{operatorToken: []}]
+    responses:
+      "200":
+        description: the file
+        headers:
+          Content-Disposition: {schema: {type: string}}
+          Content-Length: {schema: {type: integer}}
+        content: {"*/*": {schema: {type: string, format: binary}}}
+      "401": {$ref: "#/components/responses/Unauthorized"}
+      "404":
+        description: "`file_not_found`: no such file, or one of a chat this operator may not see (the same answer)"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+      "503": {$ref: "#/components/responses/NotReady"}
+    """
     desk = services(request).desk
     operator = await signed_in(request)
     file_id: str = request.path_params["file_id"]

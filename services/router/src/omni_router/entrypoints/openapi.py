@@ -1,0 +1,186 @@
+"""`GET /openapi.json`: the router's OpenAPI 3 description, generated from its endpoints' docstrings
+(`omni_runtime.openapi`). The shapes several endpoints share are components here: the answers of `domain/views.py`
+(a unit test keeps their properties the views' keys), the two bearer tokens as security schemes, and the refusals
+most endpoints can answer."""
+
+from importlib.metadata import version
+from typing import Any, cast
+
+import yaml
+from starlette.routing import Route
+
+from omni_runtime.openapi import openapi_route
+
+TITLE = "omnichannel router"
+
+COMPONENTS = cast(
+    dict[str, dict[str, Any]],
+    yaml.safe_load(
+        """
+securitySchemes:
+  operatorToken:
+    type: http
+    scheme: bearer
+    description: an operator's token, answered once by `POST /api/admin/operators`
+  adminToken:
+    type: http
+    scheme: bearer
+    description: the `ADMIN_TOKEN` setting (without it the admin API refuses every request)
+  streamTicket:
+    type: apiKey
+    in: query
+    name: ticket
+    description: a single-use ticket from `POST /api/events/ticket` (60 s), for browsers' EventSource
+  operatorTokenInQuery:
+    type: apiKey
+    in: query
+    name: token
+    description: an operator's token in the URL, still taken from older consoles (logs redact it); prefer a ticket
+
+schemas:
+  Chat:
+    type: object
+    required: [id, channel_id, queue_id, contact, status, operator_id, unread_count, created_at, last_message_at,
+               closed_at]
+    properties:
+      id: {type: string}
+      channel_id: {type: string}
+      queue_id: {type: string, nullable: true}
+      contact:
+        type: object
+        required: [id, name]
+        properties:
+          id: {type: string}
+          name: {type: string, nullable: true}
+      status: {type: string, enum: [new, assigned, closed]}
+      operator_id: {type: string, nullable: true, description: who holds it (assigned chats)}
+      unread_count: {type: integer, minimum: 0, description: customer messages not yet marked read}
+      created_at: {type: string, format: date-time, nullable: true}
+      last_message_at: {type: string, format: date-time, nullable: true}
+      closed_at: {type: string, format: date-time, nullable: true}
+  Attachment:
+    type: object
+    required: [file_id, file_name, content_type, size, status, failure_reason]
+    properties:
+      file_id: {type: string, nullable: true, description: "our id, the one `GET /api/files/{file_id}` serves"}
+      file_name: {type: string, nullable: true}
+      content_type: {type: string, nullable: true}
+      size: {type: integer, nullable: true}
+      status: {type: string, enum: [pending, stored, failed]}
+      failure_reason: {type: string, nullable: true}
+  Message:
+    type: object
+    required: [id, chat_id, direction, type, text, attachments, status, failure_reason, created_at, sent_at]
+    properties:
+      id: {type: string}
+      chat_id: {type: string}
+      direction: {type: string, enum: [incoming, outgoing]}
+      type: {type: string, enum: [text, image, video, audio, file, location, sticker]}
+      text: {type: string, nullable: true}
+      attachments: {type: array, items: {$ref: "#/components/schemas/Attachment"}}
+      status:
+        type: string
+        enum: [received, queued, sent, delivered, read, failed]
+        description: >-
+          `received` for customer messages; a reply goes `queued`, `sent`, then `delivered` / `read`, or `failed`
+      failure_reason: {type: string, nullable: true}
+      created_at: {type: string, format: date-time, nullable: true}
+      sent_at: {type: string, format: date-time, nullable: true}
+  Operator:
+    type: object
+    required: [id, name, role, max_chats, active_chats, status, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      role: {type: string, enum: [operator, supervisor]}
+      max_chats: {type: integer, nullable: true}
+      active_chats: {type: integer, description: chats held plus offers holding a unit of max_chats}
+      status: {type: string, enum: [online, busy, offline]}
+      created_at: {type: string, format: date-time, nullable: true}
+  Queue:
+    type: object
+    required: [id, name, routing_rule, completion_timeout_minutes, operator_ids, on_operator_offline,
+               offer_timeout_seconds, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      routing_rule: {type: string, description: "`to_all`, `to_available` or a registered custom rule"}
+      completion_timeout_minutes: {type: number, nullable: true}
+      operator_ids: {type: array, items: {type: string}}
+      on_operator_offline: {type: string, enum: [keep, return]}
+      offer_timeout_seconds: {type: number, nullable: true, description: "unset: OFFER_TIMEOUT_SECONDS"}
+      created_at: {type: string, format: date-time, nullable: true}
+  Channel:
+    type: object
+    required: [id, name, provider, source, queue_id, is_active, settings, secrets_set, registration, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      provider: {type: string}
+      source: {type: string, description: "the channel's id at its messenger (bot id, page id, number, ...)"}
+      queue_id: {type: string, nullable: true}
+      is_active: {type: boolean}
+      settings: {type: object, description: the provider's settings without the secret ones}
+      secrets_set: {type: array, items: {type: string}, description: which secret settings are set (never their values)}
+      registration:
+        type: object
+        nullable: true
+        description: the outcome of the last `register`
+        properties:
+          ok: {type: boolean}
+          detail: {type: string}
+          at: {type: string, format: date-time}
+      created_at: {type: string, format: date-time, nullable: true}
+  AdminItem:
+    oneOf:
+      - {$ref: "#/components/schemas/Queue"}
+      - {$ref: "#/components/schemas/Operator"}
+      - {$ref: "#/components/schemas/Channel"}
+  Parked:
+    type: object
+    required: [id, queue, cause, attempts, parked_at, body]
+    properties:
+      id: {type: string, description: the message's id}
+      queue: {type: string, description: the consumer queue it was parked from}
+      cause: {type: string}
+      attempts: {type: integer}
+      parked_at: {type: string, nullable: true}
+      body: {description: "the message as it was (JSON when it parses, else text)"}
+  Count:
+    type: object
+    required: [count]
+    properties:
+      count: {type: integer, minimum: 0}
+
+responses:
+  Unauthorized:
+    description: no bearer token, or an unknown one
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  AdminForbidden:
+    description: an operator's token (the admin API takes only the admin's)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ChatNotFound:
+    description: "`chat_not_found`: no such chat, or not one this operator may see (the same answer)"
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  AdminNotFound:
+    description: "`not_found`: no such collection, or no such item in it"
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  InvalidBody:
+    description: "malformed JSON (`malformed_json`) or a body its model refuses (`invalid_body`)"
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  InvalidQuery:
+    description: "`invalid_query`: a query parameter out of range"
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ChatConflict:
+    description: >-
+      the chat's state refuses it: `chat_closed`, `chat_taken`, `not_allowed`, `not_offered`, `at_capacity`,
+      `operator_unavailable`, or `chat_changed` (another change raced this one; read the chat again)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  NotReady:
+    description: "`not_ready`: the router is starting or stopping"
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+"""
+    ),
+)
+
+route: Route = openapi_route(TITLE, version("omni-router"), components=COMPONENTS)
