@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     media_signing_key: SecretStr | None = Field(default=None, min_length=32)
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     webhook_max_bytes: int = 1_048_576
+    # Ingress's worker processes, all on INGRESS_PORT (SO_REUSEPORT: the kernel spreads connections), each with
+    # its own broker and database connections; Telegram's pollers run in the first one only.
+    ingress_workers: int = Field(default=1, ge=1, le=64)
     # Growing waits between attempts of a failed consumer step, then the parking lot. NoDecode: the environment
     # spells it `1000,5000,...`, which pydantic-settings would otherwise try (and fail) to read as JSON.
     retry_delays_ms: Annotated[list[int], NoDecode] = Field(
