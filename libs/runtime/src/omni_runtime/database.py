@@ -1,8 +1,10 @@
 """MongoDB through PyMongo's async API, and every index the services rely on, created at start."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from prometheus_client import Counter
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
@@ -71,10 +73,32 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def open_database(url: str) -> tuple[AsyncMongoClient[Document], Database]:
+def open_database(
+    url: str, listeners: Sequence[monitoring.CommandListener] = ()
+) -> tuple[AsyncMongoClient[Document], Database]:
+    """The client and the URL's database (`omnichannel` when it names none); `listeners`: PyMongo event listeners
+    (the command counter of `/metrics`)."""
     database = parse_uri(url).get("database") or "omnichannel"
-    client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=5_000, event_listeners=list(listeners)
+    )
     return client, client[database]
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every database command the client sends, by command name (`omni_database_commands_total`)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counter.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def ensure_indexes(db: Database) -> None:

@@ -30,6 +30,12 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.database_commands = Counter(
+            "omni_database_commands",
+            "Database commands this process sent, by command name (find, insert, update, ...)",
+            ["command"],
+            registry=self.registry,
+        )
         # Which of the service's worker processes answers (INGRESS_WORKERS), with its process id: each worker
         # keeps and answers its own figures.
         self.worker = Gauge(

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer, Handler, ParkHook, Recorder
-from omni_runtime.database import Database, Document, ensure_indexes, open_database, ping
+from omni_runtime.database import CommandCounter, Database, Document, ensure_indexes, open_database, ping
 from omni_runtime.ids import new_id
 from omni_runtime.logs import configure_logging
 from omni_runtime.metrics import Metrics
@@ -144,7 +144,7 @@ def topology_of(settings: Settings) -> Topology:
 
 @asynccontextmanager
 async def open_service(name: str, settings: Settings, metrics: Metrics) -> AsyncIterator[ServiceContext]:
-    mongo, db = open_database(settings.mongodb_url)
+    mongo, db = open_database(settings.mongodb_url, [CommandCounter(metrics.database_commands)])
     instance = new_id()
     broker = Broker(
         settings.amqp_url,
