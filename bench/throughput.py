@@ -78,6 +78,7 @@ class Options:
     history_seconds: float = 20.0
     seed_seconds: float = 420.0
     mongodb_url: str | None = None
+    py_spy: str | None = None
     json_path: Path | None = None
 
 
@@ -185,7 +186,9 @@ async def ingress_against_raw(run: Run) -> None:
             # else runs on it drifts within a round too.
             before = await raw_publishes(run, f"raw{round_}a")
             await inbox_depth(settings, purge=True)
-            taken = await wrk(url, data, options.connections, options.wrk_seconds)
+            profiled = round_ == 1 and workers == 1
+            async with full.profiling(run.bench, f"ingress{workers}w", ("ingress",), enabled=profiled):
+                taken = await wrk(url, data, options.connections, options.wrk_seconds)
             queued = await inbox_depth(settings, purge=True)
             after = await raw_publishes(run, f"raw{round_}b")
             await inbox_depth(settings, purge=True)
@@ -266,9 +269,11 @@ async def drain(run: Run) -> None:
         done0 = await scrape(router.url, CONSUMED)
         cmds0 = await scrape(router.url, COMMANDS)
         done = done0
-        while done < options.drain and time.monotonic() - started < DRAIN_LIMIT_SECONDS:
-            await asyncio.sleep(0.25)
-            done = await scrape(router.url, CONSUMED)
+        profiled = round_ == 1 and run.mongo is not None
+        async with full.profiling(run.bench, "drain", ("router", "nx27017"), enabled=profiled):
+            while done < options.drain and time.monotonic() - started < DRAIN_LIMIT_SECONDS:
+                await asyncio.sleep(0.25)
+                done = await scrape(router.url, CONSUMED)
         seconds = time.monotonic() - started
         cmds = await scrape(router.url, COMMANDS)
         handled = max(done - done0, 1.0)
@@ -395,7 +400,8 @@ async def run_all(infra: Infra, vhost: str, options: Options, work_dir: Path) ->
             arrivals = full.Arrivals()
             history_options = full.Options(
                 options.connections, 0, (), options.history_seconds, 0, 0, 0, options.small_history,
-                options.history, options.history_rate, options.seed_seconds, 0, 0, None, 0, None,
+                options.history, options.history_rate, options.seed_seconds, 0, 0, options.py_spy, options.wrk_seconds,
+                options.json_path,
             )  # fmt: skip
             bench = ThroughputBench(
                 history_options,
@@ -448,6 +454,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--history-seconds", type=float, default=20.0)
     add("--seed-seconds", type=float, default=420.0, help="budget for seeding (4)'s history")
     add("--mongodb-url", default=None, help="a MongoDB to use (a database of the bench's own in it) for nx-27017")
+    add("--py-spy", default=None, help="a py-spy program: profile ingress (wrk, 1 worker) and the router's drain")
     add("--json", type=Path, default=None, dest="json_path", help="also write the figures here")
     args = parser.parse_args(argv)
     return Options(
@@ -467,6 +474,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         history_seconds=args.history_seconds,
         seed_seconds=args.seed_seconds,
         mongodb_url=args.mongodb_url,
+        py_spy=args.py_spy,
         json_path=args.json_path,
     )
 
