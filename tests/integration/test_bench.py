@@ -35,7 +35,8 @@ def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     out = done.stdout
     ingress = re.search(
-        r"2 worker\(s\), round 1: ([\d,]+) webhooks/s .* raw ([\d,]+) confirmed publishes/s \| ratio ([\d.]+)", out
+        r"2 worker\(s\), round 1: ([\d,]+) webhooks/s .* raw ([\d,]+) confirmed publishes/s \(before [\d,]+, after [\d,]+\) \| ratio ([\d.]+)",
+        out,
     )
     assert ingress is not None, out
     assert float(ingress.group(3)) > 0
