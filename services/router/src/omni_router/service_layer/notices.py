@@ -6,10 +6,13 @@ change, until it is published; what a crash or a broker outage leaves there is p
 with its original event id (consumers dedupe on it).
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_router.domain.notifications import Outbox, notifications
 from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
@@ -17,6 +20,17 @@ from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, Not
 log = logging.getLogger(__name__)
 
 STALE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Telling:
+    """What `Notices.tell` takes, for `tell_many`."""
+
+    kind: NotificationKind
+    chat_id: str
+    operator_ids: Iterable[str]
+    data: Mapping[str, Any]
+    key: str
 
 
 class Notices:
@@ -50,6 +64,27 @@ class Notices:
         await self._log.record(messages)  # stored first: a stored notification is what the live stream shows
         for message in messages:
             await self._queues.publish(message)
+
+    async def tell_many(self, tellings: Sequence[Telling]) -> None:
+        """`tell` for each: recorded in one write, then published, each chat's in order and the chats side by side
+        (every publish waits for its confirm; the first refusal raises once all were tried)."""
+        by_chat: dict[str, list[ChatNotification]] = {}
+        for t in tellings:
+            notes = notifications(t.kind, t.operator_ids, t.data, key=t.key, new_id=self._clock.new_id)
+            by_chat.setdefault(t.chat_id, []).extend(note.to_contract(t.chat_id) for note in notes)
+        await self._log.record([message for messages in by_chat.values() for message in messages])
+
+        async def in_order(messages: list[ChatNotification]) -> None:
+            for message in messages:
+                await self._queues.publish(message)
+
+        refused = [
+            outcome
+            for outcome in await asyncio.gather(*(in_order(m) for m in by_chat.values()), return_exceptions=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if refused:
+            raise refused[0]
 
     async def publish(self, outbox: Outbox) -> bool:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
