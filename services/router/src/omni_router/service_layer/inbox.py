@@ -85,21 +85,25 @@ class _Item:
 
 
 class _Left:
-    """The positions left to `receive`, and the senders (chats) with one left: their later messages are left too."""
+    """The positions left to `receive`, and for each sender (chat) the first one left: its later messages are left
+    too."""
 
     def __init__(self) -> None:
         self.positions: set[int] = set()
-        self.keys: set[str] = set()
+        self._first: dict[str, int] = {}
 
     def add(self, position: int, key: str) -> None:
         self.positions.add(position)
-        self.keys.add(key)
+        self._first[key] = min(position, self._first.get(key, position))
+
+    def behind(self, position: int, key: str) -> bool:
+        return self._first.get(key, position + 1) < position
 
     def keep(self, items: Iterable[_Item], takes: Callable[[_Item], bool]) -> list[_Item]:
         """The items, in order, that `takes` takes and that follow nothing left of their chat; the others left."""
         kept = []
         for item in items:
-            if item.key not in self.keys and takes(item):
+            if not self.behind(item.position, item.key) and takes(item):
                 kept.append(item)
             else:
                 self.add(item.position, item.key)
@@ -181,7 +185,7 @@ class Inbox:
             message = event.message
             key = sender_key(message.channel_id, message.sender)
             channel = await self._settings.channel(message.channel_id)
-            if channel is None or key in left.keys:
+            if channel is None or left.behind(position, key):
                 left.add(position, key)
             else:
                 items.append(_Item(position, message, channel, key))
