@@ -3,12 +3,14 @@ bulk for returning customers, one by one for what routing must decide atomically
 message stored once. Written once: tests/unit runs them on the fakes, tests/integration/test_engine_on_mongo.py on
 the MongoDB repositories."""
 
+from collections.abc import Sequence
+
 import pytest
+from pymongo.errors import ConnectionFailure
 
 from omni_contracts import MessageReceived
 from omni_router.domain.errors import NotFound
 from omni_router.domain.model import Channel, Chat, Message, Operator, dedupe_key
-from omni_router.service_layer.ports import BrokerUnavailable
 from tests.support.world import World
 
 
@@ -113,18 +115,48 @@ async def test_a_message_of_an_unknown_channel_is_left_and_parked_without_holdin
     assert new_texts(world, ann, chats[1]) == ["b1"]
 
 
-async def test_a_batch_that_fails_midway_is_done_again_one_by_one_with_nothing_lost_or_doubled(world: World) -> None:
+async def test_a_refused_publish_leaves_only_its_chat_to_be_done_again_nothing_lost_or_doubled(world: World) -> None:
+    channel, ann, chats = await returning(world)
+    _, other, (bob,) = await world.team("to_all", [5])
+    theirs = await world.write(other, sender="cust-b", text="first b")
+    del world.operator_queues.queues[bob.id]  # bob's queue refuses publishes, ann's takes them
+    batch = [
+        world.message(other, sender="cust-b", text="b1"),
+        world.message(channel, sender="cust-0", text="a1"),
+        world.message(other, sender="cust-b", text="b2"),
+    ]
+    assert await world.router.inbox.receive_batch(batch) == {0, 2}
+    assert new_texts(world, ann, chats[0]) == ["a1"] and (await stored(world, batch[1])).routed
+    assert not (await stored(world, batch[0])).routed and not (await stored(world, batch[2])).routed
+    await world.operator_queues.declare(bob.id)
+    for position in (0, 2):  # what the consumer does with what was left
+        await world.router.inbox.receive(batch[position])
+    assert await world.router.inbox.receive_batch(batch) == set()  # a redelivery of it all: nothing twice
+    assert new_texts(world, ann, chats[0]) == ["a1"] and new_texts(world, bob, theirs) == ["b1", "b2"]
+
+
+async def test_a_batch_whose_write_failed_is_done_again_one_by_one_with_nothing_lost_or_doubled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     channel, ann, chats = await returning(world)
     batch = [world.message(channel, sender=f"cust-{n}", text=f"t{n}") for n in range(3)]
-    world.operator_queues.down = True
-    with pytest.raises(BrokerUnavailable):
+    messages = world.router.ports.messages
+    add_incoming_many = messages.add_incoming_many
+
+    async def lost_answer(stored: Sequence[Message]) -> list[bool]:
+        await add_incoming_many(stored)  # written, but the answer never came
+        raise ConnectionFailure("connection reset")
+
+    monkeypatch.setattr(messages, "add_incoming_many", lost_answer)
+    with pytest.raises(ConnectionFailure):
         await world.router.inbox.receive_batch(batch)
+    monkeypatch.undo()
     assert not any([(await stored(world, event)).routed for event in batch])  # stored, not routed
-    world.operator_queues.down = False
     for event in batch:  # what the consumer does after a failed batch
         await world.router.inbox.receive(event)
-    again = await world.router.inbox.receive_batch(batch)  # and a redelivery of it all (a crash before the acks)
-    assert again == set()
+    assert (
+        await world.router.inbox.receive_batch(batch) == set()
+    )  # and a redelivery of it all (a crash before the acks)
     for n, chat in enumerate(chats):
         assert new_texts(world, ann, chat) == [f"t{n}"]
         assert len(await world.router.ports.messages.page(chat.id, None, 50)) == 2
@@ -134,8 +166,7 @@ async def test_a_redelivered_batch_routes_what_a_crash_left_unrouted(world: Worl
     channel, ann, chats = await returning(world)
     batch = [world.message(channel, sender="cust-0", text="a1"), world.message(channel, sender="cust-0", text="a2")]
     world.operator_queues.down = True
-    with pytest.raises(BrokerUnavailable):
-        await world.router.inbox.receive_batch(batch)
+    assert await world.router.inbox.receive_batch(batch) == {0, 1}  # stored, not told: left (or a crash came)
     world.operator_queues.down = False
     assert await world.write_batch(batch) == set()
     assert new_texts(world, ann, chats[0]) == ["a1", "a2"]

@@ -225,7 +225,7 @@ class Consumer(Generic[M]):
             log.warning("stopping with messages in flight", extra={"queue": self._queue_def.name})
         if self._collector is not None:
             self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._collector
             self._collector = None
         if self._channel is not None:
@@ -332,9 +332,12 @@ class Consumer(Generic[M]):
             del self._pending[: len(batch)]
             if self._pending:
                 self._arrived.set()
-            await self._run_batch([d for d in batch if d.generation == generation])
-            if self._resubscribe_due:
-                await self._resubscribe()
+            try:
+                await self._run_batch([d for d in batch if d.generation == generation])
+                if self._resubscribe_due:
+                    await self._resubscribe()
+            except Exception:  # what failed is unsettled or requeued; the partition goes on
+                log.exception("batch not settled", extra={"queue": self._queue_def.name})
 
     async def _run_batch(self, batch: list[_Delivery[M]]) -> None:
         """What the batch handler may take, to it at once (acked after it returns); the rest one by one."""
@@ -412,7 +415,10 @@ class Consumer(Generic[M]):
 
         async def in_order(line: list[_Delivery[M]]) -> None:
             for delivery in line:
-                await self._process(delivery.message, delivery.parsed)
+                try:
+                    await self._process(delivery.message, delivery.parsed)
+                except Exception:  # not even retried (the broker is gone): requeued, as without batches
+                    log.exception("message not settled", extra={"queue": self._queue_def.name})
 
         await asyncio.gather(*(in_order(line) for line in by_key.values()))
 

@@ -33,7 +33,15 @@ from omni_router.domain.notifications import audience
 from omni_router.domain.views import message_view
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.notices import Notices, Telling
-from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Chats,
+    Clock,
+    Contacts,
+    Events,
+    Messages,
+    RoutingSettings,
+)
 
 T = TypeVar("T")
 
@@ -178,7 +186,8 @@ class Inbox:
     async def receive_batch(self, events: Sequence[MessageReceived]) -> set[int]:
         """A partition's batch, in bulk (see the module); answers the positions left to `receive`. Safe to repeat as
         `receive` is: a message stored before is not stored again, and one stored but not routed is routed now.
-        Raises if a write or a publish failed: then every message of the batch goes to `receive` (the consumer)."""
+        A publish the broker did not confirm leaves its message (and its chat's later ones) to `receive`; a write that
+        failed raises, and then every message of the batch goes to `receive` (the consumer)."""
         left = _Left()
         items: list[_Item] = []
         for position, event in enumerate(events):
@@ -203,7 +212,10 @@ class Inbox:
         items = left.keep(items, routable)
         await self._store_all(items)
         items = left.keep(items, lambda item: item.stored is not None)
-        await self._route_all([item for item in items if not _stored(item).routed])
+        routing = [item for item in items if not _stored(item).routed]
+        refused = await self._route_all(routing)
+        routed = left.keep(routing, lambda item: item.position not in refused)
+        await self._messages.mark_routed_many([_stored(item).id for item in routed])
         return left.positions
 
     async def _find_contacts(self, items: Sequence[_Item]) -> None:
@@ -239,31 +251,39 @@ class Inbox:
                 last[_chat(item).id] = (_chat(item), message.sent_at)
         await self._engine.postpone_many(list(last.values()))
 
-    async def _route_all(self, items: Sequence[_Item]) -> None:
+    async def _route_all(self, items: Sequence[_Item]) -> set[int]:
         """What `Engine.route` does for a chat someone holds or was offered (`message.new` to them, keyed by the
-        message), and the profile and file requests, for every item at once; then the `routed` marks."""
-        await self._notices.tell_many(
-            [
-                Telling(
-                    "message.new",
-                    _chat(item).id,
-                    audience(_chat(item)),
-                    {"message": message_view(_stored(item))},
-                    _stored(item).id,
-                )
-                for item in items
-            ]
-        )
-        requests: list[Event] = []
+        message), and the profile and file requests, for every item at once. Answers the positions of the items
+        whose publishes the broker did not confirm (not marked routed: `receive` routes them again)."""
+        told = [
+            Telling(
+                "message.new",
+                _chat(item).id,
+                audience(_chat(item)),
+                {"message": message_view(_stored(item))},
+                _stored(item).id,
+            )
+            for item in items
+        ]
+        refused = {items[n].position for n in await self._notices.tell_many(told)}
         profiled: set[str] = set()
-        for item in items:
+
+        async def requests(item: _Item) -> int | None:
             contact = item.contact
+            wanted: list[Event] = []
             if contact is not None and contact.profile_status == "pending" and contact.id not in profiled:
                 profiled.add(contact.id)
-                requests.append(self._profile_request(item.channel, contact, item.message))
-            requests.extend(self._file_requests(item.channel, _chat(item), _stored(item), item.message))
-        await _together(self._events.publish(request) for request in requests)
-        await self._messages.mark_routed_many([_stored(item).id for item in items])
+                wanted.append(self._profile_request(item.channel, contact, item.message))
+            wanted.extend(self._file_requests(item.channel, _chat(item), _stored(item), item.message))
+            try:
+                for request in wanted:
+                    await self._events.publish(request)
+            except BrokerUnavailable:
+                return item.position
+            return None
+
+        asked = await _together(requests(item) for item in items if item.position not in refused)
+        return refused | {position for position in asked if position is not None}
 
     async def _store(
         self, channel: Channel, contact: Contact, message: UnifiedMessage, stored: Message | None

@@ -65,26 +65,28 @@ class Notices:
         for message in messages:
             await self._queues.publish(message)
 
-    async def tell_many(self, tellings: Sequence[Telling]) -> None:
+    async def tell_many(self, tellings: Sequence[Telling]) -> set[int]:
         """`tell` for each: recorded in one write, then published, each chat's in order and the chats side by side
-        (every publish waits for its confirm; the first refusal raises once all were tried)."""
-        by_chat: dict[str, list[ChatNotification]] = {}
-        for t in tellings:
+        (every publish waits for its confirm). Answers the positions of those not wholly published: after a refusal
+        the rest of that chat's are not tried, for their cause to be handled again (a repeat has the same ids)."""
+        by_chat: dict[str, list[tuple[int, list[ChatNotification]]]] = {}
+        for position, t in enumerate(tellings):
             notes = notifications(t.kind, t.operator_ids, t.data, key=t.key, new_id=self._clock.new_id)
-            by_chat.setdefault(t.chat_id, []).extend(note.to_contract(t.chat_id) for note in notes)
-        await self._log.record([message for messages in by_chat.values() for message in messages])
+            by_chat.setdefault(t.chat_id, []).append((position, [note.to_contract(t.chat_id) for note in notes]))
+        await self._log.record([m for line in by_chat.values() for _, messages in line for m in messages])
+        refused: set[int] = set()
 
-        async def in_order(messages: list[ChatNotification]) -> None:
-            for message in messages:
-                await self._queues.publish(message)
+        async def in_order(line: list[tuple[int, list[ChatNotification]]]) -> None:
+            for number, (_, messages) in enumerate(line):
+                try:
+                    for message in messages:
+                        await self._queues.publish(message)
+                except BrokerUnavailable:
+                    refused.update(position for position, _ in line[number:])
+                    return
 
-        refused = [
-            outcome
-            for outcome in await asyncio.gather(*(in_order(m) for m in by_chat.values()), return_exceptions=True)
-            if isinstance(outcome, BaseException)
-        ]
-        if refused:
-            raise refused[0]
+        await asyncio.gather(*(in_order(line) for line in by_chat.values()))
+        return refused
 
     async def publish(self, outbox: Outbox) -> bool:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
