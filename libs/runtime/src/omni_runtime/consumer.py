@@ -54,6 +54,8 @@ SOURCE_HEADER = "x-omni-source-queue"
 PARKED_AT_HEADER = "x-omni-parked-at"
 # What a handler did but could not write down (Unrecorded): a delivery carrying it only runs the `record` step.
 OUTCOME_HEADER = "x-omni-outcome"
+# How long a consumer waits before subscribing again after a failed try (the slow start's end, in batch mode).
+RESUBSCRIBE_SECONDS = 1.0
 # Set by the broker on each delivery from a quorum queue: how often the message was handed back unsettled.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 # Headers the broker owns (delivery counts, dead-letter history): never copied into a message we publish.
@@ -171,12 +173,11 @@ class Consumer(Generic[M]):
         self._ramped = True
         self._generation = 0  # one per start: a delivery of an earlier channel is never handled after a restart
         self._batching = batching
-        # Batch mode: deliveries in arrival order, not yet handled; the task taking batches from them; channels
-        # given up by the slow start's re-subscription, closed at stop.
+        # Batch mode: deliveries in arrival order, not yet handled; the task taking batches from them.
         self._pending: list[_Delivery[M]] = []
         self._arrived = asyncio.Event()
         self._collector: asyncio.Task[None] | None = None
-        self._retired: list[AbstractChannel] = []
+        self._given_up: set[str] = set()  # subscriptions the slow start closed: their deliveries went back
         self._resubscribe_due = False
         self.batches = 0  # batches handed to the batch handler, ever
 
@@ -231,10 +232,6 @@ class Consumer(Generic[M]):
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
-        for retired in self._retired:
-            with contextlib.suppress(Exception):
-                await retired.close()
-        self._retired.clear()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Everything before the first await runs in delivery order (aio-pika starts one task per delivery,
@@ -243,8 +240,9 @@ class Consumer(Generic[M]):
         generation = self._generation
         parsed = self._parse_body(message.body)
         if self._batching is not None:
-            self._pending.append(_Delivery(message, parsed, generation))
-            self._arrived.set()
+            if message.consumer_tag not in self._given_up:
+                self._pending.append(_Delivery(message, parsed, generation))
+                self._arrived.set()
             return
         key = self._order_key(parsed.payload) if self._order_key and parsed.payload is not None else None
         before = self._tails.get(key) if key is not None else None
@@ -291,22 +289,35 @@ class Consumer(Generic[M]):
             await self._channel.set_qos(prefetch_count=self._prefetch)
 
     async def _resubscribe(self) -> None:
-        """The full prefetch on a channel of its own, subscribed before the slow start's subscription is cancelled:
-        with a single active consumer the new subscription waits behind the old one (or behind another router's)
-        and becomes active once the old one is gone; what the old one was handed is already pending, ahead of it."""
+        """The full prefetch, between batches: the slow start's channel closed, then a new one subscribed. Closing
+        hands back what the old subscription was given but not yet handled, ahead of everything later, in the same
+        step as it ends the subscription, so whichever consumer gets the queue's next messages (this new one, another
+        router's waiting for the partition, or on a queue consumed side by side any other) gets these first. Only
+        cancelling would let the next one start on later messages while these were still pending here."""
         self._resubscribe_due = False
-        old_channel, old_queue, old_tag = self._channel, self._queue, self._tag
-        if old_channel is None or old_queue is None or old_tag is None or old_channel.is_closed or self._stopping:
+        old_channel, old_tag = self._channel, self._tag
+        if old_channel is None or old_tag is None or old_channel.is_closed or self._stopping:
             return
-        channel = await self._broker.new_channel(self._full_prefetch)
-        if self._passive:
-            queue = await channel.declare_queue(self._queue_def.name, passive=True)
-        else:
-            queue = await self._broker.declare_queue(self._queue_def, channel)
-        self._channel, self._queue = channel, queue
-        self._tag = await queue.consume(self._on_message)
-        await old_queue.cancel(old_tag)
-        self._retired.append(old_channel)
+        self._given_up.add(old_tag)
+        with contextlib.suppress(Exception):  # a channel the broker closed has handed back what it held too
+            await old_channel.close()
+        self._pending = [d for d in self._pending if d.message.consumer_tag != old_tag]
+        while not self._stopping:
+            try:
+                channel = await self._broker.new_channel(self._full_prefetch)
+                if self._passive:
+                    queue = await channel.declare_queue(self._queue_def.name, passive=True)
+                else:
+                    queue = await self._broker.declare_queue(self._queue_def, channel)
+                self._channel, self._queue = channel, queue
+                self._tag = await queue.consume(self._on_message)
+                return
+            except Exception as exc:
+                log.warning(
+                    "subscribing again failed, trying again",
+                    extra={"queue": self._queue_def.name, "cause": str(exc) or type(exc).__name__},
+                )
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
 
     # Batch mode ----------------------------------------------------------------------------------------------------
 
@@ -333,7 +344,9 @@ class Consumer(Generic[M]):
             if self._pending:
                 self._arrived.set()
             try:
-                await self._run_batch([d for d in batch if d.generation == generation])
+                await self._run_batch(
+                    [d for d in batch if d.generation == generation and d.message.consumer_tag not in self._given_up]
+                )
                 if self._resubscribe_due:
                     await self._resubscribe()
             except Exception:  # what failed is unsettled or requeued; the partition goes on
