@@ -171,3 +171,17 @@ async def test_a_redelivered_batch_routes_what_a_crash_left_unrouted(world: Worl
     assert await world.write_batch(batch) == set()
     assert new_texts(world, ann, chats[0]) == ["a1", "a2"]
     assert all([(await stored(world, event)).routed for event in batch])
+
+
+async def test_refused_requests_leave_their_messages_before_anyone_is_told_so_nobody_is_told_twice(
+    world: World,
+) -> None:
+    channel, ann, chats = await returning(world)  # their contacts' profiles are pending: each batch asks again
+    batch = [world.message(channel, sender="cust-0", text="a1"), world.message(channel, sender="cust-0", text="a2")]
+    world.events.down = True
+    assert await world.router.inbox.receive_batch(batch) == {0, 1}
+    assert new_texts(world, ann, chats[0]) == []
+    world.events.down = False
+    for event in batch:
+        await world.router.inbox.receive(event)
+    assert new_texts(world, ann, chats[0]) == ["a1", "a2"]

@@ -189,6 +189,7 @@ class Consumer(Generic[M]):
         self._stopping = False
         self._generation += 1
         self._resubscribe_due = False
+        self._given_up.clear()  # their deliveries belong to an earlier generation
         # Slow start: one message at a time until a fresh one (never handed out before) was settled. After a
         # crash the broker hands back what the dead process held, the culprit among it; taken one by one, only
         # the culprit's delivery count keeps growing, not that of every message that happened to be in flight.

@@ -213,8 +213,10 @@ class Inbox:
         await self._store_all(items)
         items = left.keep(items, lambda item: item.stored is not None)
         routing = [item for item in items if not _stored(item).routed]
-        refused = await self._route_all(routing)
-        routed = left.keep(routing, lambda item: item.position not in refused)
+        asked = await self._ask_all(routing)
+        routing = left.keep(routing, lambda item: item.position not in asked)
+        told = await self._tell_all(routing)
+        routed = left.keep(routing, lambda item: item.position not in told)
         await self._messages.mark_routed_many([_stored(item).id for item in routed])
         return left.positions
 
@@ -251,21 +253,10 @@ class Inbox:
                 last[_chat(item).id] = (_chat(item), message.sent_at)
         await self._engine.postpone_many(list(last.values()))
 
-    async def _route_all(self, items: Sequence[_Item]) -> set[int]:
-        """What `Engine.route` does for a chat someone holds or was offered (`message.new` to them, keyed by the
-        message), and the profile and file requests, for every item at once. Answers the positions of the items
-        whose publishes the broker did not confirm (not marked routed: `receive` routes them again)."""
-        told = [
-            Telling(
-                "message.new",
-                _chat(item).id,
-                audience(_chat(item)),
-                {"message": message_view(_stored(item))},
-                _stored(item).id,
-            )
-            for item in items
-        ]
-        refused = {items[n].position for n in await self._notices.tell_many(told)}
+    async def _ask_all(self, items: Sequence[_Item]) -> set[int]:
+        """The profile and file requests of every item, side by side (each item's in order), before anyone is told:
+        an item whose requests the broker did not confirm is left to `receive` (with its chat's later ones) before any
+        of them was told, so nobody is told twice. Answers their positions."""
         profiled: set[str] = set()
 
         async def requests(item: _Item) -> int | None:
@@ -282,8 +273,23 @@ class Inbox:
                 return item.position
             return None
 
-        asked = await _together(requests(item) for item in items if item.position not in refused)
-        return refused | {position for position in asked if position is not None}
+        return {position for position in await _together(requests(item) for item in items) if position is not None}
+
+    async def _tell_all(self, items: Sequence[_Item]) -> set[int]:
+        """What `Engine.route` does for a chat someone holds or was offered: `message.new` to them, keyed by the
+        message, for every item at once. Answers the positions of those the broker did not confirm (with their
+        chat's later ones: not marked routed, `receive` tells them again with the same event ids)."""
+        told = [
+            Telling(
+                "message.new",
+                _chat(item).id,
+                audience(_chat(item)),
+                {"message": message_view(_stored(item))},
+                _stored(item).id,
+            )
+            for item in items
+        ]
+        return {items[n].position for n in await self._notices.tell_many(told)}
 
     async def _store(
         self, channel: Channel, contact: Contact, message: UnifiedMessage, stored: Message | None
