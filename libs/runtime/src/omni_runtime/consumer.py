@@ -194,12 +194,7 @@ class Consumer(Generic[M]):
         # crash the broker hands back what the dead process held, the culprit among it; taken one by one, only
         # the culprit's delivery count keeps growing, not that of every message that happened to be in flight.
         self._ramped = self._delivery_limit is None or self._full_prefetch == 1
-        self._channel = await self._broker.new_channel(self._full_prefetch if self._ramped else 1)
-        if self._passive:  # a queue consumed as it is, whatever it was declared with
-            self._queue = await self._channel.declare_queue(self._queue_def.name, passive=True)
-        else:
-            self._queue = await self._broker.declare_queue(self._queue_def, self._channel)
-        self._tag = await self._queue.consume(self._on_message)
+        await self._subscribe(self._full_prefetch if self._ramped else 1)
         if self._batching is not None:
             self._pending.clear()
             self._collector = asyncio.create_task(self._collect(self._generation))
@@ -241,10 +236,12 @@ class Consumer(Generic[M]):
         generation = self._generation
         parsed = self._parse_body(message.body)
         if self._batching is not None:
-            if message.consumer_tag not in self._given_up:
-                self._pending.append(_Delivery(message, parsed, generation))
-                self._arrived.set()
-            return
+            self._arrive(_Delivery(message, parsed, generation))
+        else:
+            await self._in_turn(message, parsed, generation)
+
+    async def _in_turn(self, message: AbstractIncomingMessage, parsed: _Parsed[M], generation: int) -> None:
+        """Handled once the earlier messages with its key were (this first part runs before any await)."""
         key = self._order_key(parsed.payload) if self._order_key and parsed.payload is not None else None
         before = self._tails.get(key) if key is not None else None
         turn = asyncio.Event()
@@ -289,6 +286,12 @@ class Consumer(Generic[M]):
         elif self._channel is not None and not self._channel.is_closed:
             await self._channel.set_qos(prefetch_count=self._prefetch)
 
+    def _arrive(self, delivery: _Delivery[M]) -> None:
+        """Batch mode: a delivery waits for its batch, unless its subscription was closed (it went back)."""
+        if delivery.message.consumer_tag not in self._given_up:
+            self._pending.append(delivery)
+            self._arrived.set()
+
     async def _resubscribe(self) -> None:
         """The full prefetch, between batches: the slow start's channel closed, then a new one subscribed. Closing
         hands back what the old subscription was given but not yet handled, ahead of everything later, in the same
@@ -305,13 +308,7 @@ class Consumer(Generic[M]):
         self._pending = [d for d in self._pending if d.message.consumer_tag != old_tag]
         while not self._stopping:
             try:
-                channel = await self._broker.new_channel(self._full_prefetch)
-                if self._passive:
-                    queue = await channel.declare_queue(self._queue_def.name, passive=True)
-                else:
-                    queue = await self._broker.declare_queue(self._queue_def, channel)
-                self._channel, self._queue = channel, queue
-                self._tag = await queue.consume(self._on_message)
+                await self._subscribe(self._full_prefetch)
                 return
             except Exception as exc:
                 log.warning(
@@ -319,6 +316,15 @@ class Consumer(Generic[M]):
                     extra={"queue": self._queue_def.name, "cause": str(exc) or type(exc).__name__},
                 )
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    async def _subscribe(self, prefetch: int) -> None:
+        channel = await self._broker.new_channel(prefetch)
+        if self._passive:  # a queue consumed as it is, whatever it was declared with
+            queue = await channel.declare_queue(self._queue_def.name, passive=True)
+        else:
+            queue = await self._broker.declare_queue(self._queue_def, channel)
+        self._channel, self._queue = channel, queue
+        self._tag = await queue.consume(self._on_message)
 
     # Batch mode ----------------------------------------------------------------------------------------------------
 
@@ -332,26 +338,34 @@ class Consumer(Generic[M]):
             self._arrived.clear()
             if not self._pending:
                 continue
-            deadline = loop.time() + wait
-            while len(self._pending) < size and (left := deadline - loop.time()) > 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(left):
-                        await self._arrived.wait()
-                self._arrived.clear()
+            await self._fill(loop.time() + wait)
             if self._stopping or generation != self._generation:
                 return  # left unsettled: closing the channel hands them back in order
-            batch = self._pending[:size]
-            del self._pending[: len(batch)]
-            if self._pending:
-                self._arrived.set()
+            batch = self._take(size, generation)
             try:
-                await self._run_batch(
-                    [d for d in batch if d.generation == generation and d.message.consumer_tag not in self._given_up]
-                )
+                await self._run_batch(batch)
                 if self._resubscribe_due:
                     await self._resubscribe()
             except Exception:  # what failed is unsettled or requeued; the partition goes on
                 log.exception("batch not settled", extra={"queue": self._queue_def.name})
+
+    def _take(self, size: int, generation: int) -> list[_Delivery[M]]:
+        """The next batch (what an earlier generation or a closed subscription was handed is dropped: it went back)."""
+        batch = self._pending[:size]
+        del self._pending[: len(batch)]
+        if self._pending:
+            self._arrived.set()
+        return [d for d in batch if d.generation == generation and d.message.consumer_tag not in self._given_up]
+
+    async def _fill(self, deadline: float) -> None:
+        """Wait for more until the batch is full or the deadline passed."""
+        assert self._batching is not None
+        loop = asyncio.get_running_loop()
+        while len(self._pending) < self._batching.size and (left := deadline - loop.time()) > 0 and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
+            self._arrived.clear()
 
     async def _run_batch(self, batch: list[_Delivery[M]]) -> None:
         """What the batch handler may take, to it at once (acked after it returns); the rest one by one."""
@@ -413,12 +427,16 @@ class Consumer(Generic[M]):
             return set()
         done = {n for n in range(len(deliveries)) if n not in left}
         for n in sorted(done):
-            try:
-                await deliveries[n].message.ack()
-            except Exception as exc:  # left unsettled: the broker hands it out again and the handler dedupes it
-                log.warning("ack failed", extra={"queue": queue, "cause": str(exc) or type(exc).__name__})
-            self._metrics.consumed.labels(queue, "ok").inc()
+            await self._ack(deliveries[n].message)
         return done
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        queue = self._queue_def.name
+        try:
+            await message.ack()
+        except Exception as exc:  # left unsettled: the broker hands it out again and the handler dedupes it
+            log.warning("ack failed", extra={"queue": queue, "cause": str(exc) or type(exc).__name__})
+        self._metrics.consumed.labels(queue, "ok").inc()
 
     async def _one_by_one(self, deliveries: Sequence[_Delivery[M]]) -> None:
         """Each as without batches, in delivery order per key, keys side by side."""
