@@ -22,7 +22,13 @@ from omni_router.domain.errors import Invalid
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Notification, Outbox
 from omni_router.domain.replies import KeyClaim
-from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Postponement,
+    Registration,
+    StoredNotification,
+    Written,
+)
 
 START = 1_800_000_000.0
 
@@ -75,6 +81,13 @@ class FakeChats:
                 return stored.chat
         self.stored[chat.id] = _StoredChat(replace(chat, offer_version=chat.offer_version or 0))
         return self.stored[chat.id].chat
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        return next((s.chat for s in self.stored.values() if s.chat.open_key == open_key), None)
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        for p in postponements:
+            await self.postpone(p.chat_id, p.active_at, p.due_at, p.last_message_at)
 
     async def change(self, update: ChatUpdate) -> Written | None:
         stored = self.stored.get(update.before.id)
@@ -370,6 +383,9 @@ class FakeContacts:
         self.stored[contact.id] = contact
         return contact
 
+    async def find(self, sender_key: str) -> Contact | None:
+        return next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)
+
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
         if contact_id in self.stored:
             self.stored[contact_id] = replace(
@@ -403,8 +419,15 @@ class FakeMessages:
         self.stored[message.id] = message
         return message, True
 
+    async def add_incoming_many(self, messages: Sequence[Message]) -> list[bool]:
+        return [(await self.add_incoming(message))[1] for message in messages]
+
     async def mark_routed(self, message_id: str) -> None:
         self.stored[message_id] = replace(self.stored[message_id], routed=True)
+
+    async def mark_routed_many(self, message_ids: Sequence[str]) -> None:
+        for message_id in message_ids:
+            await self.mark_routed(message_id)
 
     async def add_reply(self, message: Message) -> bool:
         if message.id in self.stored:

@@ -111,6 +111,22 @@ class World:
         **more: Any,
     ) -> Chat:
         """A customer's message handled as the router's input consumer hands it over; answers its chat."""
+        message = self.message(channel, sender, text, message_id=message_id, **more).message
+        await self.router.inbox.receive(MessageReceived(message=message))
+        stored = await self.router.ports.messages.incoming(dedupe_key(channel.id, message.provider_message_id))
+        assert stored is not None and stored.routed
+        return await self.chat(stored.chat_id)
+
+    def message(
+        self,
+        channel: Channel,
+        sender: str = "cust-1",
+        text: str = "hello",
+        *,
+        message_id: str | None = None,
+        **more: Any,
+    ) -> MessageReceived:
+        """A customer's message as ingress publishes it, a moment after the previous one."""
         self.clock.advance(0.001)
         message = UnifiedMessage(
             provider=channel.provider,
@@ -122,10 +138,15 @@ class World:
             text=text,
             **more,
         )
-        await self.router.inbox.receive(MessageReceived(message=message))
-        stored = await self.router.ports.messages.incoming(dedupe_key(channel.id, message.provider_message_id))
-        assert stored is not None and stored.routed
-        return await self.chat(stored.chat_id)
+        return MessageReceived(message=message)
+
+    async def write_batch(self, batch: list[MessageReceived]) -> set[int]:
+        """A batch handled as a partition's consumer in batch mode hands it over: to `receive_batch`, then what that
+        left to `receive`, one by one in order; answers the positions left."""
+        left = await self.router.inbox.receive_batch(batch)
+        for position in sorted(left):
+            await self.router.inbox.receive(batch[position])
+        return left
 
     async def chat(self, chat_id: str) -> Chat:
         chat = await self.router.ports.chats.get(chat_id)

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer, Handler, ParkHook, Recorder
+from omni_runtime.consumer import Batching, Consumer, Handler, ParkHook, Recorder
 from omni_runtime.database import CommandCounter, Database, Document, ensure_indexes, open_database, ping
 from omni_runtime.ids import new_id
 from omni_runtime.logs import configure_logging
@@ -65,10 +65,12 @@ def configured_consumer(
     order_key: Callable[[M], str] | None = None,
     prefetch: int | None = None,
     passive: bool = False,
+    batching: Batching[M] | None = None,
 ) -> Consumer[M]:
     """A consumer of `queue` (declared as the topology says; `passive`: as it exists) with the settings' retry
     schedule, prefetch and delivery limit; `parse` turns the body into a contract; `order_key`: messages with the
-    same key go one at a time, in delivery order; `record` writes down what a handler did but reported Unrecorded."""
+    same key go one at a time, in delivery order; `record` writes down what a handler did but reported Unrecorded;
+    `batching`: batch mode (with an `order_key`)."""
     return Consumer(
         broker,
         queue if passive else broker.topology.consumer(queue),
@@ -83,6 +85,7 @@ def configured_consumer(
         delivery_limit=settings.delivery_limit,
         order_key=order_key,
         passive=passive,
+        batching=batching,
     )
 
 
@@ -108,6 +111,7 @@ class ServiceContext:
         order_key: Callable[[M], str] | None = None,
         prefetch: int | None = None,
         passive: bool = False,
+        batching: Batching[M] | None = None,
     ) -> Consumer[M]:
         """A consumer of `queue` with this service's settings (see `configured_consumer`)."""
         return configured_consumer(
@@ -122,6 +126,7 @@ class ServiceContext:
             order_key=order_key,
             prefetch=prefetch,
             passive=passive,
+            batching=batching,
         )
 
     def ready_checks(self) -> dict[str, ReadyCheck]:

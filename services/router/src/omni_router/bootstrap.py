@@ -79,7 +79,7 @@ from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets,
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.updates import Updates
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer
+from omni_runtime.consumer import Batching, Consumer
 from omni_runtime.database import Database
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, hosted_app, running
@@ -209,6 +209,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         messages=p.messages,
         settings=p.settings,
         engine=engine,
+        notices=notices,
         events=p.events,
         clock=p.clock,
     )
@@ -233,6 +234,11 @@ async def consumers(
 ) -> tuple[list[Consumer[MessageReceived]], list[Consumer[Any]]]:
     """The input partitions' consumers (in partition order), and all the router's consumers."""
     received = MessageReceived.model_validate_json
+    batching = (
+        Batching(router.inbox.receive_batch, settings.router_batch_size, settings.router_batch_wait_ms / 1000)
+        if settings.router_batch_size > 1
+        else None
+    )
     inbox = [
         ctx.consumer(
             partition,
@@ -240,6 +246,7 @@ async def consumers(
             parking_refusals(router.inbox.receive),
             order_key=chat_of,
             prefetch=settings.router_prefetch,
+            batching=batching,
         )
         for partition in ctx.broker.topology.inbox
     ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment, stored
@@ -15,7 +15,7 @@ from omni_router.domain.access import Visibility
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.model import OPEN_STATUSES, Chat
 from omni_router.domain.notifications import Notification, Outbox
-from omni_router.service_layer.ports import Clock, Written
+from omni_router.service_layer.ports import Clock, Postponement, Written
 
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
 OUTBOX = "unpublished"
@@ -129,6 +129,14 @@ class MongoChats:
             return chat_from_document(found)
         return chat
 
+    async def find_open(self, open_key: str) -> Chat | None:
+        found = await self._chats.find_one({"open_key": open_key})
+        return chat_from_document(found) if found is not None else None
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        if postponements:
+            await self._chats.bulk_write([UpdateOne(*_postponing(p)) for p in postponements], ordered=False)
+
     async def change(self, update: ChatUpdate) -> Written | None:
         """The outbox maps a creation-ordered key to each note. A change only adds keys, never writes back the outbox
         it read: a publisher that removed its notes meanwhile (which does not change the version) must not get them
@@ -176,16 +184,7 @@ class MongoChats:
     async def postpone(
         self, chat_id: str, active_at: float, due_at: float | None, last_message_at: datetime | None
     ) -> None:
-        later: Document = {"active_at": active_at}
-        if due_at is not None:
-            later["due_at"] = due_at
-        changes: Document = {"$max": later}
-        if last_message_at is not None:
-            # `$set`, not `$max`: nx-27017 ignores `$max` on dates (tests/integration/test_stand_in.py). One chat's
-            # messages are stored one at a time in their order (the router's partitions), so the last one stored is
-            # the latest.
-            changes["$set"] = {"last_message_at": last_message_at}
-        await self._chats.update_one({"_id": chat_id, "status": OPEN}, changes)
+        await self._chats.update_one(*_postponing(Postponement(chat_id, active_at, due_at, last_message_at)))
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
         changes = {"$set": {"due_at": due_at}} if due_at is not None else {"$unset": {"due_at": ""}}
@@ -240,6 +239,20 @@ class MongoChats:
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c["_id"] async for c in self._chats.find({**visible(visibility), "status": OPEN}, {"_id": 1})]
+
+
+def _postponing(postponement: Postponement) -> tuple[Document, Document]:
+    """The filter and the update of a postponement."""
+    later: Document = {"active_at": postponement.active_at}
+    if postponement.due_at is not None:
+        later["due_at"] = postponement.due_at
+    changes: Document = {"$max": later}
+    if postponement.last_message_at is not None:
+        # `$set`, not `$max`: nx-27017 ignores `$max` on dates (tests/integration/test_stand_in.py). One chat's
+        # messages are stored in their order (the router's partitions, one batch at a time), so the last one stored is
+        # the latest.
+        changes["$set"] = {"last_message_at": postponement.last_message_at}
+    return {"_id": postponement.chat_id, "status": OPEN}, changes
 
 
 def _writes(update: ChatUpdate) -> Document:

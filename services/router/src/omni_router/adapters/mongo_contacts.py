@@ -54,6 +54,10 @@ class MongoContacts:
             return contact_from_document(found)
         return contact
 
+    async def find(self, sender_key: str) -> Contact | None:
+        found = await self._contacts.find_one({"sender_key": sender_key})
+        return contact_from_document(found) if found is not None else None
+
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
         await self._contacts.update_one(
             {"_id": contact_id}, {"$set": {"name": name, "photo_url": photo_url, "profile_status": "resolved"}}

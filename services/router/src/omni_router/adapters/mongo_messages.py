@@ -5,12 +5,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment
 from omni_router.domain.model import FileRef, Message
 
 INCOMING_FILE_FIELDS = ("index", "file_id", "file_name", "content_type", "size", "status")
+DUPLICATE_KEY = 11000
 OUTGOING_FILE_FIELDS = ("url", "provider_file_id", "content_type", "file_name", "size", "status")
 
 
@@ -128,8 +130,31 @@ class MongoMessages:
             return message_from_document(stored), False
         return message, True
 
+    async def add_incoming_many(self, messages: Sequence[Message]) -> list[bool]:
+        """One unordered `insert_many`: the unique `dedupe_key` refuses each duplicate on its own (reported per item
+        in the BulkWriteError), and the others are stored."""
+        if not messages:
+            return []
+        stored = [True] * len(messages)
+        try:
+            await self._messages.insert_many([incoming_document(m) for m in messages], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            for error in errors:
+                stored[int(error["index"])] = False
+        return stored
+
     async def mark_routed(self, message_id: str) -> None:
         await self._messages.update_one({"_id": message_id}, {"$set": {"routed": True}})
+
+    async def mark_routed_many(self, message_ids: Sequence[str]) -> None:
+        # One update by `_id` each, in one command: `{"_id": {"$in": ...}}` would read every message on nx-27017.
+        if message_ids:
+            await self._messages.bulk_write(
+                [UpdateOne({"_id": m}, {"$set": {"routed": True}}) for m in message_ids], ordered=False
+            )
 
     async def add_reply(self, message: Message) -> bool:
         try:

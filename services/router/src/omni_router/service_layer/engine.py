@@ -27,7 +27,7 @@ from omni_router.domain.timeouts import due_time, offer_deadline
 from omni_router.domain.views import message_view
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.notices import Notices
-from omni_router.service_layer.ports import Chats, Clock, Operators, Queues, RoutingSettings, Written
+from omni_router.service_layer.ports import Chats, Clock, Operators, Postponement, Queues, RoutingSettings, Written
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,15 @@ class Engine:
             return False
         await self._chats.reschedule(chat, due)
         return True
+
+    async def postpone_many(self, chats: Sequence[tuple[Chat, datetime | None]]) -> None:
+        """`postpone_completion` for each chat (with its last message's time), in one write."""
+        active_at = self._clock.time()
+        postponed = [
+            Postponement(chat.id, active_at, due_time(await self.settings.queue(chat.queue_id), active_at), last)
+            for chat, last in chats
+        ]
+        await self._chats.postpone_many(postponed)
 
     async def postpone_completion(self, chat: Chat, last_message_at: datetime | None = None) -> None:
         """A message went in or out: the chat's completion timeout starts again (and, for a customer's message, the

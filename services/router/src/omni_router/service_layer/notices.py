@@ -6,10 +6,13 @@ change, until it is published; what a crash or a broker outage leaves there is p
 with its original event id (consumers dedupe on it).
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
 from omni_router.domain.notifications import Outbox, notifications
 from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
@@ -17,6 +20,17 @@ from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, Not
 log = logging.getLogger(__name__)
 
 STALE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Telling:
+    """What `Notices.tell` takes, for `tell_many`."""
+
+    kind: NotificationKind
+    chat_id: str
+    operator_ids: Iterable[str]
+    data: Mapping[str, Any]
+    key: str
 
 
 class Notices:
@@ -50,6 +64,29 @@ class Notices:
         await self._log.record(messages)  # stored first: a stored notification is what the live stream shows
         for message in messages:
             await self._queues.publish(message)
+
+    async def tell_many(self, tellings: Sequence[Telling]) -> set[int]:
+        """`tell` for each: recorded in one write, then published, each chat's in order and the chats side by side
+        (every publish waits for its confirm). Answers the positions of those not wholly published: after a refusal
+        the rest of that chat's are not tried, for their cause to be handled again (a repeat has the same ids)."""
+        by_chat: dict[str, list[tuple[int, list[ChatNotification]]]] = {}
+        for position, t in enumerate(tellings):
+            notes = notifications(t.kind, t.operator_ids, t.data, key=t.key, new_id=self._clock.new_id)
+            by_chat.setdefault(t.chat_id, []).append((position, [note.to_contract(t.chat_id) for note in notes]))
+        await self._log.record([m for line in by_chat.values() for _, messages in line for m in messages])
+        refused: set[int] = set()
+
+        async def in_order(line: list[tuple[int, list[ChatNotification]]]) -> None:
+            for number, (_, messages) in enumerate(line):
+                try:
+                    for message in messages:
+                        await self._queues.publish(message)
+                except BrokerUnavailable:
+                    refused.update(position for position, _ in line[number:])
+                    return
+
+        await asyncio.gather(*(in_order(line) for line in by_chat.values()))
+        return refused
 
     async def publish(self, outbox: Outbox) -> bool:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused

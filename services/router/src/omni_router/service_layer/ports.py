@@ -35,6 +35,7 @@ __all__ = [
     "OperatorQueues",
     "Operators",
     "ParkingLots",
+    "Postponement",
     "Queues",
     "RouterInstances",
     "RoutingSettings",
@@ -66,11 +67,29 @@ class Written:
     outbox: Outbox
 
 
+@dataclass(frozen=True)
+class Postponement:
+    """A chat's completion timeout moved by a message (see `Chats.postpone`)."""
+
+    chat_id: str
+    active_at: float
+    due_at: float | None
+    last_message_at: datetime | None
+
+
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
 
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
+        ...
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        """The open chat with this `open_key`, if there is one (one read by one indexed field)."""
+        ...
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        """`postpone` for each, in one write (one chat each)."""
         ...
 
     async def change(self, update: ChatUpdate) -> Written | None:
@@ -246,6 +265,10 @@ class Contacts(Protocol):
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
         ...
 
+    async def find(self, sender_key: str) -> Contact | None:
+        """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
+        ...
+
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
         """The profile service named the contact."""
         ...
@@ -260,7 +283,16 @@ class Messages(Protocol):
         """Store a customer's message once (by its dedupe key); a repeat answers the stored one and False."""
         ...
 
+    async def add_incoming_many(self, messages: Sequence[Message]) -> list[bool]:
+        """`add_incoming` for each, in one write: whether each was stored now (False: its dedupe key was stored
+        already, before or earlier in `messages`). A duplicate never fails the others."""
+        ...
+
     async def mark_routed(self, message_id: str) -> None: ...
+
+    async def mark_routed_many(self, message_ids: Sequence[str]) -> None:
+        """`mark_routed` for each, in one write."""
+        ...
 
     async def add_reply(self, message: Message) -> bool:
         """Store an operator's reply; False if a message with its id is stored already."""
