@@ -22,6 +22,7 @@ from omni_router.domain.errors import Invalid
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Notification, Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
 
 START = 1_800_000_000.0
@@ -670,3 +671,34 @@ class FakeRouterInstances:
 
     async def leave(self, instance: str) -> None:
         self.seen.pop(instance, None)
+
+
+class FakeApiTokens:
+    def __init__(self) -> None:
+        self.tokens: dict[str, ApiToken] = {}
+
+    async def add(self, token: ApiToken) -> None:
+        if any(t.token_hash == token.token_hash for t in self.tokens.values()):
+            raise ValueError("duplicate token hash")  # the unique index
+        self.tokens[token.id] = token
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None:
+        return next((t for t in self.tokens.values() if t.token_hash == token_hash), None)
+
+    async def all(self, limit: int) -> list[ApiToken]:
+        return sorted(self.tokens.values(), key=lambda t: t.id)[:limit]
+
+    async def delete(self, token_id: str) -> bool:
+        return self.tokens.pop(token_id, None) is not None
+
+
+class FakeAuditLog:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def add(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
+        newest_first = sorted(self.entries, key=lambda e: e.id, reverse=True)
+        return [e for e in newest_first if before is None or e.id < before][:limit]

@@ -21,6 +21,7 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.bootstrap import Ports, Router, wire
@@ -30,6 +31,8 @@ from omni_router.routing import load_rules
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
 from tests.support.fakes import (
+    FakeApiTokens,
+    FakeAuditLog,
     FakeChannels,
     FakeChats,
     FakeClock,
@@ -208,6 +211,8 @@ def fake_world() -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            api_tokens=FakeApiTokens(),
+            audit_log=FakeAuditLog(),
         )
 
     return _world("fake", clock, ports)
@@ -242,6 +247,8 @@ def mongo_world(db: Database) -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            api_tokens=MongoApiTokens(db),
+            audit_log=MongoAuditLog(db),
         )
 
     return _world("mongo", clock, ports)

@@ -62,6 +62,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("subscription_id", ASCENDING)]),
         IndexModel([("delivery_key", ASCENDING)]),
     ],
+    # Named API tokens of the admin API (router), found by their secret's hash at every request.
+    "api_tokens": [IndexModel([("token_hash", ASCENDING)], unique=True)],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.

@@ -27,6 +27,7 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
 from omni_router.adapters.router_instances import MongoRouterInstances
@@ -41,7 +42,9 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    tokens_api,
 )
+from omni_router.entrypoints.audit import AuditTrail
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
 from omni_router.entrypoints.errors import domain_error_handler
@@ -56,6 +59,8 @@ from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
+    ApiTokens,
+    AuditLog,
     Channels,
     Chats,
     Clock,
@@ -77,6 +82,7 @@ from omni_router.service_layer.ports import (
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
+from omni_router.service_layer.tokens import Audit, Tokens
 from omni_router.service_layer.updates import Updates
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer
@@ -113,6 +119,8 @@ class Ports:
     events: Events
     messengers: Messengers
     parking: ParkingLots
+    api_tokens: ApiTokens
+    audit_log: AuditLog
 
 
 def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
@@ -136,6 +144,8 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         events=BrokerEvents(broker),
         messengers=ProviderMessengers(registry, http),
         parking=BrokerParkingLots(broker),
+        api_tokens=MongoApiTokens(db),
+        audit_log=MongoAuditLog(db),
     )
 
 
@@ -155,11 +165,15 @@ class Router:
     console: Console
     hub: Hub
     tickets: Tickets
+    tokens: Tokens
+    audit: Audit
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
+        return Services(
+            self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, self.tokens, self.audit
+        )
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -200,7 +214,6 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         parking=p.parking,
         engine=engine,
         rules=list(rules),
-        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
         clock=p.clock,
     )
     inbox = Inbox(
@@ -225,6 +238,13 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        tokens=Tokens(
+            tokens=p.api_tokens,
+            operators=p.operators,
+            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            clock=p.clock,
+        ),
+        audit=Audit(p.audit_log, p.clock),
     )
 
 
@@ -317,6 +337,7 @@ def create_app(
     routes = [
         *operator_api.routes,
         *files_api.routes,
+        *tokens_api.routes,
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,
@@ -325,4 +346,5 @@ def create_app(
     ]
     app = hosted_app(SERVICE, settings, metrics, start, routes, Slot[Services]())
     app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_middleware(AuditTrail)
     return app

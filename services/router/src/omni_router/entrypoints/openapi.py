@@ -25,7 +25,9 @@ securitySchemes:
   adminToken:
     type: http
     scheme: bearer
-    description: the `ADMIN_TOKEN` setting (without it the admin API refuses every request)
+    description: >-
+      the `ADMIN_TOKEN` setting (every scope), or an API token from `POST /api/admin/tokens` whose scopes open the
+      endpoint (`admin`: everything under /api/admin)
   streamTicket:
     type: apiKey
     in: query
@@ -146,6 +148,30 @@ schemas:
       attempts: {type: integer}
       parked_at: {type: string, nullable: true}
       body: {description: "the message as it was (JSON when it parses, else text)"}
+  ApiToken:
+    type: object
+    required: [id, name, scopes, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      scopes: {type: array, items: {type: string, enum: [admin, reports:read]}}
+      created_at: {type: string, format: date-time, nullable: true}
+  AuditEntry:
+    type: object
+    required: [id, at, actor, method, path, target_id, status]
+    properties:
+      id: {type: string}
+      at: {type: string, format: date-time}
+      actor:
+        type: object
+        required: [token_id, name]
+        properties:
+          token_id: {type: string, nullable: true, description: "null: the bootstrap ADMIN_TOKEN, or unknown"}
+          name: {type: string, nullable: true, description: "the token's name; null: a caller not identified"}
+      method: {type: string, enum: [POST, PUT, PATCH, DELETE]}
+      path: {type: string}
+      target_id: {type: string, nullable: true}
+      status: {type: integer, description: the HTTP status the write was answered with}
   Count:
     type: object
     required: [count]
@@ -157,7 +183,9 @@ responses:
     description: no bearer token, or an unknown one
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   AdminForbidden:
-    description: an operator's token (the admin API takes only the admin's)
+    description: >-
+      an operator's token (`forbidden`), or an API token whose scopes do not open this endpoint
+      (`insufficient_scope`)
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   ChatNotFound:
     description: "`chat_not_found`: no such chat, or not one this operator may see (the same answer)"

@@ -1,7 +1,6 @@
 """The admin's use cases: queues, operators and channels created, changed and deleted (routing follows each
 change), channels registered with their messengers, and the parking lots."""
 
-import hmac
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
@@ -17,7 +16,7 @@ from omni_router.domain.admin import (
     OperatorSettings,
     QueueSettings,
 )
-from omni_router.domain.errors import Conflict, Forbidden, Invalid, InvalidBody, NotFound, Unauthorized
+from omni_router.domain.errors import Conflict, Invalid, InvalidBody, NotFound
 from omni_router.domain.model import Channel, Operator, Queue
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.ports import (
@@ -57,7 +56,6 @@ class Admin:
         parking: ParkingLots,
         engine: Engine,
         rules: Collection[str],
-        admin_token: str | None,
         clock: Clock,
     ) -> None:
         self._queues = queues
@@ -69,16 +67,7 @@ class Admin:
         self.parking = parking
         self._engine = engine
         self._rules = rules
-        self._admin_token = admin_token
         self._clock = clock
-
-    async def authorize(self, token: str) -> None:
-        """The admin's token passes; an operator's is Forbidden; anything else Unauthorized."""
-        if self._admin_token is not None and hmac.compare_digest(token.encode(), self._admin_token.encode()):
-            return
-        if await self._operators.by_token(token_hash(token)) is not None:
-            raise Forbidden("forbidden", "operator tokens cannot use the admin API")
-        raise Unauthorized("unauthorized", "unknown token")
 
     # Creating ----------------------------------------------------------------------------------------------------
 

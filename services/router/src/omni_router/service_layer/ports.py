@@ -18,9 +18,12 @@ from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
+    "ApiTokens",
+    "AuditLog",
     "BrokerUnavailable",  # what a publisher raises when the broker did not confirm (the consumers retry on it)
     "Channels",
     "Chats",
@@ -449,3 +452,26 @@ class RouterInstances(Protocol):
     async def forget(self, before: float) -> None: ...
 
     async def leave(self, instance: str) -> None: ...
+
+
+class ApiTokens(Protocol):
+    """Named API tokens by the hash of their secret; read at every request (no cache), so a revoked one is refused
+    by every router at once."""
+
+    async def add(self, token: ApiToken) -> None: ...
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    async def all(self, limit: int) -> list[ApiToken]: ...
+
+    async def delete(self, token_id: str) -> bool:
+        """False if there was no such token."""
+        ...
+
+
+class AuditLog(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
+        """Entries with ids below `before`, newest first."""
+        ...
