@@ -44,14 +44,15 @@ async def test_tokens_scopes_revocation_across_routers_and_the_audit_log(stack: 
     async with stack.client("router", operator["token"]) as as_operator:
         assert (await as_operator.delete(f"/api/admin/queues/{queue.json()['id']}")).status_code == 403
 
-    async with another_router(stack.settings) as elsewhere:
-        async with httpx.AsyncClient(base_url=elsewhere, headers={"Authorization": f"Bearer {ops['token']}"}) as other:
-            assert (await other.get("/api/admin/queues")).status_code == 200
-            async with stack.admin() as bootstrap:
-                assert (await bootstrap.delete(f"/api/admin/tokens/{ops['id']}")).status_code == 204
-            gone = await other.get("/api/admin/queues")  # the other router, at once
-            assert (gone.status_code, gone.json()["error"]) == (401, "unauthorized")
-            assert (await other.patch(f"/api/admin/queues/{queue.json()['id']}", json={"name": "x"})).status_code == 401
+    async with another_router(stack.settings) as elsewhere, httpx.AsyncClient(base_url=elsewhere) as other:
+        as_ops = {"Authorization": f"Bearer {ops['token']}"}
+        assert (await other.get("/api/admin/queues", headers=as_ops)).status_code == 200
+        async with stack.admin() as bootstrap:
+            assert (await bootstrap.delete(f"/api/admin/tokens/{ops['id']}")).status_code == 204
+        gone = await other.get("/api/admin/queues", headers=as_ops)  # the other router, at once
+        assert (gone.status_code, gone.json()["error"]) == (401, "unauthorized")
+        renamed = await other.patch(f"/api/admin/queues/{queue.json()['id']}", json={"name": "x"}, headers=as_ops)
+        assert renamed.status_code == 401
 
     async with stack.admin() as bootstrap:
         page = (await bootstrap.get("/api/admin/audit", params={"limit": 6})).json()
