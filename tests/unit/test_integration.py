@@ -5,7 +5,8 @@ import pytest
 
 from omni_router.domain.access import token_hash
 from omni_router.domain.admin import OperatorSettings
-from omni_router.domain.errors import Forbidden, NotFound, Unauthorized
+from omni_router.domain.errors import Forbidden, InvalidBody, NotFound, Unauthorized
+from omni_router.domain.model import Queue
 from omni_router.domain.tokens import BOOTSTRAP, TokenSettings
 from tests.support.world import ADMIN_TOKEN, World
 
@@ -67,3 +68,32 @@ async def test_the_audit_log_pages_newest_first(world: World) -> None:
     assert (second[1].token_id, second[1].name) == (None, "ADMIN_TOKEN")
     assert (last[0].token_id, last[0].name) == (None, None)
     assert first[0].at > last[0].at
+
+
+# Actions per queue --------------------------------------------------------------------------------------------------
+
+
+async def test_a_queue_offers_and_allows_only_its_actions(world: World) -> None:
+    queue, channel, (ann, bob) = await world.team("to_all", [5, 5], actions=["accept", "reply", "decline"])
+    chat = await world.write(channel)
+    assert await world.router.desk.actions(chat.id, ann) == ["accept", "decline", "read", "send"]
+    with pytest.raises(Forbidden) as refused:
+        await world.router.desk.close(chat.id, ann)
+    assert (refused.value.code, refused.value.detail) == ("action_not_allowed", "the queue support does not allow close")
+    await world.reply(chat, ann)  # replying accepts it
+    with pytest.raises(Forbidden):
+        await world.router.desk.transfer(chat.id, await world.fresh(ann), bob.id, None)
+    assert await world.router.desk.actions(chat.id, ann) == ["read", "send"]
+
+    changed = await world.router.admin.change("queues", queue.id, {"actions": ["close"]})
+    assert isinstance(changed, Queue) and changed.actions == ("close",)
+    with pytest.raises(Forbidden):
+        await world.reply(chat, ann)
+    assert await world.router.desk.actions(chat.id, ann) == ["read", "close"]
+    await world.router.desk.close(chat.id, ann)
+    with pytest.raises(InvalidBody):
+        await world.router.admin.change("queues", queue.id, {"actions": ["fly"]})
+    unchanged = await world.router.admin.get("queues", queue.id)
+    assert isinstance(unchanged, Queue) and unchanged.actions == ("close",)
+    everything = await world.router.admin.change("queues", queue.id, {"actions": None})
+    assert isinstance(everything, Queue) and everything.actions is None

@@ -24,6 +24,7 @@ def queue_from_document(doc: Document) -> Queue:
         offer_timeout_seconds=doc.get("offer_timeout_seconds"),
         on_operator_offline=doc.get("on_operator_offline", "keep"),
         created_at=moment(doc.get("created_at")),
+        actions=None if doc.get("actions") is None else tuple(doc["actions"]),
     )
 
 
@@ -37,6 +38,7 @@ def queue_document(queue: Queue) -> Document:
         "on_operator_offline": queue.on_operator_offline,
         "offer_timeout_seconds": queue.offer_timeout_seconds,
         "created_at": queue.created_at,
+        "actions": stored(queue.actions),
     }
 
 

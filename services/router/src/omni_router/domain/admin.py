@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omni_router.domain.access import QueueAction
+
 AdminKind = Literal["queues", "operators", "channels"]
 ADMIN_KINDS: tuple[AdminKind, ...] = ("queues", "operators", "channels")
 
@@ -22,6 +24,8 @@ class QueueSettings(BaseModel):
     on_operator_offline: Literal["keep", "return"] = "keep"
     # How long an offer waits for an accept before it moves on; unset: OFFER_TIMEOUT_SECONDS.
     offer_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    # The actions its operators may take (GetChatActions offers only these); unset: all.
+    actions: list[QueueAction] | None = None
 
 
 class OperatorSettings(BaseModel):
@@ -56,6 +60,7 @@ PATCHABLE: dict[AdminKind, frozenset[str]] = {
             "operator_ids",
             "on_operator_offline",
             "offer_timeout_seconds",
+            "actions",
         }
     ),
     "operators": frozenset({"name", "max_chats", "role", "status"}),

@@ -95,6 +95,8 @@ class Queue:
     # What happens to the chats an operator holds when they go offline: kept, or back to the queue.
     on_operator_offline: str = "keep"
     created_at: datetime | None = None
+    # The actions its operators may be offered and take (domain/access.py QUEUE_ACTIONS); None: all of them.
+    actions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from omni_router.domain.access import QUEUE_ACTIONS
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
 
 SECRET_SETTINGS = frozenset(
@@ -77,6 +78,7 @@ def queue_view(queue: Queue) -> dict[str, Any]:
         "on_operator_offline": queue.on_operator_offline,
         "offer_timeout_seconds": queue.offer_timeout_seconds,
         "created_at": iso(queue.created_at),
+        "actions": list(QUEUE_ACTIONS if queue.actions is None else queue.actions),
     }
 
 

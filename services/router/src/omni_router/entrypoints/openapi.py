@@ -102,7 +102,7 @@ schemas:
   Queue:
     type: object
     required: [id, name, routing_rule, completion_timeout_minutes, operator_ids, on_operator_offline,
-               offer_timeout_seconds, created_at]
+               offer_timeout_seconds, created_at, actions]
     properties:
       id: {type: string}
       name: {type: string}
@@ -112,6 +112,10 @@ schemas:
       on_operator_offline: {type: string, enum: [keep, return]}
       offer_timeout_seconds: {type: number, nullable: true, description: "unset: OFFER_TIMEOUT_SECONDS"}
       created_at: {type: string, format: date-time, nullable: true}
+      actions:
+        type: array
+        items: {type: string, enum: [accept, reply, close, transfer, decline, note, label]}
+        description: the actions its operators may be offered and take (all, unless the queue names fewer)
   Channel:
     type: object
     required: [id, name, provider, source, queue_id, is_active, settings, secrets_set, registration, created_at]
@@ -203,6 +207,9 @@ responses:
     description: >-
       the chat's state refuses it: `chat_closed`, `chat_taken`, `not_allowed`, `not_offered`, `at_capacity`,
       `operator_unavailable`, or `chat_changed` (another change raced this one; read the chat again)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ActionNotAllowed:
+    description: "`action_not_allowed`: the chat's queue does not let its operators take this action"
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   NotReady:
     description: "`not_ready`: the router is starting or stopping"

@@ -40,7 +40,7 @@ def _item_fields(item: Item) -> dict[str, Any]:
 
 def _stored(name: str, value: Any) -> Any:
     """A checked field as the typed value holds it."""
-    return tuple(value) if name == "operator_ids" else value
+    return tuple(value) if name in ("operator_ids", "actions") and value is not None else value
 
 
 class Admin:
@@ -82,6 +82,7 @@ class Admin:
             on_operator_offline=body.on_operator_offline,
             offer_timeout_seconds=body.offer_timeout_seconds,
             created_at=self._clock.now(),
+            actions=None if body.actions is None else tuple(dict.fromkeys(body.actions)),
         )
         await self._queues.add(queue)
         return queue

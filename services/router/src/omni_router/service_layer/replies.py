@@ -116,6 +116,7 @@ class Replies:
     async def _answerable(self, chat_id: str, operator: Operator) -> Chat:
         """The chat, if the operator may reply in it now; an offer of it is accepted by replying."""
         chat = await self._desk.visible_chat(chat_id, operator)
+        await self._desk.permit(chat, "reply")
         if chat.status == "closed":
             raise Conflict("chat_closed", "the chat is closed")
         if chat.operator_id not in (None, operator.id) and not operator.is_supervisor:
