@@ -19,8 +19,9 @@ from omni_router.domain.access import Visibility
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.errors import Invalid
+from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
-from omni_router.domain.notifications import Notification, Outbox
+from omni_router.domain.notifications import Notification, Outbox, Queued
 from omni_router.domain.replies import KeyClaim
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
@@ -51,7 +52,7 @@ class FakeClock:
 @dataclass
 class _StoredChat:
     chat: Chat
-    outbox: dict[str, Notification] = field(default_factory=dict)
+    outbox: dict[str, Queued] = field(default_factory=dict)
     legacy: list[Notification] = field(default_factory=list)
 
 
@@ -702,3 +703,45 @@ class FakeAuditLog:
     async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
         newest_first = sorted(self.entries, key=lambda e: e.id, reverse=True)
         return [e for e in newest_first if before is None or e.id < before][:limit]
+
+
+class FakeWebhookSubscriptions:
+    def __init__(self) -> None:
+        self.stored: dict[str, Subscription] = {}
+
+    async def add(self, subscription: Subscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        return self.stored.get(subscription_id)
+
+    async def all(self, limit: int) -> list[Subscription]:
+        return sorted(self.stored.values(), key=lambda s: s.id)[:limit]
+
+    async def delete(self, subscription_id: str) -> bool:
+        return self.stored.pop(subscription_id, None) is not None
+
+    async def wanting(self, event: str) -> list[Subscription]:
+        return [s for s in sorted(self.stored.values(), key=lambda s: s.id) if s.active and event in s.events]
+
+
+class FakeWebhookDeliveries:
+    """Attempts as the dispatcher records them (a test adds them)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, DeliveryAttempt]] = []
+
+    async def page(self, subscription_id: str, after: str | None, limit: int) -> list[DeliveryAttempt]:
+        mine = sorted((a for s, a in self.attempts if s == subscription_id), key=lambda a: a.id)
+        return [a for a in mine if after is None or a.id > after][:limit]
+
+
+class FakeDestinations:
+    """Refuses what the real check refuses without resolving names: other schemes, loopback and private hosts."""
+
+    REFUSED = ("127.", "10.", "192.168.", "localhost")
+
+    async def check(self, url: str) -> None:
+        host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        if not url.startswith(("http://", "https://")) or host.startswith(self.REFUSED):
+            raise Invalid("invalid_url", f"refused to call {host}: a private address")

@@ -24,6 +24,7 @@ from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChan
 from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.stream_tickets import MongoStreamTickets
+from omni_router.adapters.webhooks import MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.bootstrap import Ports, Router, wire
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
 from omni_router.domain.model import Channel, Chat, Message, Operator, Queue, dedupe_key
@@ -37,6 +38,7 @@ from tests.support.fakes import (
     FakeChats,
     FakeClock,
     FakeContacts,
+    FakeDestinations,
     FakeEvents,
     FakeFiles,
     FakeIdempotencyKeys,
@@ -50,6 +52,8 @@ from tests.support.fakes import (
     FakeRouterInstances,
     FakeRoutingSettings,
     FakeStreamTickets,
+    FakeWebhookDeliveries,
+    FakeWebhookSubscriptions,
 )
 
 OFFER_TIMEOUT_SECONDS = 60.0
@@ -213,6 +217,9 @@ def fake_world() -> World:
             parking=parking,
             api_tokens=FakeApiTokens(),
             audit_log=FakeAuditLog(),
+            subscriptions=FakeWebhookSubscriptions(),
+            deliveries=FakeWebhookDeliveries(),
+            destinations=FakeDestinations(),
         )
 
     return _world("fake", clock, ports)
@@ -249,6 +256,9 @@ def mongo_world(db: Database) -> World:
             parking=parking,
             api_tokens=MongoApiTokens(db),
             audit_log=MongoAuditLog(db),
+            subscriptions=MongoWebhookSubscriptions(db, ttl_seconds=0),
+            deliveries=MongoWebhookDeliveries(db),
+            destinations=FakeDestinations(),
         )
 
     return _world("mongo", clock, ports)

@@ -1,13 +1,21 @@
-"""Issue 14's admin and integration use cases on the world: named API tokens and their scopes, the audit log.
+"""Issue 14's admin and integration use cases on the world: named API tokens and their scopes, the audit log,
+actions per queue, outbound webhooks' subscriptions and the events announced to them.
 Written once, run on the fakes here and on MongoDB in tests/integration/test_engine_on_mongo.py."""
 
-import pytest
+from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from omni_contracts import MessageSent, WebhookDelivery
 from omni_router.domain.access import token_hash
 from omni_router.domain.admin import OperatorSettings
-from omni_router.domain.errors import Forbidden, InvalidBody, NotFound, Unauthorized
+from omni_router.domain.errors import Forbidden, Invalid, InvalidBody, NotFound, Unauthorized
+from omni_router.domain.integration import Subscription, WebhookSettings, event_id_of, subscription_view
 from omni_router.domain.model import Queue
 from omni_router.domain.tokens import BOOTSTRAP, TokenSettings
+from omni_router.service_layer.ports import BrokerUnavailable
+from omni_router.service_layer.sweeps import sweep_routing
 from tests.support.world import ADMIN_TOKEN, World
 
 # API tokens ---------------------------------------------------------------------------------------------------------
@@ -79,7 +87,10 @@ async def test_a_queue_offers_and_allows_only_its_actions(world: World) -> None:
     assert await world.router.desk.actions(chat.id, ann) == ["accept", "decline", "read", "send"]
     with pytest.raises(Forbidden) as refused:
         await world.router.desk.close(chat.id, ann)
-    assert (refused.value.code, refused.value.detail) == ("action_not_allowed", "the queue support does not allow close")
+    assert (refused.value.code, refused.value.detail) == (
+        "action_not_allowed",
+        "the queue support does not allow close",
+    )
     await world.reply(chat, ann)  # replying accepts it
     with pytest.raises(Forbidden):
         await world.router.desk.transfer(chat.id, await world.fresh(ann), bob.id, None)
@@ -97,3 +108,110 @@ async def test_a_queue_offers_and_allows_only_its_actions(world: World) -> None:
     assert isinstance(unchanged, Queue) and unchanged.actions == ("close",)
     everything = await world.router.admin.change("queues", queue.id, {"actions": None})
     assert isinstance(everything, Queue) and everything.actions is None
+
+
+# Outbound webhooks --------------------------------------------------------------------------------------------------
+
+ALL_EVENTS = ["chat.created", "chat.assigned", "chat.closed", "message.created", "message.status"]
+
+
+async def subscribe(world: World, url: str = "https://crm.example/hooks", **more: Any) -> Subscription:
+    body = {"url": url, "events": ALL_EVENTS, "secret": "whsec-0123456789abcdef", **more}
+    return await world.router.webhooks.subscribe(WebhookSettings.model_validate(body))
+
+
+def delivered(world: World, *kinds: str) -> list[WebhookDelivery]:
+    found = [e for e in world.events.published if isinstance(e, WebhookDelivery)]
+    return [d for d in found if not kinds or d.webhook.event in kinds]
+
+
+async def test_a_chats_life_is_announced_to_its_subscribers_once_each(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    crm = await subscribe(world)
+    only_closing = await subscribe(world, "https://bi.example/in", events=["chat.closed"])
+    chat = await world.write(channel, text="where is my order?")
+    await world.router.desk.accept(chat.id, await world.fresh(ann))
+    reply = await world.reply(chat, ann, "on its way")
+    await world.router.updates.apply(MessageSent(message_id=reply.id, chat_id=chat.id, provider_message_id="p-1"))
+    await world.router.desk.close(chat.id, await world.fresh(ann))
+
+    mine = [d for d in delivered(world) if d.subscription_id == crm.id]
+    assert [d.webhook.event for d in mine] == [
+        "chat.created",
+        "message.created",
+        "chat.assigned",
+        "message.created",
+        "message.status",
+        "chat.closed",
+    ]
+    created, incoming, assigned, outgoing, status, closed = (d.webhook for d in mine)
+    assert created.id == event_id_of(chat.id, "chat.created") and created.data["chat"]["id"] == chat.id
+    assert incoming.data["message"]["text"] == "where is my order?"
+    assert incoming.data["message"]["direction"] == "incoming"
+    assert (assigned.data["chat"]["operator_id"], assigned.data["reason"]) == (ann.id, "accepted")
+    assert (outgoing.data["message"]["id"], outgoing.data["message"]["direction"]) == (reply.id, "outgoing")
+    assert status.data == {"chat_id": chat.id, "message_id": reply.id, "status": "sent"}
+    assert (closed.data["chat"]["status"], closed.data["reason"]) == ("closed", "closed_by_operator")
+    assert len({d.webhook.id for d in mine}) == 6
+    [bi] = [d for d in delivered(world) if d.subscription_id == only_closing.id]
+    assert bi.webhook == closed  # one event, the same id for every subscription
+
+    # A receipt redelivered: the same event id again (the dispatcher and receivers take it once).
+    await world.router.updates.apply(MessageSent(message_id=reply.id, chat_id=chat.id, provider_message_id="p-1"))
+    assert delivered(world, "message.status")[-1].webhook.id == status.id
+
+
+async def test_nothing_is_published_without_subscribers_and_a_deleted_subscription_gets_nothing(world: World) -> None:
+    _, channel, _ = await world.team("to_all", [5])
+    await world.write(channel)
+    assert delivered(world) == []
+    crm = await subscribe(world)
+    await world.router.webhooks.delete(crm.id)
+    await world.write(channel, "cust-2")
+    assert delivered(world) == []
+    with pytest.raises(NotFound):
+        await world.router.webhooks.delete(crm.id)
+
+
+async def test_a_message_redelivered_after_the_broker_refused_announces_its_chat_then(world: World) -> None:
+    _, channel, _ = await world.team("to_all", [5])
+    await subscribe(world)
+    world.events.down = True
+    with pytest.raises(BrokerUnavailable):
+        await world.write(channel, message_id="pm-1")
+    world.events.down = False
+    chat = await world.write(channel, message_id="pm-1")  # the input queue's redelivery
+    assert [d.webhook.event for d in delivered(world)] == ["chat.created", "message.created"]
+    assert delivered(world)[0].webhook.id == event_id_of(chat.id, "chat.created")
+
+
+async def test_a_change_the_broker_did_not_take_is_announced_by_the_outbox_sweep(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    await subscribe(world)
+    chat = await world.write(channel)
+    world.operator_queues.down = True
+    await world.router.desk.accept(chat.id, await world.fresh(ann))
+    assert delivered(world, "chat.assigned") == []
+    world.operator_queues.down = False
+    world.clock.advance(6)
+    await sweep_routing(world.router.engine, world.router.notices, 2)
+    [assigned] = delivered(world, "chat.assigned")
+    world.clock.advance(6)
+    assert await world.router.notices.publish_stale(5) == 0
+    assert delivered(world, "chat.assigned") == [assigned]
+
+
+async def test_subscriptions_refuse_private_urls_and_never_show_their_secret(world: World) -> None:
+    with pytest.raises(Invalid) as refused:
+        await subscribe(world, "http://127.0.0.1:9/x")
+    assert refused.value.code == "invalid_url"
+    with pytest.raises(ValidationError):
+        WebhookSettings.model_validate({"url": "ftp://crm.example/", "events": ["chat.created"], "secret": "x" * 16})
+    with pytest.raises(ValidationError):
+        WebhookSettings.model_validate({"url": "https://crm.example/", "events": ["chat.opened"], "secret": "x" * 16})
+    crm = await subscribe(world)
+    assert "whsec" not in str(subscription_view(crm))
+    assert [s.id for s in await world.router.webhooks.subscriptions()] == [crm.id]
+    assert await world.router.webhooks.deliveries(crm.id, None, 10) == ([], None)
+    with pytest.raises(NotFound):
+        await world.router.webhooks.deliveries("nope", None, 10)

@@ -33,6 +33,7 @@ from omni_router.adapters.parking import BrokerParkingLots
 from omni_router.adapters.router_instances import MongoRouterInstances
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
+from omni_router.adapters.webhooks import DestinationCheck, MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.domain.errors import DomainError
 from omni_router.entrypoints import (
     admin_api,
@@ -43,6 +44,7 @@ from omni_router.entrypoints import (
     openapi,
     operator_api,
     tokens_api,
+    webhooks_api,
 )
 from omni_router.entrypoints.audit import AuditTrail
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
@@ -57,6 +59,7 @@ from omni_router.service_layer.console import Console
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
+from omni_router.service_layer.integration_events import IntegrationEvents, Webhooks
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
     ApiTokens,
@@ -65,6 +68,7 @@ from omni_router.service_layer.ports import (
     Chats,
     Clock,
     Contacts,
+    Destinations,
     Events,
     Files,
     IdempotencyKeys,
@@ -78,6 +82,8 @@ from omni_router.service_layer.ports import (
     RouterInstances,
     RoutingSettings,
     StreamTickets,
+    WebhookDeliveries,
+    WebhookSubscriptions,
 )
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
@@ -121,9 +127,14 @@ class Ports:
     parking: ParkingLots
     api_tokens: ApiTokens
     audit_log: AuditLog
+    subscriptions: WebhookSubscriptions
+    deliveries: WebhookDeliveries
+    destinations: Destinations
 
 
-def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
+def adapters(
+    db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry, allow_private: bool = False
+) -> Ports:
     """The router's ports on a service's clients: MongoDB, RabbitMQ, the providers."""
     clock = SystemClock()
     return Ports(
@@ -146,6 +157,9 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         parking=BrokerParkingLots(broker),
         api_tokens=MongoApiTokens(db),
         audit_log=MongoAuditLog(db),
+        subscriptions=MongoWebhookSubscriptions(db),
+        deliveries=MongoWebhookDeliveries(db),
+        destinations=DestinationCheck(allow_private),
     )
 
 
@@ -167,12 +181,22 @@ class Router:
     tickets: Tickets
     tokens: Tokens
     audit: Audit
+    integration: IntegrationEvents
+    webhooks: Webhooks
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
         return Services(
-            self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, self.tokens, self.audit
+            self.desk,
+            self.replies,
+            self.admin,
+            self.console,
+            self.hub,
+            self.tickets,
+            self.tokens,
+            self.audit,
+            self.webhooks,
         )
 
 
@@ -180,7 +204,8 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     """The use cases on `ports` (the lifespan's adapters, or a test's)."""
     p = ports
     capacity = Capacity(p.operators, p.chats, p.clock)
-    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock)
+    integration = IntegrationEvents(p.subscriptions, p.events, p.clock)
+    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock, integration)
     engine = Engine(
         chats=p.chats,
         operators=p.operators,
@@ -202,6 +227,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         keys=p.keys,
         events=p.events,
+        integration=integration,
         clock=p.clock,
     )
     admin = Admin(
@@ -223,6 +249,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         engine=engine,
         events=p.events,
+        integration=integration,
         clock=p.clock,
     )
     return Router(
@@ -233,7 +260,9 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         desk=desk,
         replies=replies,
         inbox=inbox,
-        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices),
+        updates=Updates(
+            chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, integration=integration
+        ),
         admin=admin,
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
@@ -245,6 +274,8 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
             clock=p.clock,
         ),
         audit=Audit(p.audit_log, p.clock),
+        integration=integration,
+        webhooks=Webhooks(p.subscriptions, p.deliveries, p.destinations, p.clock),
     )
 
 
@@ -311,7 +342,8 @@ def create_app(
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[Services]:
         await upgrade(ctx.db)
-        router = wire(adapters(ctx.db, ctx.broker, ctx.http, registry), settings, rules)
+        ports = adapters(ctx.db, ctx.broker, ctx.http, registry, settings.allow_private_fetch)
+        router = wire(ports, settings, rules)
         inbox, everything = await consumers(ctx, router, settings)
         spreader = Spreader(router.ports.instances, ctx.instance, inbox, settings.router_heartbeat_seconds)
         timers = [asyncio.create_task(every(seconds, job, what)) for seconds, job, what in sweeps(router, settings)]
@@ -338,6 +370,7 @@ def create_app(
         *operator_api.routes,
         *files_api.routes,
         *tokens_api.routes,
+        *webhooks_api.routes,
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,

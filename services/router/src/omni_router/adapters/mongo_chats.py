@@ -13,8 +13,9 @@ from omni_router.adapters.documents import Database, Document, moment, stored
 from omni_router.adapters.upgrades import LEGACY_OUTBOX
 from omni_router.domain.access import Visibility
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.model import OPEN_STATUSES, Chat
-from omni_router.domain.notifications import Notification, Outbox
+from omni_router.domain.notifications import Notification, Outbox, Queued
 from omni_router.service_layer.ports import Clock, Written
 
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
@@ -42,6 +43,7 @@ def chat_from_document(doc: Document) -> Chat:
         offer_version=doc.get("offer_version"),
         offer_expires_at=doc.get("offer_expires_at"),
         open_key=doc.get("open_key"),
+        opened_by=doc.get("opened_by"),
         created_at=moment(doc.get("created_at")),
         last_message_at=moment(doc.get("last_message_at")),
         active_at=doc.get("active_at"),
@@ -58,6 +60,7 @@ def new_chat_document(chat: Chat) -> Document:
     return {
         "_id": chat.id,
         "open_key": chat.open_key,
+        "opened_by": chat.opened_by,
         "channel_id": chat.channel_id,
         "queue_id": chat.queue_id,
         "contact_id": chat.contact_id,
@@ -76,11 +79,25 @@ def new_chat_document(chat: Chat) -> Document:
     }
 
 
-def note_document(note: Notification) -> Document:
+def note_document(note: Queued) -> Document:
+    if isinstance(note, IntegrationEvent):
+        # The time as text: the stand-in keeps a date given to `$set` as text anyway (docs/testing.md).
+        at = note.created_at.isoformat()
+        return {
+            "event_id": note.event_id,
+            "event": note.event,
+            "webhook": True,
+            "created_at": at,
+            "data": dict(note.data),
+        }
     return {"event_id": note.event_id, "event": note.event, "operator_id": note.operator_id, "data": dict(note.data)}
 
 
-def note_from_document(doc: Document) -> Notification:
+def note_from_document(doc: Document) -> Queued:
+    if doc.get("webhook"):
+        at = moment(doc.get("created_at"))
+        assert at is not None
+        return IntegrationEvent(doc["event_id"], doc["event"], at, doc.get("data") or {})
     return Notification(doc["event_id"], doc["event"], doc["operator_id"], doc.get("data") or {})
 
 
@@ -90,10 +107,15 @@ def outbox_of(doc: Document, queued: dict[str, Document] | None = None, *, share
     return Outbox(
         chat_id=doc["_id"],
         queued=tuple((key, note_from_document(note)) for key, note in sorted(notes.items())),
-        legacy=tuple(note_from_document(note) for note in doc.get(LEGACY_OUTBOX) or ()),
+        legacy=tuple(_legacy(note) for note in doc.get(LEGACY_OUTBOX) or ()),
         version=doc.get("offer_version"),
         shared=shared,
     )
+
+
+def _legacy(doc: Document) -> Notification:
+    """A note of the list outbox 0.1 wrote: operators' notifications only."""
+    return Notification(doc["event_id"], doc["event"], doc["operator_id"], doc.get("data") or {})
 
 
 def visible(visibility: Visibility) -> Document:

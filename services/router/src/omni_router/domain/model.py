@@ -44,6 +44,8 @@ class Chat:
     offer_expires_at: float | None = None
     # Set while the chat is open: one open chat per contact and channel.
     open_key: str | None = None
+    # The dedupe key of the customer message that opened it (its `chat.created` is announced with that message).
+    opened_by: str | None = None
     created_at: datetime | None = None
     last_message_at: datetime | None = None
     # When the last message went in or out, and when the queue's completion timeout closes the chat.

@@ -15,6 +15,7 @@ from omni_router.domain.tokens import ADMIN, Principal
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.console import Console
 from omni_router.service_layer.desk import Desk
+from omni_router.service_layer.integration_events import Webhooks
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import Hub, Tickets
 from omni_router.service_layer.tokens import Audit, Tokens
@@ -35,6 +36,7 @@ class Services:
     tickets: Tickets
     tokens: Tokens
     audit: Audit
+    webhooks: Webhooks
 
 
 def services(request: Request) -> Services:

@@ -176,6 +176,27 @@ schemas:
       path: {type: string}
       target_id: {type: string, nullable: true}
       status: {type: integer, description: the HTTP status the write was answered with}
+  Webhook:
+    type: object
+    required: [id, url, events, active, created_at]
+    properties:
+      id: {type: string}
+      url: {type: string}
+      events: {type: array, items: {type: string}}
+      active: {type: boolean}
+      created_at: {type: string, format: date-time, nullable: true}
+  WebhookDelivery:
+    type: object
+    required: [id, event_id, event, attempt, at, status_code, outcome, error]
+    properties:
+      id: {type: string}
+      event_id: {type: string, description: "the event's id (the receivers' Idempotency-Key)"}
+      event: {type: string}
+      attempt: {type: integer, minimum: 1}
+      at: {type: string, format: date-time, nullable: true}
+      status_code: {type: integer, nullable: true, description: "the receiver's HTTP status; null without an answer"}
+      outcome: {type: string, enum: [delivered, retrying, failed]}
+      error: {type: string, nullable: true}
   Count:
     type: object
     required: [count]

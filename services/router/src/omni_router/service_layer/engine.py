@@ -266,7 +266,9 @@ class Engine:
         claim = await self._capacity.claim(operator_id, chat.id, online_only=online_only)
         if claim is Claim.REFUSED:
             raise Conflict("at_capacity", "the operator is at capacity" + (" or not online" if online_only else ""))
-        update = changes.assign(chat, operator_id, reason=reason, guard=guard, new_id=self._clock.new_id)
+        update = changes.assign(
+            chat, operator_id, reason=reason, guard=guard, at=self._clock.now(), new_id=self._clock.new_id
+        )
         written = await self._chats.change(update)
         if written is None:
             if claim is Claim.TAKEN:

@@ -4,7 +4,9 @@ and the requests for the sender's profile and the message's files."""
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested, UnifiedMessage
 from omni_router.domain.errors import NotFound
 from omni_router.domain.model import Channel, Chat, Contact, FileRef, Message, dedupe_key, default_contact_name
+from omni_router.domain.views import chat_view, message_view
 from omni_router.service_layer.engine import Engine
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
 
 
@@ -18,8 +20,10 @@ class Inbox:
         settings: RoutingSettings,
         engine: Engine,
         events: Events,
+        integration: IntegrationEvents,
         clock: Clock,
     ) -> None:
+        self._integration = integration
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
@@ -39,6 +43,7 @@ class Inbox:
             raise NotFound("channel_not_found", f"channel {message.channel_id} does not exist")
         contact = await self._contacts.find_or_add(self._new_contact(channel, message))
         chat, stored = await self._store(channel, contact, message, stored)
+        await self._announce(chat, stored)
         await self._engine.route(chat, stored)
         if contact.profile_status == "pending":
             await self._events.publish(
@@ -81,6 +86,13 @@ class Inbox:
             raise NotFound("chat_not_found", f"chat {stored.chat_id} vanished")
         return current, stored
 
+    async def _announce(self, chat: Chat, message: Message) -> None:
+        """The webhooks' `chat.created` (with the message that opened the chat) and `message.created`, under ids of
+        their cause: a redelivery of the message (not yet routed) announces them again under the same ids."""
+        if chat.opened_by is not None and chat.opened_by == message.dedupe_key:
+            await self._integration.emit("chat.created", {"chat": chat_view(chat)}, key=chat.id)
+        await self._integration.emit("message.created", {"message": message_view(message)}, key=message.id)
+
     def _new_contact(self, channel: Channel, message: UnifiedMessage) -> Contact:
         return Contact(
             id=self._clock.new_id(),
@@ -95,6 +107,7 @@ class Inbox:
         return Chat(
             id=self._clock.new_id(),
             open_key=f"{channel.id}:{contact.id}",
+            opened_by=dedupe_key(message.channel_id, message.provider_message_id),
             channel_id=channel.id,
             queue_id=channel.queue_id or "",
             contact_id=contact.id,

@@ -1,5 +1,6 @@
 """Publishing operator notifications: each is recorded in the notification log (what the live streams show),
-then published to the operator's queue.
+then published to the operator's queue. A chat's outbox also carries the webhooks' events its changes cause,
+published to their subscribers (integration_events.py) in the same order.
 
 A notification that follows a chat's change sits in the chat's outbox, written by the same atomic update as the
 change, until it is published; what a crash or a broker outage leaves there is published by the routing sweep,
@@ -11,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from omni_contracts.events import NotificationKind
-from omni_router.domain.notifications import Outbox, notifications
+from omni_router.domain.notifications import Notification, Outbox, Queued, notifications
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,9 @@ class Notices:
         chats: Chats,
         operators: Operators,
         clock: Clock,
+        integration: IntegrationEvents,
     ) -> None:
+        self._integration = integration
         self._queues = queues
         self._log = notification_log
         self._chats = chats
@@ -55,17 +59,12 @@ class Notices:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
         (the rest stays for the sweep)."""
         notes = outbox.all
-        messages = [note.to_contract(outbox.chat_id) for note in notes]
-        await self._log.record(messages)
+        await self._log.record([note.to_contract(outbox.chat_id) for note in notes if isinstance(note, Notification)])
         published = 0
-        for message in messages:
-            try:
-                await self._queues.publish(message)
-            except BrokerUnavailable:
-                # An operator deleted meanwhile has no queue left: their note can never be routed.
-                if await self._operators.exists(message.operator_id):
-                    log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
-                    break
+        for note in notes:
+            if not await self._published(outbox.chat_id, note):
+                log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
+                break
             published += 1
         legacy = len(outbox.legacy)
         if published < legacy:
@@ -77,6 +76,19 @@ class Notices:
                 outbox, keys, legacy=bool(legacy), whole=everything and not outbox.shared
             )
         return everything
+
+    async def _published(self, chat_id: str, note: Queued) -> bool:
+        """Publish one of the outbox's notes: to its operator, or to the webhooks' subscribers. False if the broker
+        did not take it (it stays for the sweep)."""
+        try:
+            if isinstance(note, Notification):
+                await self._queues.publish(note.to_contract(chat_id))
+            else:
+                await self._integration.publish(note)
+        except BrokerUnavailable:
+            # An operator deleted meanwhile has no queue left: their note can never be routed.
+            return isinstance(note, Notification) and not await self._operators.exists(note.operator_id)
+        return True
 
     async def publish_stale(self, older_than_seconds: float) -> int:
         """Publish outboxes left behind for longer than `older_than_seconds`."""

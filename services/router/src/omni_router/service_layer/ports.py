@@ -15,6 +15,7 @@ from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
@@ -29,6 +30,7 @@ __all__ = [
     "Chats",
     "Clock",
     "Contacts",
+    "Destinations",
     "Events",
     "Files",
     "IdempotencyKeys",
@@ -43,6 +45,8 @@ __all__ = [
     "RoutingSettings",
     "StoredNotification",
     "StreamTickets",
+    "WebhookDeliveries",
+    "WebhookSubscriptions",
     "Written",
 ]
 
@@ -474,4 +478,36 @@ class AuditLog(Protocol):
 
     async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
         """Entries with ids below `before`, newest first."""
+        ...
+
+
+class WebhookSubscriptions(Protocol):
+    """Outbound webhooks' subscriptions, as the dispatcher reads them (URL and secret at each attempt)."""
+
+    async def add(self, subscription: Subscription) -> None: ...
+
+    async def get(self, subscription_id: str) -> Subscription | None: ...
+
+    async def all(self, limit: int) -> list[Subscription]: ...
+
+    async def delete(self, subscription_id: str) -> bool:
+        """False if there was no such subscription."""
+        ...
+
+    async def wanting(self, event: str) -> list[Subscription]:
+        """The active subscriptions to `event`: read for every event, so kept a little while (each router reads
+        them again within SUBSCRIPTIONS_TTL_SECONDS of a change made elsewhere; at once after one made here)."""
+        ...
+
+
+class WebhookDeliveries(Protocol):
+    async def page(self, subscription_id: str, after: str | None, limit: int) -> list[DeliveryAttempt]:
+        """The subscription's delivery attempts with ids above `after`, in the order they were made."""
+        ...
+
+
+class Destinations(Protocol):
+    async def check(self, url: str) -> None:
+        """Invalid (`invalid_url`) for a URL the dispatcher would refuse to call: not http(s), or (unless private
+        addresses are allowed) a host with a loopback, private or reserved address, or one that does not resolve."""
         ...

@@ -16,7 +16,9 @@ from omni_contracts import Attachment, MessageOutgoing
 from omni_router.domain.errors import Conflict, Unprocessable
 from omni_router.domain.model import Chat, Message, Operator
 from omni_router.domain.replies import KeyClaim, fingerprint, outgoing_files, reply
+from omni_router.domain.views import message_view
 from omni_router.service_layer.desk import Desk
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import (
     BrokerUnavailable,
     Clock,
@@ -68,8 +70,10 @@ class Replies:
         settings: RoutingSettings,
         keys: IdempotencyKeys,
         events: Events,
+        integration: IntegrationEvents,
         clock: Clock,
     ) -> None:
+        self._integration = integration
         self._desk = desk
         self._messages = messages
         self._contacts = contacts
@@ -133,7 +137,9 @@ class Replies:
         return earlier
 
     async def publish(self, message: Message) -> bool:
-        """Hand the reply to the dispatcher; False if the broker did not confirm (it stays due for the sweep)."""
+        """Hand the reply to the dispatcher, and announce it to the webhooks' subscribers (`message.created`, under
+        an id of the reply: the outbox's sweep announces it again under the same id); False if the broker did not
+        confirm (it stays due for the sweep)."""
         channel = await self._settings.channel(message.channel_id)
         if channel is None:
             await self._messages.fail(message.id, "channel deleted")
@@ -148,6 +154,7 @@ class Replies:
             attachments=outgoing_files(message),
         )
         try:
+            await self._integration.emit("message.created", {"message": message_view(message)}, key=message.id)
             await self._events.publish(event)
         except BrokerUnavailable:
             return False
