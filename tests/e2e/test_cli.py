@@ -75,7 +75,7 @@ async def test_failures_show_the_api_error_and_exit_non_zero(stack: Stack) -> No
     missing = await omni(stack, "channels", "register", "no-such-channel")
     assert missing.exit_code == 1 and "not_found: no channel no-such-channel (HTTP 404)" in missing.stderr
     wrong_token = await omni(stack, "queues", "list", token="wrong")
-    assert wrong_token.exit_code == 1 and "unauthorized: unknown token (HTTP 401)" in wrong_token.stderr
+    assert wrong_token.exit_code == 1 and "unauthorized: unknown or revoked token (HTTP 401)" in wrong_token.stderr
     bad_tail = await omni(stack, "tail", "not-an-operator-token")
     assert bad_tail.exit_code == 1 and "unauthorized" in bad_tail.stderr
     no_token = await omni(stack, "queues", "list", token=None)

@@ -11,8 +11,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
-from omni_router.domain.notifications import Notification, Outbox, Queued, notifications
+from omni_router.domain.integration import IntegrationEvent
+from omni_router.domain.notifications import Notification, Outbox, notifications
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
 
@@ -58,11 +60,12 @@ class Notices:
     async def publish(self, outbox: Outbox) -> bool:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
         (the rest stays for the sweep)."""
-        notes = outbox.all
-        await self._log.record([note.to_contract(outbox.chat_id) for note in notes if isinstance(note, Notification)])
+        # Each notification as one contract: the log and the operator's queue carry the very same JSON.
+        notes = [note.to_contract(outbox.chat_id) if isinstance(note, Notification) else note for note in outbox.all]
+        await self._log.record([note for note in notes if isinstance(note, ChatNotification)])
         published = 0
         for note in notes:
-            if not await self._published(outbox.chat_id, note):
+            if not await self._published(note):
                 log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
                 break
             published += 1
@@ -77,17 +80,17 @@ class Notices:
             )
         return everything
 
-    async def _published(self, chat_id: str, note: Queued) -> bool:
+    async def _published(self, note: ChatNotification | IntegrationEvent) -> bool:
         """Publish one of the outbox's notes: to its operator, or to the webhooks' subscribers. False if the broker
         did not take it (it stays for the sweep)."""
         try:
-            if isinstance(note, Notification):
-                await self._queues.publish(note.to_contract(chat_id))
+            if isinstance(note, ChatNotification):
+                await self._queues.publish(note)
             else:
                 await self._integration.publish(note)
         except BrokerUnavailable:
             # An operator deleted meanwhile has no queue left: their note can never be routed.
-            return isinstance(note, Notification) and not await self._operators.exists(note.operator_id)
+            return isinstance(note, ChatNotification) and not await self._operators.exists(note.operator_id)
         return True
 
     async def publish_stale(self, older_than_seconds: float) -> int:
