@@ -151,3 +151,36 @@ async def test_tail_prints_each_notification_as_one_json_line_until_interrupted(
         if tail.returncode is None:
             tail.kill()
             await tail.wait()
+
+
+async def test_tokens_are_created_listed_and_revoked_and_the_audit_log_shown(stack: Stack) -> None:
+    await stack.start("router")
+    created = await omni(stack, "tokens", "create", "bi", "--scope", "reports:read")
+    assert "token: " in _ok(created) and "cannot be shown again" in created.stderr
+    token_id = _ok(created).split()[2]
+    secret = _ok(created).split("token: ")[1].split()[0]
+    made = json.loads(_ok(await omni(stack, "tokens", "create", "ops", "--json")))
+    assert made["scopes"] == ["admin"]
+    listed = _ok(await omni(stack, "tokens", "list"))
+    assert token_id in listed and "reports:read" in listed and secret not in listed and made["token"] not in listed
+    # The ops token works as the CLI's token; the reports one may not write.
+    assert (await omni(stack, "queues", "create", "support", token=made["token"])).exit_code == 0
+    refused = await omni(stack, "queues", "create", "sales", token=secret)
+    assert refused.exit_code == 1 and "insufficient_scope" in refused.stderr and "(HTTP 403)" in refused.stderr
+    assert "revoked token" in _ok(await omni(stack, "tokens", "revoke", made["id"]))
+    gone = await omni(stack, "queues", "list", token=made["token"])
+    assert gone.exit_code == 1 and "(HTTP 401)" in gone.stderr
+    again = await omni(stack, "tokens", "revoke", made["id"])
+    assert again.exit_code == 1 and "(HTTP 404)" in again.stderr
+
+    entries = [json.loads(line) for line in _ok(await omni(stack, "audit", "--json")).splitlines()]
+    assert [(e["method"], e["path"], e["actor"]["name"], e["status"]) for e in entries[:4]] == [
+        ("DELETE", f"/api/admin/tokens/{made['id']}", "ADMIN_TOKEN", 404),
+        ("DELETE", f"/api/admin/tokens/{made['id']}", "ADMIN_TOKEN", 204),
+        ("POST", "/api/admin/queues", "bi", 403),
+        ("POST", "/api/admin/queues", "ops", 201),
+    ]
+    table = await omni(stack, "audit", "--limit", "2")
+    assert "ADMIN_TOKEN" in _ok(table) and "more: --cursor " in table.stderr
+    for result in (listed, table.stdout):
+        assert secret not in result and made["token"] not in result
