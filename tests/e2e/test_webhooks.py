@@ -113,6 +113,11 @@ async def test_a_chats_life_reaches_subscribers_signed_and_a_failing_receiver_is
         assert [a["outcome"] for a in listed_attempts] == ["delivered"] * 6
         assert {a["event_id"] for a in listed_attempts} == {e["id"] for e in events}
         assert all(a["attempt"] == 1 and a["status_code"] == 200 for a in listed_attempts)
+        first = (await admin.get(f"/api/admin/webhooks/{crm['id']}/deliveries", params={"limit": 4})).json()
+        rest = (
+            await admin.get(f"/api/admin/webhooks/{crm['id']}/deliveries", params={"cursor": first["next_cursor"]})
+        ).json()
+        assert first["items"] + rest["items"] == listed_attempts and rest["next_cursor"] is None
 
         failing = await attempts(admin, flaky["id"], 1)
         assert [a["outcome"] for a in failing] == ["retrying"] * (len(failing) - 1) + ["failed"]
