@@ -63,22 +63,30 @@ class Notices:
         # Each notification as one contract: the log and the operator's queue carry the very same JSON.
         notes = [note.to_contract(outbox.chat_id) if isinstance(note, Notification) else note for note in outbox.all]
         await self._log.record([note for note in notes if isinstance(note, ChatNotification)])
-        published = 0
-        for note in notes:
-            if not await self._published(note):
-                log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
-                break
-            published += 1
+        published = await self._publish_in_order(notes)
+        if published < len(notes):
+            log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
+        return await self._remove_published(outbox, published)
+
+    async def _remove_published(self, outbox: Outbox, published: int) -> bool:
+        """Remove the first `published` notes (the 0.1 list first) from the chat's outbox; whether that was all."""
         legacy = len(outbox.legacy)
         if published < legacy:
             return False
         keys = [key for key, _ in outbox.queued][: published - legacy]
-        everything = published == len(notes)
+        everything = published == legacy + len(outbox.queued)
         if keys or legacy:
             await self._chats.remove_published(
                 outbox, keys, legacy=bool(legacy), whole=everything and not outbox.shared
             )
         return everything
+
+    async def _publish_in_order(self, notes: list[ChatNotification | IntegrationEvent]) -> int:
+        """How many of `notes` went out, in order, until the broker refused one."""
+        for count, note in enumerate(notes):
+            if not await self._published(note):
+                return count
+        return len(notes)
 
     async def _published(self, note: ChatNotification | IntegrationEvent) -> bool:
         """Publish one of the outbox's notes: to its operator, or to the webhooks' subscribers. False if the broker
