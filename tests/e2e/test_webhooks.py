@@ -2,6 +2,7 @@
 life announced by the router and delivered signed by the dispatcher to the simulator's receivers, every attempt
 listed by the router, and a receiver that keeps failing retried, parked, and delivered by a replay."""
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -73,7 +74,10 @@ async def test_a_chats_life_reaches_subscribers_signed_and_a_failing_receiver_is
 
     raw, headers = signed(customer_message("m-1", "where is my parcel?"), desk.secret)
     async with stack.client("ingress") as ingress:
+        started = time.monotonic()
         assert (await ingress.post("/webhooks/acme/receive", content=raw, headers=headers)).status_code == 200
+    await taken(simulator, "crm", 1)  # chat.created
+    print(f"webhooks: chat.created reached the receiver {time.monotonic() - started:.3f} s after")
     async with stack.client("router", token) as operator:
 
         async def offered() -> list[dict[str, Any]] | None:
