@@ -184,3 +184,32 @@ async def test_tokens_are_created_listed_and_revoked_and_the_audit_log_shown(sta
     assert "ADMIN_TOKEN" in _ok(table) and "more: --cursor " in table.stderr
     for result in (listed, table.stdout):
         assert secret not in result and made["token"] not in result
+
+
+async def test_webhooks_are_subscribed_listed_and_deleted_without_showing_their_secret(
+    stack: Stack, simulator: Simulator
+) -> None:
+    await stack.start("router")
+    url = f"{simulator.url}/receivers/crm"
+    made = await omni(
+        stack,
+        "webhooks",
+        "create",
+        url,
+        "--event",
+        "chat.created",
+        "--event",
+        "chat.closed",
+        "--secret",
+        "whsec-0123456789abcdef",
+    )
+    webhook_id = _ok(made).split()[2]
+    assert "chat.created, chat.closed" in made.stdout
+    listed = _ok(await omni(stack, "webhooks", "list"))
+    assert webhook_id in listed and url in listed
+    assert "no delivery attempts" in (await omni(stack, "webhooks", "deliveries", webhook_id)).stderr
+    refused = await omni(stack, "webhooks", "create", url, "--event", "chat.opened", "--secret", "x" * 16)
+    assert refused.exit_code == 1 and "invalid_body" in refused.stderr
+    assert "deleted webhook" in _ok(await omni(stack, "webhooks", "delete", webhook_id))
+    for result in (made.output, listed):
+        assert "whsec-0123456789abcdef" not in result

@@ -23,11 +23,13 @@ operators = typer.Typer(help="Operators and their tokens.", no_args_is_help=True
 channels = typer.Typer(help="Channels: one messenger account each, tied to a queue.", no_args_is_help=True)
 parked = typer.Typer(help="Messages that exhausted their retries.", no_args_is_help=True)
 tokens = typer.Typer(help="Named API tokens with scopes (admin, reports:read).", no_args_is_help=True)
+webhooks = typer.Typer(help="Outbound webhooks: subscriptions and their delivery attempts.", no_args_is_help=True)
 app.add_typer(queues, name="queues")
 app.add_typer(operators, name="operators")
 app.add_typer(channels, name="channels")
 app.add_typer(parked, name="parked")
 app.add_typer(tokens, name="tokens")
+app.add_typer(webhooks, name="webhooks")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 
@@ -475,6 +477,80 @@ def audit(
     )
     if page.get("next_cursor"):
         _err().print(f"more: --cursor {page['next_cursor']}", highlight=False, markup=False)
+
+
+# Outbound webhooks
+
+
+@webhooks.command("create")
+def webhooks_create(
+    ctx: typer.Context,
+    url: str,
+    event: Annotated[list[str], typer.Option("--event", help="chat.created, message.created, ... (repeat).")],
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="OMNI_WEBHOOK_SECRET", prompt=True, hide_input=True, help="Signs the deliveries (16+ characters)."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Subscribe a URL to events; the secret is sent, never printed."""
+    with admin(ctx) as client:
+        created = client.call("POST", "/api/admin/webhooks", {"url": url, "events": event, "secret": secret})
+    _print_created("webhook", created, as_json, ("url", "events"))
+
+
+@webhooks.command("list")
+def webhooks_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List subscriptions (never their secrets)."""
+    with admin(ctx) as client:
+        items = client.items("/api/admin/webhooks")
+    _print_items(
+        items,
+        as_json,
+        [
+            ("id", lambda w: w["id"]),
+            ("url", lambda w: w["url"]),
+            ("events", lambda w: ", ".join(w.get("events") or [])),
+            ("active", lambda w: "yes" if w.get("active", True) else "no"),
+        ],
+        "no webhooks",
+    )
+
+
+@webhooks.command("delete")
+def webhooks_delete(ctx: typer.Context, webhook_id: str) -> None:
+    """Delete a subscription: what is still queued for it is not delivered."""
+    with admin(ctx) as client:
+        client.call("DELETE", f"/api/admin/webhooks/{webhook_id}")
+    _out().print(f"deleted webhook {webhook_id}", highlight=False, markup=False)
+
+
+@webhooks.command("deliveries")
+def webhooks_deliveries(
+    ctx: typer.Context,
+    webhook_id: str,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Every delivery attempt of a subscription, in the order made."""
+    with admin(ctx) as client:
+        page = client.call("GET", f"/api/admin/webhooks/{webhook_id}/deliveries", params={"limit": limit})
+    _print_items(
+        page["items"],
+        as_json,
+        [
+            ("at", lambda a: a.get("at")),
+            ("event", lambda a: a["event"]),
+            ("event id", lambda a: a["event_id"]),
+            ("attempt", lambda a: a["attempt"]),
+            ("status", lambda a: a.get("status_code")),
+            ("outcome", lambda a: a["outcome"]),
+            ("error", lambda a: a.get("error")),
+        ],
+        "no delivery attempts",
+    )
 
 
 # Notifications
