@@ -145,6 +145,7 @@ class FakeChats:
             later["due_at"] = max(chat.due_at or due_at, due_at)
         if last_message_at is not None:
             later["last_message_at"] = last_message_at
+            later["messages_in"] = chat.messages_in + 1
         stored.chat = replace(chat, **later)
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
@@ -174,6 +175,34 @@ class FakeChats:
         for stored in self.stored.values():
             if stored.chat.contact_id == contact_id:
                 stored.chat = replace(stored.chat, contact_name=name)
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        return next((c for c in self._all() if c.open_key == open_key), None)
+
+    async def welcomed(self, chat_id: str) -> None:
+        self._set(chat_id, welcome=None)
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is None:
+            return
+        first = {} if stored.chat.first_response_at else {"first_response_at": at, "first_response_seconds": seconds}
+        self._set(chat_id, messages_out=stored.chat.messages_out + 1, **first)
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        return next((c for c in self._all() if c.csat_key == rating_key), None)
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        stored = self.stored.get(chat_id)
+        if stored is None or stored.chat.rating is not None:
+            return False
+        self._set(chat_id, rating=dict(rating), csat_key=None, csat_until=None)
+        return True
+
+    def _set(self, chat_id: str, **fields: Any) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is not None:
+            stored.chat = replace(stored.chat, **fields)
 
     async def open_chats(self) -> list[Chat]:
         return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]

@@ -51,6 +51,7 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
@@ -149,6 +150,7 @@ class Router:
     engine: Engine
     desk: Desk
     replies: Replies
+    courtesy: Courtesy
     inbox: Inbox
     updates: Updates
     admin: Admin
@@ -167,6 +169,9 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     p = ports
     capacity = Capacity(p.operators, p.chats, p.clock)
     notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock)
+    courtesy = Courtesy(
+        chats=p.chats, contacts=p.contacts, messages=p.messages, settings=p.settings, events=p.events, clock=p.clock
+    )
     engine = Engine(
         chats=p.chats,
         operators=p.operators,
@@ -174,6 +179,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         capacity=capacity,
         notices=notices,
+        courtesy=courtesy,
         rules=rules,
         offer_timeout_seconds=settings.offer_timeout_seconds,
         clock=p.clock,
@@ -183,6 +189,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     )
     replies = Replies(
         desk=desk,
+        chats=p.chats,
         messages=p.messages,
         contacts=p.contacts,
         settings=p.settings,
@@ -209,6 +216,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         messages=p.messages,
         settings=p.settings,
         engine=engine,
+        courtesy=courtesy,
         events=p.events,
         clock=p.clock,
     )
@@ -219,6 +227,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         engine=engine,
         desk=desk,
         replies=replies,
+        courtesy=courtesy,
         inbox=inbox,
         updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices),
         admin=admin,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omni_router.domain.hours import BusinessHours, Csat
+
 AdminKind = Literal["queues", "operators", "channels"]
 ADMIN_KINDS: tuple[AdminKind, ...] = ("queues", "operators", "channels")
 
@@ -22,6 +24,11 @@ class QueueSettings(BaseModel):
     on_operator_offline: Literal["keep", "return"] = "keep"
     # How long an offer waits for an accept before it moves on; unset: OFFER_TIMEOUT_SECONDS.
     offer_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    # None: always open. What a new chat's customer is told once, inside and outside them (None: nothing).
+    business_hours: BusinessHours | None = None
+    greeting_text: str | None = Field(default=None, min_length=1, max_length=4096)
+    out_of_hours_text: str | None = Field(default=None, min_length=1, max_length=4096)
+    csat: Csat | None = None
 
 
 class OperatorSettings(BaseModel):
@@ -56,6 +63,10 @@ PATCHABLE: dict[AdminKind, frozenset[str]] = {
             "operator_ids",
             "on_operator_offline",
             "offer_timeout_seconds",
+            "business_hours",
+            "greeting_text",
+            "out_of_hours_text",
+            "csat",
         }
     ),
     "operators": frozenset({"name", "max_chats", "role", "status"}),

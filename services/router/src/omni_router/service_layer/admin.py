@@ -93,6 +93,7 @@ class Admin:
             on_operator_offline=body.on_operator_offline,
             offer_timeout_seconds=body.offer_timeout_seconds,
             created_at=self._clock.now(),
+            **body.model_dump(mode="json", include={"business_hours", "greeting_text", "out_of_hours_text", "csat"}),
         )
         await self._queues.add(queue)
         return queue
@@ -190,7 +191,8 @@ class Admin:
             )
         elif isinstance(checked, ChannelSettings):
             await self._check_changed_channel(checked, changes)
-        return checked.model_dump(include=set(changes))
+        # As JSON: nested settings (business hours' dates) stored as the API shows them.
+        return checked.model_dump(mode="json", include=set(changes))
 
     async def _check_changed_channel(self, checked: ChannelSettings, changes: dict[str, Any]) -> None:
         if "settings" in changes:

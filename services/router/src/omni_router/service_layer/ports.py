@@ -134,6 +134,27 @@ class Chats(Protocol):
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
 
+    async def find_open(self, open_key: str) -> Chat | None:
+        """The open chat of a contact on a channel ("<channel>:<contact>"), if there is one."""
+        ...
+
+    async def welcomed(self, chat_id: str) -> None:
+        """The chat's greeting or out-of-hours answer is stored: remove `welcome`."""
+        ...
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        """An operator replied: count it (`messages_out`) and, if it is the first, set `first_response_at` and
+        `first_response_seconds` (`seconds` since the chat was created)."""
+        ...
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        """The closed chat whose CSAT question waits for this contact's rating ("<channel>:<contact>")."""
+        ...
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        """Atomically record the chat's rating and stop waiting for one; False if it had one already."""
+        ...
+
     async def open_chats(self) -> list[Chat]: ...
 
     async def page(self, visible: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:

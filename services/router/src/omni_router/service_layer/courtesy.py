@@ -1,0 +1,95 @@
+"""What the router tells a customer itself, through the dispatcher like an operator's reply: the greeting or the
+out-of-hours answer when a chat opens, the CSAT question when it closes, and the rating the customer answers.
+
+Each is stored under an id decided with the chat's own change (its `welcome`, its `csat_message_id`), so a repeat
+after a crash or a redelivery stores it once and the reply outbox publishes what the broker did not confirm.
+"""
+
+import logging
+
+from omni_contracts import UnifiedMessage
+from omni_router.domain.csat import Rating, parse_rating
+from omni_router.domain.model import Chat, Contact, Message
+from omni_router.service_layer.outgoing import publish_reply
+from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
+
+log = logging.getLogger(__name__)
+
+
+class Courtesy:
+    def __init__(
+        self,
+        *,
+        chats: Chats,
+        contacts: Contacts,
+        messages: Messages,
+        settings: RoutingSettings,
+        events: Events,
+        clock: Clock,
+    ) -> None:
+        self._chats = chats
+        self._contacts = contacts
+        self._messages = messages
+        self._settings = settings
+        self._events = events
+        self._clock = clock
+
+    async def welcome(self, chat: Chat, contact: Contact) -> None:
+        """The greeting or out-of-hours answer a new chat still owes its customer, once."""
+        if not chat.welcome:
+            return
+        await self._say(chat, contact.external_id, chat.welcome["id"], chat.welcome["text"])
+        await self._chats.welcomed(chat.id)
+
+    async def ask_rating(self, chat: Chat, question: str) -> None:
+        """The CSAT question of a chat that just closed."""
+        if chat.csat_message_id is None:
+            return
+        contact = await self._contacts.get(chat.contact_id)
+        if contact is None:
+            return
+        await self._say(chat, contact.external_id, chat.csat_message_id, question)
+
+    async def _say(self, chat: Chat, recipient: str, message_id: str, text: str) -> None:
+        message = Message(
+            id=message_id,
+            chat_id=chat.id,
+            channel_id=chat.channel_id,
+            direction="outgoing",
+            type="text",
+            text=text,
+            recipient=recipient,
+            status="queued",
+            published=False,
+            publish_due=self._clock.time(),
+            created_at=self._clock.now(),
+        )
+        if await self._messages.add_reply(message):
+            await publish_reply(self._settings, self._messages, self._events, message)
+
+    async def rated_chat(self, contact: Contact, message: UnifiedMessage) -> Chat | None:
+        """The closed chat this message rates: it starts with 1-5, the chat asked within the window, and the customer
+        has no open chat on the channel (a new conversation's messages are its own)."""
+        if parse_rating(message.text) is None:
+            return None
+        chat = await self._chats.awaiting_rating(f"{message.channel_id}:{contact.id}")
+        if chat is None or (chat.csat_until or 0) < self._clock.time():
+            return None
+        if await self._chats.find_open(f"{message.channel_id}:{contact.id}") is not None:
+            return None
+        return chat
+
+    async def record_rating(self, chat: Chat, stored: Message) -> None:
+        """The rating in `stored` (a message already stored on the closed chat) recorded on it, once."""
+        rating = parse_rating(stored.text)
+        if rating is None or chat.rating is not None:
+            return
+        if await self._chats.rate(chat.id, rating.document(self._clock.now())):
+            rated = await self._chats.get(chat.id)
+            if rated is not None:
+                await self.rating_created(rated, rating)
+
+    async def rating_created(self, chat: Chat, rating: Rating) -> None:
+        """A customer rated a chat: the place outbound webhooks emit `rating.created` from (the chat carries it as
+        `rating`). Runs once per rating, after it is stored."""
+        log.info("chat rated", extra={"chat_id": chat.id, "score": rating.score})
