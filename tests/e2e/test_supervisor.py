@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 async def _write(stack: Stack, desk: Desk, message_id: str, text: str, sender: str) -> None:
-    raw, headers = signed(customer_message(message_id, text=text, sender=sender), desk.secret)
+    now = int(datetime.now(UTC).timestamp())  # chats date from their first message: in the reports' default period
+    raw, headers = signed(customer_message(message_id, text=text, sender=sender, timestamp=now), desk.secret)
     async with stack.client("ingress") as ingress:
         answer = await ingress.post(f"/webhooks/{desk.provider}/receive", content=raw, headers=headers)
         assert answer.status_code == 200, answer.text
@@ -96,3 +97,19 @@ async def test_greeting_out_of_hours_and_a_rating_through_the_simulator(
     async with stack.client("router", token) as client:
         assert (await client.get(f"/api/chats/{waiting['_id']}")).status_code == 404  # never offered to them
     assert operator_id not in waiting["offered_ever"]
+
+    # The reports: the rated chat and the waiting one, by aggregation on the running router; the CSV streamed.
+    async with stack.admin() as admin:
+        summary = (await admin.get("/api/admin/reports/summary", params={"queue_id": desk.queue_id})).json()
+        assert (summary["chats_opened"], summary["chats_closed"], summary["messages_in"]) == (2, 1, 3)
+        assert summary["messages_out"] == 1 and summary["csat"] == {"responses": 1, "average": 5.0}
+        assert summary["first_response_seconds"]["p50"] is not None and len(summary["by_day"]) >= 30
+        assert (await admin.get("/api/admin/reports/summary", params={"from": "soon"})).status_code == 400
+        csv = await admin.get("/api/admin/reports/chats.csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        assert "attachment" in csv.headers["content-disposition"]
+        lines = csv.text.strip().split("\r\n")
+        assert lines[0].startswith("chat_id,channel,queue,contact") and len(lines) == 3
+        assert lines[1].split(",")[11] == "5"
+    async with stack.client("router", token) as client:
+        assert (await client.get("/api/admin/reports/summary")).status_code == 403

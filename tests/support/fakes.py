@@ -22,6 +22,7 @@ from omni_router.domain.errors import Invalid
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Notification, Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.reports import Percentiles, Period, ReportFilter, Summary, day_of, rank
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
 
 START = 1_800_000_000.0
@@ -699,3 +700,58 @@ class FakeRouterInstances:
 
     async def leave(self, instance: str) -> None:
         self.seen.pop(instance, None)
+
+
+class FakeReports:
+    """Reports computed in Python over the fake chats, as the aggregation pipelines compute them."""
+
+    def __init__(self, chats: FakeChats) -> None:
+        self._chats = chats
+
+    def _selected(self, field: str, filters: ReportFilter) -> list[Chat]:
+        covered = filters.period
+        return [
+            c
+            for c in self._chats._all()
+            if _ts(c, field) is not None
+            and covered.start <= (_ts(c, field) or 0) < covered.end
+            and (filters.queue_id is None or c.queue_id == filters.queue_id)
+            and (filters.operator_id is None or c.operator_id == filters.operator_id)
+        ]
+
+    async def summary(self, filters: ReportFilter) -> Summary:
+        opened, closed = self._selected("created", filters), self._selected("closed", filters)
+        scores = [int(c.rating["score"]) for c in closed if c.rating]
+        days: dict[str, list[int]] = {}
+        for index, (chats, which) in enumerate(((opened, "created"), (closed, "closed"))):
+            for chat in chats:
+                days.setdefault(day_of(int((_ts(chat, which) or 0) // 86400)), [0, 0])[index] += 1
+        return Summary(
+            chats_opened=len(opened),
+            chats_closed=len(closed),
+            messages_in=sum(c.messages_in for c in opened),
+            messages_out=sum(c.messages_out for c in opened),
+            first_response=_percentiles([c.first_response_seconds for c in opened]),
+            resolution=_percentiles([c.resolution_seconds for c in closed]),
+            csat_responses=len(scores),
+            csat_average=sum(scores) / len(scores) if scores else None,
+            days={day: (n[0], n[1]) for day, n in days.items()},
+        )
+
+    async def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        chats = [c for c in self._chats._all() if covered.start <= (_ts(c, "created") or -1) < covered.end]
+        for chat in sorted(chats, key=lambda c: (_ts(c, "created"), c.id)):
+            yield chat
+
+
+def _ts(chat: Chat, field: str) -> float | None:
+    if field == "closed":
+        return chat.closed_ts
+    return chat.created_at.timestamp() if chat.created_at else None
+
+
+def _percentiles(values: list[float | None]) -> Percentiles:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return Percentiles()
+    return Percentiles(known[rank(len(known), 0.5)], known[rank(len(known), 0.9)])

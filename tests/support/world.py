@@ -20,6 +20,7 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.stream_tickets import MongoStreamTickets
@@ -44,6 +45,7 @@ from tests.support.fakes import (
     FakeOperators,
     FakeParkingLots,
     FakeQueues,
+    FakeReports,
     FakeRouterInstances,
     FakeRoutingSettings,
     FakeStreamTickets,
@@ -192,7 +194,7 @@ def fake_world() -> World:
     ) -> Ports:
         return Ports(
             clock=clock,
-            chats=FakeChats(clock),
+            chats=(chats := FakeChats(clock)),
             operators=FakeOperators(),
             queues=queue_store,
             channels=channels,
@@ -208,6 +210,7 @@ def fake_world() -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            reports=FakeReports(chats),
         )
 
     return _world("fake", clock, ports)
@@ -242,6 +245,7 @@ def mongo_world(db: Database) -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            reports=MongoReports(db),
         )
 
     return _world("mongo", clock, ports)

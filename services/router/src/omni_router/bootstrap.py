@@ -26,6 +26,7 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
@@ -41,6 +42,7 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    reports_api,
 )
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
@@ -71,11 +73,13 @@ from omni_router.service_layer.ports import (
     Operators,
     ParkingLots,
     Queues,
+    Reports,
     RouterInstances,
     RoutingSettings,
     StreamTickets,
 )
 from omni_router.service_layer.replies import Replies
+from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.updates import Updates
@@ -114,6 +118,7 @@ class Ports:
     events: Events
     messengers: Messengers
     parking: ParkingLots
+    reports: Reports
 
 
 def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
@@ -137,6 +142,7 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         events=BrokerEvents(broker),
         messengers=ProviderMessengers(registry, http),
         parking=BrokerParkingLots(broker),
+        reports=MongoReports(db),
     )
 
 
@@ -157,11 +163,12 @@ class Router:
     console: Console
     hub: Hub
     tickets: Tickets
+    supervision: Supervision
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
+        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, self.supervision)
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -234,6 +241,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        supervision=Supervision(reports=p.reports, channels=p.channels, queues=p.queues, operators=p.operators),
     )
 
 
@@ -326,6 +334,7 @@ def create_app(
     routes = [
         *operator_api.routes,
         *files_api.routes,
+        *reports_api.routes,  # before admin_api's /api/admin/{kind}/{item_id}
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,

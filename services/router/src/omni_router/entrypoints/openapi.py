@@ -95,6 +95,12 @@ schemas:
     properties:
       enabled: {type: boolean}
       question: {type: string}
+  Percentiles:
+    type: object
+    required: [p50, p90]
+    properties:
+      p50: {type: number, nullable: true, description: "seconds; null: no such chats in the period"}
+      p90: {type: number, nullable: true}
   Attachment:
     type: object
     required: [file_id, file_name, content_type, size, status, failure_reason]

@@ -4,6 +4,7 @@ change), channels registered with their messengers, and the parking lots."""
 import hmac
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -71,6 +72,9 @@ class Admin:
         self._rules = rules
         self._admin_token = admin_token
         self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     async def authorize(self, token: str) -> None:
         """The admin's token passes; an operator's is Forbidden; anything else Unauthorized."""

@@ -18,6 +18,7 @@ from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.reports import Period, ReportFilter, Summary
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Operators",
     "ParkingLots",
     "Queues",
+    "Reports",
     "RouterInstances",
     "RoutingSettings",
     "StoredNotification",
@@ -162,6 +164,16 @@ class Chats(Protocol):
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
+
+
+class Reports(Protocol):
+    """Figures over the stored chats (never their messages: chats keep counts and durations)."""
+
+    async def summary(self, filters: ReportFilter) -> Summary: ...
+
+    def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        """The chats created in the period, oldest first, as a stream."""
+        ...
 
 
 class Operators(Protocol):
