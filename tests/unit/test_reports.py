@@ -17,9 +17,9 @@ def test_a_period_reads_dates_and_date_times_in_utc_with_to_exclusive() -> None:
     assert covered.start == datetime(2027, 1, 14, tzinfo=UTC).timestamp()
     assert covered.end == datetime(2027, 1, 15, 4, tzinfo=UTC).timestamp()
     assert period(None, None, NOW).end == NOW.timestamp()
-    for bad in (("soon", None), ("2027-01-15", "2027-01-14"), ("2000-01-01", "2027-01-01")):
+    for start, end in (("soon", None), ("2027-01-15", "2027-01-14"), ("2000-01-01", "2027-01-01")):
         with pytest.raises(Invalid):
-            period(*bad, NOW)
+            period(start, end, NOW)
 
 
 def test_percentiles_by_nearest_rank() -> None:
