@@ -43,6 +43,7 @@ from omni_router.entrypoints import (
     openapi,
     operator_api,
     reports_api,
+    supervisor_api,
 )
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
@@ -334,6 +335,7 @@ def create_app(
     routes = [
         *operator_api.routes,
         *files_api.routes,
+        *supervisor_api.routes,
         *reports_api.routes,  # before admin_api's /api/admin/{kind}/{item_id}
         *admin_api.routes,
         *events_api.routes,

@@ -72,6 +72,8 @@ PATCHABLE: dict[AdminKind, frozenset[str]] = {
     "operators": frozenset({"name", "max_chats", "role", "status"}),
     "channels": frozenset({"name", "queue_id", "settings", "is_active"}),
 }
+# What a supervisor may change of a queue from the console (the rest is the admin's).
+SUPERVISOR_QUEUE_FIELDS = frozenset({"business_hours", "greeting_text", "out_of_hours_text", "csat"})
 # PATCH validates the stored object with the change applied, with the model creation uses.
 PATCH_MODELS: dict[AdminKind, type[BaseModel]] = {
     "queues": QueueSettings,

@@ -95,6 +95,30 @@ schemas:
     properties:
       enabled: {type: boolean}
       question: {type: string}
+  ReportSummary:
+    type: object
+    required: [chats_opened, chats_closed, messages_in, messages_out, first_response_seconds,
+               resolution_seconds, csat, by_day]
+    properties:
+      chats_opened: {type: integer}
+      chats_closed: {type: integer}
+      messages_in: {type: integer}
+      messages_out: {type: integer, description: operators' replies (not the router's own answers)}
+      first_response_seconds: {$ref: "#/components/schemas/Percentiles"}
+      resolution_seconds: {$ref: "#/components/schemas/Percentiles"}
+      csat:
+        type: object
+        properties:
+          responses: {type: integer}
+          average: {type: number, nullable: true}
+      by_day:
+        type: array
+        items:
+          type: object
+          properties:
+            date: {type: string, format: date}
+            chats_opened: {type: integer}
+            chats_closed: {type: integer}
   Percentiles:
     type: object
     required: [p50, p90]

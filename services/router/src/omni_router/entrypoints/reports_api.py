@@ -44,36 +44,17 @@ async def summary(request: Request) -> Response:
         description: the figures
         content:
           application/json:
-            schema:
-              type: object
-              required: [chats_opened, chats_closed, messages_in, messages_out, first_response_seconds,
-                         resolution_seconds, csat, by_day]
-              properties:
-                chats_opened: {type: integer}
-                chats_closed: {type: integer}
-                messages_in: {type: integer}
-                messages_out: {type: integer, description: operators' replies (not the router's own answers)}
-                first_response_seconds: {$ref: "#/components/schemas/Percentiles"}
-                resolution_seconds: {$ref: "#/components/schemas/Percentiles"}
-                csat:
-                  type: object
-                  properties:
-                    responses: {type: integer}
-                    average: {type: number, nullable: true}
-                by_day:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      date: {type: string, format: date}
-                      chats_opened: {type: integer}
-                      chats_closed: {type: integer}
+            schema: {$ref: "#/components/schemas/ReportSummary"}
       "400": {$ref: "#/components/responses/InvalidQuery"}
       "401": {$ref: "#/components/responses/Unauthorized"}
       "403": {$ref: "#/components/responses/AdminForbidden"}
       "503": {$ref: "#/components/responses/NotReady"}
     """
-    reports = await supervision(request)
+    return await answer_summary(request, await supervision(request))
+
+
+async def answer_summary(request: Request, reports: Supervision) -> Response:
+    """The summary the query asks for (the admin's endpoint and the supervisors' console share it)."""
     query = request.query_params
     covered = period(query.get("from"), query.get("to"), services(request).admin.now())
     filters = ReportFilter(covered, query.get("queue_id") or None, query.get("operator_id") or None)
