@@ -190,6 +190,13 @@ class FakeChats:
         first = {} if stored.chat.first_response_at else {"first_response_at": at, "first_response_seconds": seconds}
         self._set(chat_id, messages_out=stored.chat.messages_out + 1, **first)
 
+    async def asked(self, chat_id: str) -> None:
+        self._set(chat_id, csat_ask_at=None)
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        due = [c for c in self._all() if c.csat_ask_at is not None and c.csat_ask_at <= before]
+        return self._sorted(due, limit, "csat_ask_at")
+
     async def awaiting_rating(self, rating_key: str) -> Chat | None:
         return next((c for c in self._all() if c.csat_key == rating_key), None)
 

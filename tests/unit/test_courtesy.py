@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from omni_contracts import MessageOutgoing
+from omni_router.domain import changes
+from omni_router.domain.changes import CsatAsk
 from omni_router.domain.model import Queue
 from tests.support.world import World
 
@@ -130,3 +132,20 @@ async def test_the_admin_sets_business_hours_and_csat_on_a_queue(world: World) -
     )
     assert isinstance(changed, Queue)
     assert changed.business_hours == _hours(holidays=["2026-12-25"]) and changed.csat == CSAT
+
+
+async def test_a_csat_question_a_crash_left_unsent_is_sent_by_the_sweep_once(world: World) -> None:
+    _, channel, _ = await world.team("to_all", [5], csat=CSAT)
+    chat = await world.write(channel)
+    # The closing's write alone, as if the router had died before storing its question.
+    ask = CsatAsk(world.clock.new_id(), world.clock.time() + 24 * 3600)
+    update = changes.close(chat, by=None, reason="test", at=world.clock.now(), csat=ask, new_id=world.clock.new_id)
+    assert await world.router.ports.chats.change(update) is not None
+    assert said(world, "Rate us 1-5") == []
+    assert await world.router.courtesy.ask_due(older_than_seconds=5) == 0  # not before its grace
+    world.clock.advance(6)
+    assert await world.router.courtesy.ask_due(older_than_seconds=5) == 1
+    [question] = said(world, "Rate us 1-5")
+    assert question.message_id == ask.message_id and (await world.chat(chat.id)).csat_ask_at is None
+    assert await world.router.courtesy.ask_due(older_than_seconds=5) == 0
+    assert (await world.write(channel, text="3")).id == chat.id  # and it is answered as any question

@@ -281,7 +281,11 @@ def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[],
     return [
         (replies_every, partial(_publish_replies, router.replies, replies_every), "replies"),
         (routing_every, partial(sweep_routing, router.engine, router.notices, routing_every), "routing"),
-        (completion_every, partial(sweep_completion, router.engine, router.capacity, completion_every), "completion"),
+        (
+            completion_every,
+            partial(sweep_completion, router.engine, router.capacity, router.courtesy, completion_every),
+            "completion",
+        ),
         (
             PRUNE_EVERY_SECONDS,
             partial(prune, router.ports.notification_log, router.ports.clock, settings.notification_retention_hours),

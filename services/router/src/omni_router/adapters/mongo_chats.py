@@ -21,7 +21,17 @@ from omni_router.service_layer.ports import Clock, Written
 OUTBOX = "unpublished"
 # Fields a change that leaves them empty removes (indexes are sparse on them); others it sets to null.
 REMOVED_WHEN_EMPTY = frozenset(
-    {"offer_expires_at", "open_key", "due_at", "waiting_in", "not_before", "welcome", "csat_key", "csat_until"}
+    {
+        "offer_expires_at",
+        "open_key",
+        "due_at",
+        "waiting_in",
+        "not_before",
+        "welcome",
+        "csat_key",
+        "csat_until",
+        "csat_ask_at",
+    }
 )
 OPEN = {"$in": list(OPEN_STATUSES)}
 
@@ -63,6 +73,7 @@ def chat_from_document(doc: Document) -> Chat:
         csat_key=doc.get("csat_key"),
         csat_until=doc.get("csat_until"),
         csat_message_id=doc.get("csat_message_id"),
+        csat_ask_at=doc.get("csat_ask_at"),
         rating=_rating(doc.get("rating")),
     )
 
@@ -276,6 +287,12 @@ class MongoChats:
             {"$set": {"rating": dict(rating)}, "$unset": {"csat_key": "", "csat_until": ""}},
         )
         return done.modified_count == 1
+
+    async def asked(self, chat_id: str) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$unset": {"csat_ask_at": ""}})
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        return await self._find({"csat_ask_at": {"$lte": before}}, "csat_ask_at", limit)
 
     async def open_chats(self) -> list[Chat]:
         # By equality on each open status: closed chats are nearly all of them, and the nx-27017 stand-in reads every

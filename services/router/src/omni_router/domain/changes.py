@@ -184,6 +184,7 @@ def close(
     if csat is not None:
         asked = {"csat_key": f"{chat.channel_id}:{chat.contact_id}", "csat_until": csat.until}
         asked["csat_message_id"] = csat.message_id
+        asked["csat_ask_at"] = at.timestamp()
     created = chat.created_at
     return update(
         chat,

@@ -72,6 +72,8 @@ class Chat:
     csat_key: str | None = None
     csat_until: float | None = None
     csat_message_id: str | None = None
+    # Set by the closing that asks, removed once the question is stored: what a crash in between left to the sweep.
+    csat_ask_at: float | None = None
     rating: Mapping[str, Any] | None = None
 
     @property

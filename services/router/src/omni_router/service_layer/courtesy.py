@@ -8,7 +8,8 @@ after a crash or a redelivery stores it once and the reply outbox publishes what
 import logging
 
 from omni_contracts import UnifiedMessage
-from omni_router.domain.csat import Rating, parse_rating
+from omni_router.domain.csat import Rating, csat_of, parse_rating
+from omni_router.domain.hours import Csat
 from omni_router.domain.model import Chat, Contact, Message
 from omni_router.service_layer.outgoing import publish_reply
 from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
@@ -47,8 +48,19 @@ class Courtesy:
             return
         contact = await self._contacts.get(chat.contact_id)
         if contact is None:
+            await self._chats.asked(chat.id)
             return
         await self._say(chat, contact.external_id, chat.csat_message_id, question)
+        await self._chats.asked(chat.id)
+
+    async def ask_due(self, older_than_seconds: float) -> int:
+        """The CSAT questions a crash left unsent between a closing and its question (their ids were decided with the
+        closing, so one sent meanwhile is not sent twice)."""
+        due = await self._chats.questions_due(self._clock.time() - older_than_seconds, 200)
+        for chat in due:
+            asks = csat_of(await self._settings.queue(chat.queue_id)) or Csat(enabled=True)
+            await self.ask_rating(chat, asks.question)
+        return len(due)
 
     async def _say(self, chat: Chat, recipient: str, message_id: str, text: str) -> None:
         message = Message(

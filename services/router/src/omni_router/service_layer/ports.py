@@ -149,6 +149,14 @@ class Chats(Protocol):
         `first_response_seconds` (`seconds` since the chat was created)."""
         ...
 
+    async def asked(self, chat_id: str) -> None:
+        """The chat's CSAT question is stored: remove `csat_ask_at`."""
+        ...
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        """Closed chats whose CSAT question was to be stored before `before` and is not (a crash came between)."""
+        ...
+
     async def awaiting_rating(self, rating_key: str) -> Chat | None:
         """The closed chat whose CSAT question waits for this contact's rating ("<channel>:<contact>")."""
         ...
