@@ -149,3 +149,14 @@ async def test_a_csat_question_a_crash_left_unsent_is_sent_by_the_sweep_once(wor
     assert question.message_id == ask.message_id and (await world.chat(chat.id)).csat_ask_at is None
     assert await world.router.courtesy.ask_due(older_than_seconds=5) == 0
     assert (await world.write(channel, text="3")).id == chat.id  # and it is answered as any question
+
+
+async def test_a_message_redelivered_after_its_chat_closed_is_no_rating(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5], csat=CSAT)
+    chat = await world.write(channel, text="5 items missing", message_id="m-1")
+    await world.router.desk.close(chat.id, await world.fresh(ann))
+    stored = await world.router.ports.messages.incoming(f"{channel.id}:m-1")
+    assert stored is not None
+    # Delivered again as if never routed (a crash before the ack): it stays an ordinary message of the closed chat.
+    assert not world.router.courtesy.answers_question(await world.chat(chat.id), stored)
+    assert (await world.chat(chat.id)).rating is None

@@ -91,6 +91,13 @@ class Courtesy:
             return None
         return chat
 
+    def answers_question(self, chat: Chat, stored: Message) -> bool:
+        """Whether `stored` is a customer's answer to the chat's CSAT question: stored on the chat after its question
+        (ids sort by creation; only `rated_chat` puts a message there then) with a score in it."""
+        if chat.is_open or chat.csat_message_id is None:
+            return False
+        return stored.id > chat.csat_message_id and parse_rating(stored.text) is not None
+
     async def record_rating(self, chat: Chat, stored: Message) -> None:
         """The rating in `stored` (a message already stored on the closed chat) recorded on it, once."""
         rating = parse_rating(stored.text)

@@ -43,7 +43,7 @@ class Inbox:
             raise NotFound("channel_not_found", f"channel {message.channel_id} does not exist")
         contact = await self._contacts.find_or_add(self._new_contact(channel, message))
         chat, stored = await self._store(channel, contact, message, stored)
-        if not chat.is_open:  # a rating of a closed chat, stored on it: nothing to route
+        if self._courtesy.answers_question(chat, stored):  # a rating, stored on its closed chat: nothing to route
             await self._courtesy.record_rating(chat, stored)
             await self._messages.mark_routed(stored.id)
             return
