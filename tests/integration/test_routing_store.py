@@ -3,6 +3,7 @@ with their outbox, the settings cache and the upgrades of 0.1's chats and contac
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +15,7 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings
 from omni_router.adapters.notification_log import MongoNotificationLog
-from omni_router.adapters.upgrades import backfill_waiting_line, fresh_capacity
+from omni_router.adapters.upgrades import backfill_report_times, backfill_waiting_line, fresh_capacity
 from omni_router.adapters.webhooks import MongoWebhookSubscriptions
 from omni_router.domain.capacity import Claim
 from omni_router.domain.changes import NEW_ONLY, OPEN, update
@@ -249,3 +250,21 @@ async def test_chats_waiting_since_0_1_join_their_queues_line_at_start(db: Datab
     )
     assert await backfill_waiting_line(db) == 1
     assert sorted([c["_id"] async for c in db.chats.find({"waiting_in": "q"})]) == ["in-line", "w"]
+
+
+async def test_chats_stored_before_reports_are_dated_for_them(db: Database) -> None:
+    opened = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    await db.chats.insert_many(
+        [
+            {"_id": "open", "status": "assigned", "created_at": opened},
+            {"_id": "closed", "status": "closed", "created_at": opened, "closed_at": opened + timedelta(minutes=5)},
+            {"_id": "new", "status": "new", "created_at": opened, "created_ts": 1.0},
+        ]
+    )
+    assert await backfill_report_times(db) == 2
+    assert await backfill_report_times(db) == 0
+    closed = await db.chats.find_one({"_id": "closed"})
+    assert closed is not None and closed["created_ts"] == opened.timestamp()
+    assert closed["closed_ts"] == opened.timestamp() + 300 and closed["resolution_seconds"] == 300
+    still = await db.chats.find_one({"_id": "new"})
+    assert still is not None and still["created_ts"] == 1.0

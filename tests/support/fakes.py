@@ -23,6 +23,7 @@ from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Notification, Outbox, Queued
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.reports import Percentiles, Period, ReportFilter, Summary, day_of, rank
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
 
@@ -147,6 +148,7 @@ class FakeChats:
             later["due_at"] = max(chat.due_at or due_at, due_at)
         if last_message_at is not None:
             later["last_message_at"] = last_message_at
+            later["messages_in"] = chat.messages_in + 1
         stored.chat = replace(chat, **later)
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
@@ -176,6 +178,41 @@ class FakeChats:
         for stored in self.stored.values():
             if stored.chat.contact_id == contact_id:
                 stored.chat = replace(stored.chat, contact_name=name)
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        return next((c for c in self._all() if c.open_key == open_key), None)
+
+    async def welcomed(self, chat_id: str) -> None:
+        self._set(chat_id, welcome=None)
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is None:
+            return
+        first = {} if stored.chat.first_response_at else {"first_response_at": at, "first_response_seconds": seconds}
+        self._set(chat_id, messages_out=stored.chat.messages_out + 1, **first)
+
+    async def asked(self, chat_id: str) -> None:
+        self._set(chat_id, csat_ask_at=None)
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        due = [c for c in self._all() if c.csat_ask_at is not None and c.csat_ask_at <= before]
+        return self._sorted(due, limit, "csat_ask_at")
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        return next((c for c in self._all() if c.csat_key == rating_key), None)
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        stored = self.stored.get(chat_id)
+        if stored is None or stored.chat.rating is not None:
+            return False
+        self._set(chat_id, rating=dict(rating), csat_key=None, csat_until=None)
+        return True
+
+    def _set(self, chat_id: str, **fields: Any) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is not None:
+            stored.chat = replace(stored.chat, **fields)
 
     async def open_chats(self) -> list[Chat]:
         return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]
@@ -745,3 +782,58 @@ class FakeDestinations:
         host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
         if not url.startswith(("http://", "https://")) or host.startswith(self.REFUSED):
             raise Invalid("invalid_url", f"refused to call {host}: a private address")
+
+
+class FakeReports:
+    """Reports computed in Python over the fake chats, as the aggregation pipelines compute them."""
+
+    def __init__(self, chats: FakeChats) -> None:
+        self._chats = chats
+
+    def _selected(self, field: str, filters: ReportFilter) -> list[Chat]:
+        covered = filters.period
+        return [
+            c
+            for c in self._chats._all()
+            if _ts(c, field) is not None
+            and covered.start <= (_ts(c, field) or 0) < covered.end
+            and (filters.queue_id is None or c.queue_id == filters.queue_id)
+            and (filters.operator_id is None or c.operator_id == filters.operator_id)
+        ]
+
+    async def summary(self, filters: ReportFilter) -> Summary:
+        opened, closed = self._selected("created", filters), self._selected("closed", filters)
+        scores = [int(c.rating["score"]) for c in closed if c.rating]
+        days: dict[str, list[int]] = {}
+        for index, (chats, which) in enumerate(((opened, "created"), (closed, "closed"))):
+            for chat in chats:
+                days.setdefault(day_of(int((_ts(chat, which) or 0) // 86400)), [0, 0])[index] += 1
+        return Summary(
+            chats_opened=len(opened),
+            chats_closed=len(closed),
+            messages_in=sum(c.messages_in for c in opened),
+            messages_out=sum(c.messages_out for c in opened),
+            first_response=_percentiles([c.first_response_seconds for c in opened]),
+            resolution=_percentiles([c.resolution_seconds for c in closed]),
+            csat_responses=len(scores),
+            csat_average=sum(scores) / len(scores) if scores else None,
+            days={day: (n[0], n[1]) for day, n in days.items()},
+        )
+
+    async def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        chats = [c for c in self._chats._all() if covered.start <= (_ts(c, "created") or -1) < covered.end]
+        for chat in sorted(chats, key=lambda c: (_ts(c, "created"), c.id)):
+            yield chat
+
+
+def _ts(chat: Chat, field: str) -> float | None:
+    if field == "closed":
+        return chat.closed_ts
+    return chat.created_at.timestamp() if chat.created_at else None
+
+
+def _percentiles(values: list[float | None]) -> Percentiles:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return Percentiles()
+    return Percentiles(known[rank(len(known), 0.5)], known[rank(len(known), 0.9)])

@@ -20,6 +20,7 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
@@ -49,6 +50,7 @@ from tests.support.fakes import (
     FakeOperators,
     FakeParkingLots,
     FakeQueues,
+    FakeReports,
     FakeRouterInstances,
     FakeRoutingSettings,
     FakeStreamTickets,
@@ -199,7 +201,7 @@ def fake_world() -> World:
     ) -> Ports:
         return Ports(
             clock=clock,
-            chats=FakeChats(clock),
+            chats=(chats := FakeChats(clock)),
             operators=FakeOperators(),
             queues=queue_store,
             channels=channels,
@@ -220,6 +222,7 @@ def fake_world() -> World:
             subscriptions=FakeWebhookSubscriptions(),
             deliveries=FakeWebhookDeliveries(),
             destinations=FakeDestinations(),
+            reports=FakeReports(chats),
         )
 
     return _world("fake", clock, ports)
@@ -259,6 +262,7 @@ def mongo_world(db: Database) -> World:
             subscriptions=MongoWebhookSubscriptions(db, ttl_seconds=0),
             deliveries=MongoWebhookDeliveries(db),
             destinations=FakeDestinations(),
+            reports=MongoReports(db),
         )
 
     return _world("mongo", clock, ports)

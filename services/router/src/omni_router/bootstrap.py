@@ -26,6 +26,7 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
@@ -43,6 +44,8 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    reports_api,
+    supervisor_api,
     tokens_api,
     webhooks_api,
 )
@@ -56,6 +59,7 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
@@ -79,6 +83,7 @@ from omni_router.service_layer.ports import (
     Operators,
     ParkingLots,
     Queues,
+    Reports,
     RouterInstances,
     RoutingSettings,
     StreamTickets,
@@ -86,6 +91,7 @@ from omni_router.service_layer.ports import (
     WebhookSubscriptions,
 )
 from omni_router.service_layer.replies import Replies
+from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.tokens import Audit, Tokens
@@ -130,6 +136,7 @@ class Ports:
     subscriptions: WebhookSubscriptions
     deliveries: WebhookDeliveries
     destinations: Destinations
+    reports: Reports
 
 
 def adapters(
@@ -160,6 +167,7 @@ def adapters(
         subscriptions=MongoWebhookSubscriptions(db),
         deliveries=MongoWebhookDeliveries(db),
         destinations=DestinationCheck(allow_private),
+        reports=MongoReports(db),
     )
 
 
@@ -173,6 +181,7 @@ class Router:
     engine: Engine
     desk: Desk
     replies: Replies
+    courtesy: Courtesy
     inbox: Inbox
     updates: Updates
     admin: Admin
@@ -183,6 +192,7 @@ class Router:
     audit: Audit
     integration: IntegrationEvents
     webhooks: Webhooks
+    supervision: Supervision
 
     @property
     def services(self) -> Services:
@@ -197,6 +207,7 @@ class Router:
             self.tokens,
             self.audit,
             self.webhooks,
+            self.supervision,
         )
 
 
@@ -206,6 +217,15 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     capacity = Capacity(p.operators, p.chats, p.clock)
     integration = IntegrationEvents(p.subscriptions, p.events, p.clock)
     notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock, integration)
+    courtesy = Courtesy(
+        chats=p.chats,
+        contacts=p.contacts,
+        messages=p.messages,
+        settings=p.settings,
+        events=p.events,
+        integration=integration,
+        clock=p.clock,
+    )
     engine = Engine(
         chats=p.chats,
         operators=p.operators,
@@ -213,6 +233,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         capacity=capacity,
         notices=notices,
+        courtesy=courtesy,
         rules=rules,
         offer_timeout_seconds=settings.offer_timeout_seconds,
         clock=p.clock,
@@ -222,6 +243,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     )
     replies = Replies(
         desk=desk,
+        chats=p.chats,
         messages=p.messages,
         contacts=p.contacts,
         settings=p.settings,
@@ -248,6 +270,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         messages=p.messages,
         settings=p.settings,
         engine=engine,
+        courtesy=courtesy,
         events=p.events,
         integration=integration,
         clock=p.clock,
@@ -259,6 +282,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         engine=engine,
         desk=desk,
         replies=replies,
+        courtesy=courtesy,
         inbox=inbox,
         updates=Updates(
             chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, integration=integration
@@ -276,6 +300,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         audit=Audit(p.audit_log, p.clock),
         integration=integration,
         webhooks=Webhooks(p.subscriptions, p.deliveries, p.destinations, p.clock),
+        supervision=Supervision(reports=p.reports, channels=p.channels, queues=p.queues, operators=p.operators),
     )
 
 
@@ -314,7 +339,11 @@ def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[],
     return [
         (replies_every, partial(_publish_replies, router.replies, replies_every), "replies"),
         (routing_every, partial(sweep_routing, router.engine, router.notices, routing_every), "routing"),
-        (completion_every, partial(sweep_completion, router.engine, router.capacity, completion_every), "completion"),
+        (
+            completion_every,
+            partial(sweep_completion, router.engine, router.capacity, router.courtesy, completion_every),
+            "completion",
+        ),
         (
             PRUNE_EVERY_SECONDS,
             partial(prune, router.ports.notification_log, router.ports.clock, settings.notification_retention_hours),
@@ -371,6 +400,8 @@ def create_app(
         *files_api.routes,
         *tokens_api.routes,
         *webhooks_api.routes,
+        *supervisor_api.routes,
+        *reports_api.routes,  # before admin_api's /api/admin/{kind}/{item_id}
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,

@@ -2,7 +2,7 @@
 compare-and-set updates on `offer_version` that carry their notifications into the chat's outbox (`unpublished`),
 and the queries the engine, the sweeps and the desk read them by."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,19 @@ from omni_router.service_layer.ports import Clock, Written
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
 OUTBOX = "unpublished"
 # Fields a change that leaves them empty removes (indexes are sparse on them); others it sets to null.
-REMOVED_WHEN_EMPTY = frozenset({"offer_expires_at", "open_key", "due_at", "waiting_in"})
+REMOVED_WHEN_EMPTY = frozenset(
+    {
+        "offer_expires_at",
+        "open_key",
+        "due_at",
+        "waiting_in",
+        "not_before",
+        "welcome",
+        "csat_key",
+        "csat_until",
+        "csat_ask_at",
+    }
+)
 OPEN = {"$in": list(OPEN_STATUSES)}
 
 
@@ -52,7 +64,24 @@ def chat_from_document(doc: Document) -> Chat:
         closed_by=doc.get("closed_by"),
         close_reason=doc.get("close_reason"),
         outbox_at=doc.get("outbox_at"),
+        not_before=doc.get("not_before"),
+        welcome=doc.get("welcome"),
+        messages_in=int(doc.get("messages_in") or 0),
+        messages_out=int(doc.get("messages_out") or 0),
+        first_response_at=moment(doc.get("first_response_at")),
+        first_response_seconds=doc.get("first_response_seconds"),
+        resolution_seconds=doc.get("resolution_seconds"),
+        closed_ts=doc.get("closed_ts"),
+        csat_key=doc.get("csat_key"),
+        csat_until=doc.get("csat_until"),
+        csat_message_id=doc.get("csat_message_id"),
+        csat_ask_at=doc.get("csat_ask_at"),
+        rating=_rating(doc.get("rating")),
     )
+
+
+def _rating(doc: Document | None) -> Document | None:
+    return None if doc is None else {**doc, "created_at": moment(doc.get("created_at"))}
 
 
 def new_chat_document(chat: Chat) -> Document:
@@ -76,6 +105,12 @@ def new_chat_document(chat: Chat) -> Document:
         OUTBOX: {},
         "created_at": chat.created_at,
         "last_message_at": chat.last_message_at,
+        # What reports select chats by: the creation time as one indexed number.
+        "created_ts": chat.created_at.timestamp() if chat.created_at else None,
+        "messages_in": 0,
+        "messages_out": 0,
+        **({"not_before": chat.not_before} if chat.not_before is not None else {}),
+        **({"welcome": dict(chat.welcome)} if chat.welcome is not None else {}),
     }
 
 
@@ -207,6 +242,7 @@ class MongoChats:
             # messages are stored one at a time in their order (the router's partitions), so the last one stored is
             # the latest.
             changes["$set"] = {"last_message_at": last_message_at}
+            changes["$inc"] = {"messages_in": 1}  # a customer's message, stored once: counted with it for reports
         await self._chats.update_one({"_id": chat_id, "status": OPEN}, changes)
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
@@ -246,6 +282,39 @@ class MongoChats:
         # the nx-27017 stand-in, which made each new contact cost more the more chats were stored.
         async for chat in self._chats.find({"contact_id": contact_id}, {"_id": 1}):
             await self._chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": name}})
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        doc = await self._chats.find_one({"open_key": open_key})
+        return chat_from_document(doc) if doc else None
+
+    async def welcomed(self, chat_id: str) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$unset": {"welcome": ""}})
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$inc": {"messages_out": 1}})
+        await self._chats.update_one(
+            {"_id": chat_id, "first_response_at": {"$exists": False}},
+            {"$set": {"first_response_at": at, "first_response_seconds": seconds}},
+        )
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        # By the one sparse field alone (set only while a rating may come): every customer message without an open
+        # chat that starts with a digit asks this.
+        doc = await self._chats.find_one({"csat_key": rating_key})
+        return chat_from_document(doc) if doc else None
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        done = await self._chats.update_one(
+            {"_id": chat_id, "rating": {"$exists": False}},
+            {"$set": {"rating": dict(rating)}, "$unset": {"csat_key": "", "csat_until": ""}},
+        )
+        return done.modified_count == 1
+
+    async def asked(self, chat_id: str) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$unset": {"csat_ask_at": ""}})
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        return await self._find({"csat_ask_at": {"$lte": before}}, "csat_ask_at", limit)
 
     async def open_chats(self) -> list[Chat]:
         # By equality on each open status: closed chats are nearly all of them, and the nx-27017 stand-in reads every

@@ -164,10 +164,32 @@ def requeue(chat: Chat, queue_id: str, *, reason: str, new_id: NewId) -> ChatUpd
     )
 
 
+@dataclass(frozen=True)
+class CsatAsk:
+    """The CSAT question a closing sends: the id it is stored under, and until when a rating may answer it."""
+
+    message_id: str
+    until: float
+
+
 def close(
-    chat: Chat, *, by: str | None, reason: str, at: datetime, due_by: float | None = None, new_id: NewId
+    chat: Chat,
+    *,
+    by: str | None,
+    reason: str,
+    at: datetime,
+    due_by: float | None = None,
+    csat: CsatAsk | None = None,
+    new_id: NewId,
 ) -> ChatUpdate:
-    """The chat closed; whoever holds it or it is offered to hears `chat.closed`, and the webhooks' subscribers."""
+    """The chat closed; whoever holds it or it is offered to hears `chat.closed`, and the webhooks' subscribers. Its
+    resolution time is kept for reports, and (`csat`) the question it asks and how the customer's rating finds it."""
+    asked: dict[str, Any] = {}
+    if csat is not None:
+        asked = {"csat_key": f"{chat.channel_id}:{chat.contact_id}", "csat_until": csat.until}
+        asked["csat_message_id"] = csat.message_id
+        asked["csat_ask_at"] = at.timestamp()
+    created = chat.created_at
     closed = replace(chat, status="closed", closed_at=at)
     notes: list[Queued] = [
         *notifications("chat.closed", audience(chat), {"reason": reason}, new_id=new_id),
@@ -179,12 +201,15 @@ def close(
         notes,
         status="closed",
         closed_at=at,
+        closed_ts=at.timestamp(),
+        resolution_seconds=max(0.0, (at - created).total_seconds()) if created else None,
         closed_by=by,
         close_reason=reason,
         waiting=False,
         open_key=None,
         due_at=None,
         offer_expires_at=None,
+        **asked,
     )
 
 

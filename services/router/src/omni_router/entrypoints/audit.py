@@ -1,6 +1,7 @@
-"""The audit trail: every write to the admin API (POST, PUT, PATCH, DELETE under /api/admin), refused ones
-included, is recorded with its caller, method, path, target and the status it was answered with, before the
-answer leaves. Never a body, a query or a token: the target of a creation is the `id` its answer names."""
+"""The audit trail: every write to the admin API (POST, PUT, PATCH, DELETE under /api/admin) and to the
+supervisors' (PATCH /api/supervisor/queues/{id}), refused ones included, is recorded with its caller, method, path,
+target and the status it was answered with, before the answer leaves. Never a body, a query or a token: the target
+of a creation is the `id` its answer names."""
 
 import json
 import logging
@@ -16,13 +17,14 @@ log = logging.getLogger(__name__)
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PREFIX = "/api/admin"
+SUPERVISOR_PREFIX = "/api/supervisor"
 # Path parameters that name a collection, not an item.
 NOT_TARGETS = frozenset({"kind"})
 
 
 def audited(scope: Scope) -> bool:
     path: str = scope.get("path", "")
-    return scope["method"] in WRITES and (path == PREFIX or path.startswith(PREFIX + "/"))
+    return scope["method"] in WRITES and any(path == p or path.startswith(p + "/") for p in (PREFIX, SUPERVISOR_PREFIX))
 
 
 def target_of(scope: Scope, status: int, body: bytes) -> str | None:

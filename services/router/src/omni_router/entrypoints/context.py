@@ -17,6 +17,7 @@ from omni_router.service_layer.console import Console
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.integration_events import Webhooks
 from omni_router.service_layer.replies import Replies
+from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import Hub, Tickets
 from omni_router.service_layer.tokens import Audit, Tokens
 from omni_runtime.service import Slot
@@ -37,6 +38,7 @@ class Services:
     tokens: Tokens
     audit: Audit
     webhooks: Webhooks
+    supervision: Supervision
 
 
 def services(request: Request) -> Services:

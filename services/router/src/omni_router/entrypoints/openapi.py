@@ -43,7 +43,7 @@ schemas:
   Chat:
     type: object
     required: [id, channel_id, queue_id, contact, status, operator_id, unread_count, created_at, last_message_at,
-               closed_at]
+               closed_at, first_response_at, not_before, rating]
     properties:
       id: {type: string}
       channel_id: {type: string}
@@ -60,6 +60,73 @@ schemas:
       created_at: {type: string, format: date-time, nullable: true}
       last_message_at: {type: string, format: date-time, nullable: true}
       closed_at: {type: string, format: date-time, nullable: true}
+      first_response_at: {type: string, format: date-time, nullable: true, description: the first operator reply}
+      not_before:
+        type: string
+        format: date-time
+        nullable: true
+        description: opened outside its queue's business hours, offered from then on
+      rating: {$ref: "#/components/schemas/Rating"}
+  Rating:
+    type: object
+    nullable: true
+    description: the customer's answer to the CSAT question
+    required: [score, comment, created_at]
+    properties:
+      score: {type: integer, minimum: 1, maximum: 5}
+      comment: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
+  BusinessHours:
+    type: object
+    nullable: true
+    description: "none: always open"
+    required: [timezone]
+    properties:
+      timezone: {type: string, description: "an IANA time zone, e.g. Europe/Berlin"}
+      weekly:
+        type: object
+        description: "`mon`..`sun`: lists of [start, end] as HH:MM, 24 h, end exclusive (24:00 ends the day)"
+        additionalProperties:
+          type: array
+          items: {type: array, items: {type: string}, minItems: 2, maxItems: 2}
+      holidays: {type: array, items: {type: string, format: date}}
+  Csat:
+    type: object
+    nullable: true
+    required: [enabled]
+    properties:
+      enabled: {type: boolean}
+      question: {type: string}
+  ReportSummary:
+    type: object
+    required: [chats_opened, chats_closed, messages_in, messages_out, first_response_seconds,
+               resolution_seconds, csat, by_day]
+    properties:
+      chats_opened: {type: integer}
+      chats_closed: {type: integer}
+      messages_in: {type: integer}
+      messages_out: {type: integer, description: operators' replies (not the router's own answers)}
+      first_response_seconds: {$ref: "#/components/schemas/Percentiles"}
+      resolution_seconds: {$ref: "#/components/schemas/Percentiles"}
+      csat:
+        type: object
+        properties:
+          responses: {type: integer}
+          average: {type: number, nullable: true}
+      by_day:
+        type: array
+        items:
+          type: object
+          properties:
+            date: {type: string, format: date}
+            chats_opened: {type: integer}
+            chats_closed: {type: integer}
+  Percentiles:
+    type: object
+    required: [p50, p90]
+    properties:
+      p50: {type: number, nullable: true, description: "seconds; null: no such chats in the period"}
+      p90: {type: number, nullable: true}
   Attachment:
     type: object
     required: [file_id, file_name, content_type, size, status, failure_reason]
@@ -102,7 +169,7 @@ schemas:
   Queue:
     type: object
     required: [id, name, routing_rule, completion_timeout_minutes, operator_ids, on_operator_offline,
-               offer_timeout_seconds, created_at, actions]
+               offer_timeout_seconds, business_hours, greeting_text, out_of_hours_text, csat, created_at, actions]
     properties:
       id: {type: string}
       name: {type: string}
@@ -111,6 +178,13 @@ schemas:
       operator_ids: {type: array, items: {type: string}}
       on_operator_offline: {type: string, enum: [keep, return]}
       offer_timeout_seconds: {type: number, nullable: true, description: "unset: OFFER_TIMEOUT_SECONDS"}
+      business_hours: {$ref: "#/components/schemas/BusinessHours"}
+      greeting_text: {type: string, nullable: true, description: a new chat's customer is told this once inside hours}
+      out_of_hours_text:
+        type: string
+        nullable: true
+        description: a new chat's customer is told this once outside hours (the chat waits for the next opening)
+      csat: {$ref: "#/components/schemas/Csat"}
       created_at: {type: string, format: date-time, nullable: true}
       actions:
         type: array

@@ -3,6 +3,7 @@ change), channels registered with their messengers, and the parking lots."""
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -69,6 +70,9 @@ class Admin:
         self._rules = rules
         self._clock = clock
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     # Creating ----------------------------------------------------------------------------------------------------
 
     async def create_queue(self, body: QueueSettings) -> Queue:
@@ -83,6 +87,7 @@ class Admin:
             offer_timeout_seconds=body.offer_timeout_seconds,
             created_at=self._clock.now(),
             actions=None if body.actions is None else tuple(dict.fromkeys(body.actions)),
+            **body.model_dump(mode="json", include={"business_hours", "greeting_text", "out_of_hours_text", "csat"}),
         )
         await self._queues.add(queue)
         return queue
@@ -180,7 +185,8 @@ class Admin:
             )
         elif isinstance(checked, ChannelSettings):
             await self._check_changed_channel(checked, changes)
-        return checked.model_dump(include=set(changes))
+        # As JSON: nested settings (business hours' dates) stored as the API shows them.
+        return checked.model_dump(mode="json", include=set(changes))
 
     async def _check_changed_channel(self, checked: ChannelSettings, changes: dict[str, Any]) -> None:
         if "settings" in changes:

@@ -3,8 +3,10 @@ and the requests for the sender's profile and the message's files."""
 
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested, UnifiedMessage
 from omni_router.domain.errors import NotFound
+from omni_router.domain.hours import opening
 from omni_router.domain.model import Channel, Chat, Contact, FileRef, Message, dedupe_key, default_contact_name
 from omni_router.domain.views import chat_view, message_view
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
@@ -19,6 +21,7 @@ class Inbox:
         messages: Messages,
         settings: RoutingSettings,
         engine: Engine,
+        courtesy: Courtesy,
         events: Events,
         integration: IntegrationEvents,
         clock: Clock,
@@ -29,6 +32,7 @@ class Inbox:
         self._messages = messages
         self._settings = settings
         self._engine = engine
+        self._courtesy = courtesy
         self._events = events
         self._clock = clock
 
@@ -44,6 +48,11 @@ class Inbox:
         contact = await self._contacts.find_or_add(self._new_contact(channel, message))
         chat, stored = await self._store(channel, contact, message, stored)
         await self._announce(chat, stored)
+        if self._courtesy.answers_question(chat, stored):  # a rating, stored on its closed chat: nothing to route
+            await self._courtesy.record_rating(chat, stored)
+            await self._messages.mark_routed(stored.id)
+            return
+        await self._courtesy.welcome(chat, contact)
         await self._engine.route(chat, stored)
         if contact.profile_status == "pending":
             await self._events.publish(
@@ -74,9 +83,12 @@ class Inbox:
         """The message stored once, and its chat as routing is to decide on it (its changes are compare-and-set)."""
         current: Chat | None
         if stored is None:
-            current = await self._chats.open(self._new_chat(channel, contact, message))
-            stored, new = await self._messages.add_incoming(self._new_message(current, message))
-            if new:
+            message_id = self._clock.new_id()
+            current = await self._courtesy.rated_chat(contact, message)
+            if current is None:
+                current = await self._chats.open(await self._new_chat(channel, contact, message))
+            stored, new = await self._messages.add_incoming(self._new_message(message_id, current, message))
+            if new and current.is_open:
                 await self._engine.postpone_completion(current, last_message_at=stored.created_at)
             else:
                 current = await self._chats.get(stored.chat_id)
@@ -103,9 +115,15 @@ class Inbox:
             created_at=self._clock.now(),
         )
 
-    def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+    async def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+        """A chat as it opens: outside its queue's business hours it waits for the next opening; the greeting or
+        out-of-hours answer it owes its customer goes with it, under the id it will be stored with."""
+        start = opening(await self._settings.queue(channel.queue_id), self._clock.now())
+        chat_id = self._clock.new_id()
         return Chat(
-            id=self._clock.new_id(),
+            id=chat_id,
+            not_before=start.not_before,
+            welcome={"id": self._clock.new_id(), "text": start.text} if start.text else None,
             open_key=f"{channel.id}:{contact.id}",
             opened_by=dedupe_key(message.channel_id, message.provider_message_id),
             channel_id=channel.id,
@@ -119,9 +137,9 @@ class Inbox:
             # `active_at` and `due_at` are set as the first message is stored (postpone_completion).
         )
 
-    def _new_message(self, chat: Chat, message: UnifiedMessage) -> Message:
+    def _new_message(self, message_id: str, chat: Chat, message: UnifiedMessage) -> Message:
         return Message(
-            id=self._clock.new_id(),
+            id=message_id,
             dedupe_key=dedupe_key(message.channel_id, message.provider_message_id),
             chat_id=chat.id,
             channel_id=message.channel_id,

@@ -19,6 +19,7 @@ from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.reports import Period, ReportFilter, Summary
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_runtime.errors import BrokerUnavailable
 
@@ -41,6 +42,7 @@ __all__ = [
     "Operators",
     "ParkingLots",
     "Queues",
+    "Reports",
     "RouterInstances",
     "RoutingSettings",
     "StoredNotification",
@@ -141,6 +143,35 @@ class Chats(Protocol):
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
 
+    async def find_open(self, open_key: str) -> Chat | None:
+        """The open chat of a contact on a channel ("<channel>:<contact>"), if there is one."""
+        ...
+
+    async def welcomed(self, chat_id: str) -> None:
+        """The chat's greeting or out-of-hours answer is stored: remove `welcome`."""
+        ...
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        """An operator replied: count it (`messages_out`) and, if it is the first, set `first_response_at` and
+        `first_response_seconds` (`seconds` since the chat was created)."""
+        ...
+
+    async def asked(self, chat_id: str) -> None:
+        """The chat's CSAT question is stored: remove `csat_ask_at`."""
+        ...
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        """Closed chats whose CSAT question was to be stored before `before` and is not (a crash came between)."""
+        ...
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        """The closed chat whose CSAT question waits for this contact's rating ("<channel>:<contact>")."""
+        ...
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        """Atomically record the chat's rating and stop waiting for one; False if it had one already."""
+        ...
+
     async def open_chats(self) -> list[Chat]: ...
 
     async def page(self, visible: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
@@ -148,6 +179,16 @@ class Chats(Protocol):
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
+
+
+class Reports(Protocol):
+    """Figures over the stored chats (never their messages: chats keep counts and durations)."""
+
+    async def summary(self, filters: ReportFilter) -> Summary: ...
+
+    def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        """The chats created in the period, oldest first, as a stream."""
+        ...
 
 
 class Operators(Protocol):
