@@ -41,6 +41,14 @@ async def test_tokens_scopes_revocation_across_routers_and_the_audit_log(stack: 
             "error": "insufficient_scope",
             "detail": "this token's scopes (reports:read) do not include admin",
         }
+        # reports:read opens the reports (and nothing else: the queues' list above and below is admin's)
+        summary = await bi.get("/api/admin/reports/summary")
+        assert summary.status_code == 200, summary.text
+        assert {"chats_opened", "chats_closed", "csat", "by_day"} <= set(summary.json())
+        assert (await bi.get("/api/admin/reports/chats.csv")).status_code == 200
+        listed_by_bi = await bi.get("/api/admin/queues")
+        assert (listed_by_bi.status_code, listed_by_bi.json()["error"]) == (403, "insufficient_scope")
+        assert (await bi.get("/api/admin/audit")).status_code == 403
     async with stack.client("router", operator["token"]) as as_operator:
         assert (await as_operator.delete(f"/api/admin/queues/{queue.json()['id']}")).status_code == 403
 

@@ -24,10 +24,10 @@ async def test_supervisor_sees_charts_edits_business_hours_and_sees_ratings(
 ) -> None:
     await stack.start("ingress", "router", "dispatcher")
     desk = await seed_desk(stack, operators=1, outgoing_url=f"{simulator.url}/thirdparty/acme/outgoing")
-    [(_, token)] = desk.operators.items()
+    [(agent_id, token)] = desk.operators.items()
     async with stack.admin() as admin:
         created = await admin.post("/api/admin/operators", json={"name": "Sam", "role": "supervisor", "max_chats": 3})
-        supervisor_token = created.json()["token"]
+        supervisor_token, supervisor_id = created.json()["token"], created.json()["id"]
         csat = {"csat": {"enabled": True, "question": "Rate us 1-5"}}
         assert (await admin.patch(f"/api/admin/queues/{desk.queue_id}", json=csat)).status_code == 200
 
@@ -91,5 +91,11 @@ async def test_supervisor_sees_charts_edits_business_hours_and_sees_ratings(
     async with stack.client("router", supervisor_token) as client:
         other = await client.patch(f"/api/supervisor/queues/{desk.queue_id}", json={"routing_rule": "to_available"})
         assert other.status_code == 400 and "routing_rule" in other.json()["detail"]
+    async with stack.admin() as admin:  # the supervisor's writes are audited, refused ones too
+        audit = (await admin.get("/api/admin/audit", params={"limit": 20})).json()["items"]
+    path = f"/api/supervisor/queues/{desk.queue_id}"
+    mine = [(e["actor"]["name"], e["status"], e["target_id"]) for e in audit if e["path"] == path]
+    assert mine[:2] == [(f"operator:{supervisor_id}", 400, desk.queue_id), (f"operator:{agent_id}", 403, desk.queue_id)]
+    assert (f"operator:{supervisor_id}", 200, desk.queue_id) in mine
     assert [e for e in s.errors if "status of 400" not in e] == []  # the refused zone's answer is the only one
     print(f"screenshots: {tmp_path}")

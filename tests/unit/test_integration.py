@@ -215,3 +215,33 @@ async def test_subscriptions_refuse_private_urls_and_never_show_their_secret(wor
     assert await world.router.webhooks.deliveries(crm.id, None, 10) == ([], None)
     with pytest.raises(NotFound):
         await world.router.webhooks.deliveries("nope", None, 10)
+
+
+async def test_greetings_csat_questions_and_ratings_are_announced(world: World) -> None:
+    _, channel, (ann,) = await world.team(
+        "to_all", [5], greeting_text="Hi there", csat={"enabled": True, "question": "Rate us 1-5"}
+    )
+    await subscribe(world, events=[*ALL_EVENTS, "rating.created"])
+    chat = await world.write(channel, text="hello")
+    await world.router.desk.accept(chat.id, await world.fresh(ann))
+    await world.router.desk.close(chat.id, await world.fresh(ann))
+    await world.write(channel, text="5 great", message_id="r-1")
+    await world.write(channel, text="5 great", message_id="r-1")  # delivered again: announced once
+
+    said = [d.webhook.data["message"] for d in delivered(world, "message.created")]
+    assert [(m["direction"], m["text"]) for m in said] == [
+        ("incoming", "hello"),
+        ("outgoing", "Hi there"),
+        ("outgoing", "Rate us 1-5"),
+        ("incoming", "5 great"),
+    ]
+    [rated] = delivered(world, "rating.created")
+    rating_message = said[-1]["id"]
+    assert rated.webhook.id == event_id_of(rating_message, "rating.created")
+    assert rated.webhook.data["chat"]["id"] == chat.id
+    assert (rated.webhook.data["rating"]["score"], rated.webhook.data["rating"]["comment"]) == (5, "great")
+    # Handled again (as after a crash between storing the rating and announcing it): the same event id.
+    closed, stored = await world.chat(chat.id), await world.router.ports.messages.get(rating_message)
+    assert stored is not None
+    await world.router.courtesy.record_rating(closed, stored)
+    assert [d.webhook.id for d in delivered(world, "rating.created")] == [rated.webhook.id] * 2
