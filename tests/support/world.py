@@ -20,9 +20,12 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.stream_tickets import MongoStreamTickets
+from omni_router.adapters.webhooks import MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.bootstrap import Ports, Router, wire
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
 from omni_router.domain.model import Channel, Chat, Message, Operator, Queue, dedupe_key
@@ -30,10 +33,13 @@ from omni_router.routing import load_rules
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
 from tests.support.fakes import (
+    FakeApiTokens,
+    FakeAuditLog,
     FakeChannels,
     FakeChats,
     FakeClock,
     FakeContacts,
+    FakeDestinations,
     FakeEvents,
     FakeFiles,
     FakeIdempotencyKeys,
@@ -44,9 +50,12 @@ from tests.support.fakes import (
     FakeOperators,
     FakeParkingLots,
     FakeQueues,
+    FakeReports,
     FakeRouterInstances,
     FakeRoutingSettings,
     FakeStreamTickets,
+    FakeWebhookDeliveries,
+    FakeWebhookSubscriptions,
 )
 
 OFFER_TIMEOUT_SECONDS = 60.0
@@ -213,7 +222,7 @@ def fake_world() -> World:
     ) -> Ports:
         return Ports(
             clock=clock,
-            chats=FakeChats(clock),
+            chats=(chats := FakeChats(clock)),
             operators=FakeOperators(),
             queues=queue_store,
             channels=channels,
@@ -229,6 +238,12 @@ def fake_world() -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            api_tokens=FakeApiTokens(),
+            audit_log=FakeAuditLog(),
+            subscriptions=FakeWebhookSubscriptions(),
+            deliveries=FakeWebhookDeliveries(),
+            destinations=FakeDestinations(),
+            reports=FakeReports(chats),
         )
 
     return _world("fake", clock, ports)
@@ -263,6 +278,12 @@ def mongo_world(db: Database) -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            api_tokens=MongoApiTokens(db),
+            audit_log=MongoAuditLog(db),
+            subscriptions=MongoWebhookSubscriptions(db, ttl_seconds=0),
+            deliveries=MongoWebhookDeliveries(db),
+            destinations=FakeDestinations(),
+            reports=MongoReports(db),
         )
 
     return _world("mongo", clock, ports)

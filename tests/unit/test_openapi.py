@@ -18,7 +18,15 @@ from omni_contracts import Attachment
 from omni_ingress.app import create_app as ingress_app
 from omni_router.bootstrap import create_app as router_app
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
+from omni_router.domain.integration import (
+    DeliveryAttempt,
+    Subscription,
+    WebhookSettings,
+    attempt_view,
+    subscription_view,
+)
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
+from omni_router.domain.tokens import ApiToken, AuditEntry, TokenSettings, audit_view, token_view
 from omni_router.domain.views import attachment_view, channel_view, chat_view, message_view, operator_view, queue_view
 from omni_router.entrypoints import admin_api, operator_api
 from omni_runtime.openapi import openapi_route, openapi_schema, undocumented
@@ -192,6 +200,10 @@ VIEWS: dict[str, Callable[[], dict[str, Any]]] = {
     "Queue": lambda: queue_view(Queue(id="q", name="Sales")),
     "Channel": lambda: channel_view(Channel(id="ch", name="Bot", provider="telegram", settings={"bot_token": "x"})),
     "Parked": lambda: Parked("p", "router.updates", "cause", 3, None, {}, {}).view(),
+    "ApiToken": lambda: token_view(ApiToken(id="t", name="bi", scopes=("reports:read",), token_hash="h")),
+    "AuditEntry": lambda: audit_view(AuditEntry("a", AT, None, "ADMIN_TOKEN", "POST", "/api/admin/queues", "q", 201)),
+    "Webhook": lambda: subscription_view(Subscription(id="w", url="https://crm.example/in", events=(), secret="s")),
+    "WebhookDelivery": lambda: attempt_view(DeliveryAttempt("d", "e", "chat.created", 1, AT, 200, "delivered", None)),
 }
 
 
@@ -216,6 +228,8 @@ BODIES: list[tuple[str, str, type[BaseModel]]] = [
     ("post", "/api/admin/operators", OperatorSettings),
     ("post", "/api/admin/channels", ChannelSettings),
     ("post", "/api/admin/parked/replay", admin_api.ReplayBody),
+    ("post", "/api/admin/tokens", TokenSettings),
+    ("post", "/api/admin/webhooks", WebhookSettings),
 ]
 
 

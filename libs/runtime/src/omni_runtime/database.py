@@ -42,6 +42,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("offer_expires_at", ASCENDING)], sparse=True),
         IndexModel([("due_at", ASCENDING)], sparse=True),
         IndexModel([("outbox_at", ASCENDING)], sparse=True),
+        # Set on a closed chat while its CSAT rating may come ("<channel>:<contact>"): every customer message with no
+        # open chat looks it up, so one sparse field.
+        IndexModel([("csat_key", ASCENDING)], sparse=True),
+        # From a closing that asks the CSAT question until the question is stored: what a crash left to the sweep.
+        IndexModel([("csat_ask_at", ASCENDING)], sparse=True),
+        # Reports: chats created, and closed, in a period (epoch seconds, a range on one field).
+        IndexModel([("created_ts", ASCENDING)], sparse=True),
+        IndexModel([("closed_ts", ASCENDING)], sparse=True),
     ],
     "messages": [
         # Incoming messages only: "<channel_id>:<provider message id>".
@@ -64,6 +72,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("subscription_id", ASCENDING)]),
         IndexModel([("delivery_key", ASCENDING)]),
     ],
+    # Named API tokens of the admin API (router), found by their secret's hash at every request.
+    "api_tokens": [IndexModel([("token_hash", ASCENDING)], unique=True)],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.

@@ -26,12 +26,15 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
 from omni_router.adapters.router_instances import MongoRouterInstances
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
+from omni_router.adapters.webhooks import DestinationCheck, MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.domain.errors import DomainError
 from omni_router.entrypoints import (
     admin_api,
@@ -41,7 +44,12 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    reports_api,
+    supervisor_api,
+    tokens_api,
+    webhooks_api,
 )
+from omni_router.entrypoints.audit import AuditTrail
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
 from omni_router.entrypoints.errors import domain_error_handler
@@ -51,15 +59,20 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
+from omni_router.service_layer.integration_events import IntegrationEvents, Webhooks
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
+    ApiTokens,
+    AuditLog,
     Channels,
     Chats,
     Clock,
     Contacts,
+    Destinations,
     Events,
     Files,
     IdempotencyKeys,
@@ -70,13 +83,18 @@ from omni_router.service_layer.ports import (
     Operators,
     ParkingLots,
     Queues,
+    Reports,
     RouterInstances,
     RoutingSettings,
     StreamTickets,
+    WebhookDeliveries,
+    WebhookSubscriptions,
 )
 from omni_router.service_layer.replies import Replies
+from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
+from omni_router.service_layer.tokens import Audit, Tokens
 from omni_router.service_layer.updates import Updates
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Batching, Consumer
@@ -113,9 +131,17 @@ class Ports:
     events: Events
     messengers: Messengers
     parking: ParkingLots
+    api_tokens: ApiTokens
+    audit_log: AuditLog
+    subscriptions: WebhookSubscriptions
+    deliveries: WebhookDeliveries
+    destinations: Destinations
+    reports: Reports
 
 
-def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
+def adapters(
+    db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry, allow_private: bool = False
+) -> Ports:
     """The router's ports on a service's clients: MongoDB, RabbitMQ, the providers."""
     clock = SystemClock()
     return Ports(
@@ -136,6 +162,12 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         events=BrokerEvents(broker),
         messengers=ProviderMessengers(registry, http),
         parking=BrokerParkingLots(broker),
+        api_tokens=MongoApiTokens(db),
+        audit_log=MongoAuditLog(db),
+        subscriptions=MongoWebhookSubscriptions(db),
+        deliveries=MongoWebhookDeliveries(db),
+        destinations=DestinationCheck(allow_private),
+        reports=MongoReports(db),
     )
 
 
@@ -149,24 +181,51 @@ class Router:
     engine: Engine
     desk: Desk
     replies: Replies
+    courtesy: Courtesy
     inbox: Inbox
     updates: Updates
     admin: Admin
     console: Console
     hub: Hub
     tickets: Tickets
+    tokens: Tokens
+    audit: Audit
+    integration: IntegrationEvents
+    webhooks: Webhooks
+    supervision: Supervision
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
+        return Services(
+            self.desk,
+            self.replies,
+            self.admin,
+            self.console,
+            self.hub,
+            self.tickets,
+            self.tokens,
+            self.audit,
+            self.webhooks,
+            self.supervision,
+        )
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
     """The use cases on `ports` (the lifespan's adapters, or a test's)."""
     p = ports
     capacity = Capacity(p.operators, p.chats, p.clock)
-    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock)
+    integration = IntegrationEvents(p.subscriptions, p.events, p.clock)
+    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock, integration)
+    courtesy = Courtesy(
+        chats=p.chats,
+        contacts=p.contacts,
+        messages=p.messages,
+        settings=p.settings,
+        events=p.events,
+        integration=integration,
+        clock=p.clock,
+    )
     engine = Engine(
         chats=p.chats,
         operators=p.operators,
@@ -174,6 +233,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         capacity=capacity,
         notices=notices,
+        courtesy=courtesy,
         rules=rules,
         offer_timeout_seconds=settings.offer_timeout_seconds,
         clock=p.clock,
@@ -183,11 +243,13 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     )
     replies = Replies(
         desk=desk,
+        chats=p.chats,
         messages=p.messages,
         contacts=p.contacts,
         settings=p.settings,
         keys=p.keys,
         events=p.events,
+        integration=integration,
         clock=p.clock,
     )
     admin = Admin(
@@ -200,7 +262,6 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         parking=p.parking,
         engine=engine,
         rules=list(rules),
-        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
         clock=p.clock,
     )
     inbox = Inbox(
@@ -210,7 +271,9 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         engine=engine,
         notices=notices,
+        courtesy=courtesy,
         events=p.events,
+        integration=integration,
         clock=p.clock,
     )
     return Router(
@@ -220,12 +283,25 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         engine=engine,
         desk=desk,
         replies=replies,
+        courtesy=courtesy,
         inbox=inbox,
-        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices),
+        updates=Updates(
+            chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, integration=integration
+        ),
         admin=admin,
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        tokens=Tokens(
+            tokens=p.api_tokens,
+            operators=p.operators,
+            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            clock=p.clock,
+        ),
+        audit=Audit(p.audit_log, p.clock),
+        integration=integration,
+        webhooks=Webhooks(p.subscriptions, p.deliveries, p.destinations, p.clock),
+        supervision=Supervision(reports=p.reports, channels=p.channels, queues=p.queues, operators=p.operators),
     )
 
 
@@ -270,7 +346,11 @@ def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[],
     return [
         (replies_every, partial(_publish_replies, router.replies, replies_every), "replies"),
         (routing_every, partial(sweep_routing, router.engine, router.notices, routing_every), "routing"),
-        (completion_every, partial(sweep_completion, router.engine, router.capacity, completion_every), "completion"),
+        (
+            completion_every,
+            partial(sweep_completion, router.engine, router.capacity, router.courtesy, completion_every),
+            "completion",
+        ),
         (
             PRUNE_EVERY_SECONDS,
             partial(prune, router.ports.notification_log, router.ports.clock, settings.notification_retention_hours),
@@ -298,7 +378,8 @@ def create_app(
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[Services]:
         await upgrade(ctx.db)
-        router = wire(adapters(ctx.db, ctx.broker, ctx.http, registry), settings, rules)
+        ports = adapters(ctx.db, ctx.broker, ctx.http, registry, settings.allow_private_fetch)
+        router = wire(ports, settings, rules)
         inbox, everything = await consumers(ctx, router, settings)
         spreader = Spreader(router.ports.instances, ctx.instance, inbox, settings.router_heartbeat_seconds)
         timers = [asyncio.create_task(every(seconds, job, what)) for seconds, job, what in sweeps(router, settings)]
@@ -324,6 +405,10 @@ def create_app(
     routes = [
         *operator_api.routes,
         *files_api.routes,
+        *tokens_api.routes,
+        *webhooks_api.routes,
+        *supervisor_api.routes,
+        *reports_api.routes,  # before admin_api's /api/admin/{kind}/{item_id}
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,
@@ -332,4 +417,5 @@ def create_app(
     ]
     app = hosted_app(SERVICE, settings, metrics, start, routes, Slot[Services]())
     app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_middleware(AuditTrail)
     return app

@@ -19,6 +19,7 @@ from typing import TypeVar
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested, UnifiedMessage
 from omni_contracts.events import Event
 from omni_router.domain.errors import NotFound
+from omni_router.domain.hours import opening
 from omni_router.domain.model import (
     Channel,
     Chat,
@@ -30,8 +31,10 @@ from omni_router.domain.model import (
     sender_key,
 )
 from omni_router.domain.notifications import audience
-from omni_router.domain.views import message_view
+from omni_router.domain.views import chat_view, message_view
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.engine import Engine
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices, Telling
 from omni_router.service_layer.ports import (
     BrokerUnavailable,
@@ -128,16 +131,20 @@ class Inbox:
         settings: RoutingSettings,
         engine: Engine,
         notices: Notices,
+        courtesy: Courtesy,
         events: Events,
+        integration: IntegrationEvents,
         clock: Clock,
     ) -> None:
         self._notices = notices
         self._known = KnownContacts(clock)
+        self._integration = integration
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
         self._settings = settings
         self._engine = engine
+        self._courtesy = courtesy
         self._events = events
         self._clock = clock
 
@@ -152,6 +159,12 @@ class Inbox:
             raise NotFound("channel_not_found", f"channel {message.channel_id} does not exist")
         contact = await self._contacts.find_or_add(self._new_contact(channel, message))
         chat, stored = await self._store(channel, contact, message, stored)
+        await self._announce(chat, stored)
+        if self._courtesy.answers_question(chat, stored):  # a rating, stored on its closed chat: nothing to route
+            await self._courtesy.record_rating(chat, stored)
+            await self._messages.mark_routed(stored.id)
+            return
+        await self._courtesy.welcome(chat, contact)
         await self._engine.route(chat, stored)
         if contact.profile_status == "pending":
             await self._events.publish(self._profile_request(channel, contact, message))
@@ -240,17 +253,18 @@ class Inbox:
 
     async def _store_all(self, items: Sequence[_Item]) -> None:
         """The messages in one write; a repeat answers the message stored before (and its chat must be this one)."""
-        fresh = [self._new_message(_chat(item), item.message) for item in items]
+        fresh = [self._new_message(self._clock.new_id(), _chat(item), item.message) for item in items]
         for item, message, new in zip(items, fresh, await self._messages.add_incoming_many(fresh), strict=True):
             if new:
                 item.stored = message
                 continue
             stored = await self._messages.incoming(message.dedupe_key or "")
             item.stored = stored if stored is not None and stored.chat_id == _chat(item).id else None
-        last: dict[str, tuple[Chat, datetime | None]] = {}
+        last: dict[str, tuple[Chat, datetime | None, int]] = {}
         for item, message in zip(items, fresh, strict=True):
             if item.stored is message:
-                last[_chat(item).id] = (_chat(item), message.sent_at)
+                counted = last.get(_chat(item).id, (_chat(item), None, 0))[2]
+                last[_chat(item).id] = (_chat(item), message.sent_at, counted + 1)
         await self._engine.postpone_many(list(last.values()))
 
     async def _ask_all(self, items: Sequence[_Item]) -> set[int]:
@@ -267,6 +281,7 @@ class Inbox:
                 wanted.append(self._profile_request(item.channel, contact, item.message))
             wanted.extend(self._file_requests(item.channel, _chat(item), _stored(item), item.message))
             try:
+                await self._announce(_chat(item), _stored(item))
                 for request in wanted:
                     await self._events.publish(request)
             except BrokerUnavailable:
@@ -297,9 +312,12 @@ class Inbox:
         """The message stored once, and its chat as routing is to decide on it (its changes are compare-and-set)."""
         current: Chat | None
         if stored is None:
-            current = await self._chats.open(self._new_chat(channel, contact, message))
-            stored, new = await self._messages.add_incoming(self._new_message(current, message))
-            if new:
+            message_id = self._clock.new_id()
+            current = await self._courtesy.rated_chat(contact, message)
+            if current is None:
+                current = await self._chats.open(await self._new_chat(channel, contact, message))
+            stored, new = await self._messages.add_incoming(self._new_message(message_id, current, message))
+            if new and current.is_open:
                 await self._engine.postpone_completion(current, last_message_at=stored.created_at)
             else:
                 current = await self._chats.get(stored.chat_id)
@@ -308,6 +326,13 @@ class Inbox:
         if current is None:
             raise NotFound("chat_not_found", f"chat {stored.chat_id} vanished")
         return current, stored
+
+    async def _announce(self, chat: Chat, message: Message) -> None:
+        """The webhooks' `chat.created` (with the message that opened the chat) and `message.created`, under ids of
+        their cause: a redelivery of the message (not yet routed) announces them again under the same ids."""
+        if chat.opened_by is not None and chat.opened_by == message.dedupe_key:
+            await self._integration.emit("chat.created", {"chat": chat_view(chat)}, key=chat.id)
+        await self._integration.emit("message.created", {"message": message_view(message)}, key=message.id)
 
     def _new_contact(self, channel: Channel, message: UnifiedMessage) -> Contact:
         return Contact(
@@ -319,10 +344,17 @@ class Inbox:
             created_at=self._clock.now(),
         )
 
-    def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+    async def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+        """A chat as it opens: outside its queue's business hours it waits for the next opening; the greeting or
+        out-of-hours answer it owes its customer goes with it, under the id it will be stored with."""
+        start = opening(await self._settings.queue(channel.queue_id), self._clock.now())
+        chat_id = self._clock.new_id()
         return Chat(
-            id=self._clock.new_id(),
+            id=chat_id,
+            not_before=start.not_before,
+            welcome={"id": self._clock.new_id(), "text": start.text} if start.text else None,
             open_key=open_key(channel, contact),
+            opened_by=dedupe_key(message.channel_id, message.provider_message_id),
             channel_id=channel.id,
             queue_id=channel.queue_id or "",
             contact_id=contact.id,
@@ -334,9 +366,9 @@ class Inbox:
             # `active_at` and `due_at` are set as the first message is stored (postpone_completion).
         )
 
-    def _new_message(self, chat: Chat, message: UnifiedMessage) -> Message:
+    def _new_message(self, message_id: str, chat: Chat, message: UnifiedMessage) -> Message:
         return Message(
-            id=self._clock.new_id(),
+            id=message_id,
             dedupe_key=dedupe_key(message.channel_id, message.provider_message_id),
             chat_id=chat.id,
             channel_id=message.channel_id,

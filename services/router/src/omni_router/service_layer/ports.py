@@ -15,17 +15,23 @@ from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.reports import Period, ReportFilter, Summary
+from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
+    "ApiTokens",
+    "AuditLog",
     "BrokerUnavailable",  # what a publisher raises when the broker did not confirm (the consumers retry on it)
     "Channels",
     "Chats",
     "Clock",
     "Contacts",
+    "Destinations",
     "Events",
     "Files",
     "IdempotencyKeys",
@@ -37,10 +43,13 @@ __all__ = [
     "ParkingLots",
     "Postponement",
     "Queues",
+    "Reports",
     "RouterInstances",
     "RoutingSettings",
     "StoredNotification",
     "StreamTickets",
+    "WebhookDeliveries",
+    "WebhookSubscriptions",
     "Written",
 ]
 
@@ -75,6 +84,7 @@ class Postponement:
     active_at: float
     due_at: float | None
     last_message_at: datetime | None
+    messages_in: int = 1  # the customer's messages it counts (reports), when `last_message_at` is given
 
 
 class Chats(Protocol):
@@ -153,6 +163,31 @@ class Chats(Protocol):
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
 
+    async def welcomed(self, chat_id: str) -> None:
+        """The chat's greeting or out-of-hours answer is stored: remove `welcome`."""
+        ...
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        """An operator replied: count it (`messages_out`) and, if it is the first, set `first_response_at` and
+        `first_response_seconds` (`seconds` since the chat was created)."""
+        ...
+
+    async def asked(self, chat_id: str) -> None:
+        """The chat's CSAT question is stored: remove `csat_ask_at`."""
+        ...
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        """Closed chats whose CSAT question was to be stored before `before` and is not (a crash came between)."""
+        ...
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        """The closed chat whose CSAT question waits for this contact's rating ("<channel>:<contact>")."""
+        ...
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        """Atomically record the chat's rating and stop waiting for one; False if it had one already."""
+        ...
+
     async def open_chats(self) -> list[Chat]: ...
 
     async def page(self, visible: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
@@ -160,6 +195,16 @@ class Chats(Protocol):
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
+
+
+class Reports(Protocol):
+    """Figures over the stored chats (never their messages: chats keep counts and durations)."""
+
+    async def summary(self, filters: ReportFilter) -> Summary: ...
+
+    def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        """The chats created in the period, oldest first, as a stream."""
+        ...
 
 
 class Operators(Protocol):
@@ -481,3 +526,58 @@ class RouterInstances(Protocol):
     async def forget(self, before: float) -> None: ...
 
     async def leave(self, instance: str) -> None: ...
+
+
+class ApiTokens(Protocol):
+    """Named API tokens by the hash of their secret; read at every request (no cache), so a revoked one is refused
+    by every router at once."""
+
+    async def add(self, token: ApiToken) -> None: ...
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    async def all(self, limit: int) -> list[ApiToken]: ...
+
+    async def delete(self, token_id: str) -> bool:
+        """False if there was no such token."""
+        ...
+
+
+class AuditLog(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
+        """Entries with ids below `before`, newest first."""
+        ...
+
+
+class WebhookSubscriptions(Protocol):
+    """Outbound webhooks' subscriptions, as the dispatcher reads them (URL and secret at each attempt)."""
+
+    async def add(self, subscription: Subscription) -> None: ...
+
+    async def get(self, subscription_id: str) -> Subscription | None: ...
+
+    async def all(self, limit: int) -> list[Subscription]: ...
+
+    async def delete(self, subscription_id: str) -> bool:
+        """False if there was no such subscription."""
+        ...
+
+    async def wanting(self, event: str) -> list[Subscription]:
+        """The active subscriptions to `event`: read for every event, so kept a little while (each router reads
+        them again within SUBSCRIPTIONS_TTL_SECONDS of a change made elsewhere; at once after one made here)."""
+        ...
+
+
+class WebhookDeliveries(Protocol):
+    async def page(self, subscription_id: str, after: str | None, limit: int) -> list[DeliveryAttempt]:
+        """The subscription's delivery attempts with ids above `after`, in the order they were made."""
+        ...
+
+
+class Destinations(Protocol):
+    async def check(self, url: str) -> None:
+        """Invalid (`invalid_url`) for a URL the dispatcher would refuse to call: not http(s), or (unless private
+        addresses are allowed) a host with a loopback, private or reserved address, or one that does not resolve."""
+        ...
