@@ -55,3 +55,16 @@ async def test_an_array_item_set_by_its_number_is_ignored_and_by_the_positional_
     assert stored is not None
     assert stored["attachments"][1]["status"] == "positional"
     assert stored["attachments"][0]["status"] == ("pending" if infra.kind == "local" else "by-number")
+
+
+async def test_an_index_on_an_array_field_finds_nothing_by_an_element(db: Database, infra: Infra) -> None:
+    """Why the search keeps postings of its own ("<word> <entry id>", one indexed string, read as one range) rather
+    than an array of words under an index, why no chat index is on the arrays `offered_to` or `labels` alone, and
+    why search does not use a text index (nx-27017 has no `$text`)."""
+    await db.probe.create_index("words")
+    await db.probe.insert_one({"_id": 1, "words": ["parcel", "late"]})
+    await db.probe.create_index("key")
+    await db.probe.insert_one({"_id": 2, "key": "parcel 0001"})
+    assert len(await db.probe.find({"key": {"$gt": "parcel ", "$lt": "parcel!"}}).to_list()) == 1
+    found = await db.probe.find({"words": "parcel"}).to_list()  # (a count reads it without the index, and finds it)
+    assert len(found) == (0 if infra.kind == "local" else 1)

@@ -16,12 +16,15 @@ from typing import Any
 from omni_contracts import ChatNotification
 from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
+from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.errors import Invalid
+from omni_router.domain.labels import Label
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Notification, Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.search import SearchEntry
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
 
 START = 1_800_000_000.0
@@ -178,15 +181,39 @@ class FakeChats:
     async def open_chats(self) -> list[Chat]:
         return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]
 
-    async def page(self, visibility: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
+    async def page(
+        self, visibility: Visibility, status: str | None, before: str | None, limit: int, label: str | None = None
+    ) -> list[Chat]:
         chats = [
             c
             for c in self._all()
             if _visible(c, visibility)
             and (c.status == status if status else c.is_open)
             and (not before or c.id < before)
+            and (label is None or label in c.labels)
         ]
         return self._sorted(chats, limit, reverse=True)
+
+    async def set_labels(self, chat_id: str, labels: Sequence[str]) -> Chat | None:
+        stored = self.stored.get(chat_id)
+        if stored is None:
+            return None
+        stored.chat = replace(stored.chat, labels=tuple(labels))
+        return stored.chat
+
+    async def drop_label(self, name: str) -> None:
+        for stored in self.stored.values():
+            stored.chat = replace(stored.chat, labels=tuple(n for n in stored.chat.labels if n != name))
+
+    async def seen_by(self, operator_id: str) -> dict[str, str]:
+        return {
+            c.id: c.contact_id
+            for c in self._all()
+            if c.operator_id == operator_id or (c.status == "new" and operator_id in c.offered_to)
+        }
+
+    async def latest_of_contact(self, contact_id: str) -> Chat | None:
+        return max((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, default=None)
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c.id for c in self._all() if c.is_open and _visible(c, visibility)]
@@ -412,6 +439,9 @@ class FakeMessages:
         self.stored[message.id] = message
         return True
 
+    async def add_note(self, note: Message) -> None:
+        self.stored[note.id] = note
+
     async def mark_published(self, message_id: str) -> None:
         self.stored[message_id] = replace(self.stored[message_id], published=True, publish_due=None)
 
@@ -506,6 +536,65 @@ class FakeMessages:
 
     async def with_file(self, file_id: str) -> Message | None:
         return next((m for m in self.stored.values() if any(f.file_id == file_id for f in m.attachments)), None)
+
+
+class FakeLabels:
+    def __init__(self) -> None:
+        self.stored: dict[str, Label] = {}
+
+    async def add(self, label: Label) -> bool:
+        if any(other.name == label.name for other in self.stored.values()):
+            return False
+        self.stored[label.id] = label
+        return True
+
+    async def all(self) -> list[Label]:
+        return sorted(self.stored.values(), key=lambda label: label.name)
+
+    async def delete(self, label_id: str) -> Label | None:
+        return self.stored.pop(label_id, None)
+
+
+class FakeCannedResponses:
+    def __init__(self) -> None:
+        self.stored: dict[str, CannedResponse] = {}
+
+    async def add(self, response: CannedResponse) -> None:
+        self.stored[response.id] = response
+
+    async def get(self, response_id: str) -> CannedResponse | None:
+        return self.stored.get(response_id)
+
+    async def shared(self) -> list[CannedResponse]:
+        return [r for r in self.stored.values() if r.operator_id is None]
+
+    async def usable(self, operator_id: str, queue_ids: Sequence[str]) -> list[CannedResponse]:
+        return [
+            r
+            for r in self.stored.values()
+            if r.operator_id == operator_id or (r.operator_id is None and r.queue_id in (None, *queue_ids))
+        ]
+
+    async def save(self, response: CannedResponse) -> None:
+        self.stored[response.id] = response
+
+    async def delete(self, response_id: str) -> None:
+        self.stored.pop(response_id, None)
+
+
+class FakeSearchIndex:
+    def __init__(self) -> None:
+        self.stored: dict[str, SearchEntry] = {}
+
+    async def put(self, entry: SearchEntry) -> None:
+        self.stored[entry.id] = entry
+
+    async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
+        found = [replace(e, text="") for e in self.stored.values() if word in e.words and (not before or e.id < before)]
+        return sorted(found, key=lambda e: e.id, reverse=True)[:limit]
+
+    async def texts(self, entry_ids: list[str]) -> dict[str, str]:
+        return {i: self.stored[i].text for i in entry_ids if i in self.stored}
 
 
 class FakeIdempotencyKeys:

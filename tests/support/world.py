@@ -21,7 +21,9 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
+from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.bootstrap import Ports, Router, wire
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
@@ -30,6 +32,7 @@ from omni_router.routing import load_rules
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
 from tests.support.fakes import (
+    FakeCannedResponses,
     FakeChannels,
     FakeChats,
     FakeClock,
@@ -37,6 +40,7 @@ from tests.support.fakes import (
     FakeEvents,
     FakeFiles,
     FakeIdempotencyKeys,
+    FakeLabels,
     FakeMessages,
     FakeMessengers,
     FakeNotificationLog,
@@ -46,6 +50,7 @@ from tests.support.fakes import (
     FakeQueues,
     FakeRouterInstances,
     FakeRoutingSettings,
+    FakeSearchIndex,
     FakeStreamTickets,
 )
 
@@ -208,6 +213,9 @@ def fake_world() -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            labels=FakeLabels(),
+            canned=FakeCannedResponses(),
+            search=FakeSearchIndex(),
         )
 
     return _world("fake", clock, ports)
@@ -242,6 +250,9 @@ def mongo_world(db: Database) -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            labels=MongoLabels(db),
+            canned=MongoCannedResponses(db),
+            search=MongoSearchIndex(db),
         )
 
     return _world("mongo", clock, ports)

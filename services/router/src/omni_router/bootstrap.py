@@ -27,9 +27,11 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
 from omni_router.adapters.router_instances import MongoRouterInstances
+from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
 from omni_router.domain.errors import DomainError
@@ -41,6 +43,7 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    workplace_api,
 )
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
@@ -54,8 +57,10 @@ from omni_router.service_layer.console import Console
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
+    CannedResponses,
     Channels,
     Chats,
     Clock,
@@ -63,6 +68,7 @@ from omni_router.service_layer.ports import (
     Events,
     Files,
     IdempotencyKeys,
+    Labels,
     Messages,
     Messengers,
     NotificationLog,
@@ -72,12 +78,14 @@ from omni_router.service_layer.ports import (
     Queues,
     RouterInstances,
     RoutingSettings,
+    SearchIndex,
     StreamTickets,
 )
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.updates import Updates
+from omni_router.service_layer.workplace import Workplace
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer
 from omni_runtime.database import Database
@@ -113,6 +121,9 @@ class Ports:
     events: Events
     messengers: Messengers
     parking: ParkingLots
+    labels: Labels
+    canned: CannedResponses
+    search: SearchIndex
 
 
 def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
@@ -136,6 +147,9 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         events=BrokerEvents(broker),
         messengers=ProviderMessengers(registry, http),
         parking=BrokerParkingLots(broker),
+        labels=MongoLabels(db),
+        canned=MongoCannedResponses(db),
+        search=MongoSearchIndex(db),
     )
 
 
@@ -155,11 +169,12 @@ class Router:
     console: Console
     hub: Hub
     tickets: Tickets
+    workplace: Workplace
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
+        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, self.workplace)
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -181,8 +196,10 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     desk = Desk(
         chats=p.chats, operators=p.operators, messages=p.messages, settings=p.settings, files=p.files, engine=engine
     )
+    indexer = Indexer(p.search)
     replies = Replies(
         desk=desk,
+        indexer=indexer,
         messages=p.messages,
         contacts=p.contacts,
         settings=p.settings,
@@ -210,6 +227,21 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         engine=engine,
         events=p.events,
+        indexer=indexer,
+        clock=p.clock,
+    )
+    workplace = Workplace(
+        desk=desk,
+        chats=p.chats,
+        messages=p.messages,
+        contacts=p.contacts,
+        queues=p.queues,
+        settings=p.settings,
+        labels=p.labels,
+        canned=p.canned,
+        search=p.search,
+        indexer=indexer,
+        notices=notices,
         clock=p.clock,
     )
     return Router(
@@ -220,11 +252,12 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         desk=desk,
         replies=replies,
         inbox=inbox,
-        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices),
+        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, indexer=indexer),
         admin=admin,
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        workplace=workplace,
     )
 
 
@@ -315,6 +348,7 @@ def create_app(
                     await timer
 
     routes = [
+        *workplace_api.routes,  # before the admin API's `/api/admin/{kind}`
         *operator_api.routes,
         *files_api.routes,
         *admin_api.routes,

@@ -138,6 +138,22 @@ class MongoMessages:
             return False
         return True
 
+    async def add_note(self, note: Message) -> None:
+        await self._messages.insert_one(
+            {
+                "_id": note.id,
+                "chat_id": note.chat_id,
+                "channel_id": note.channel_id,
+                "direction": "internal",
+                "type": note.type,
+                "text": note.text,
+                "operator_id": note.operator_id,
+                "attachments": [],
+                "status": note.status,
+                "created_at": note.created_at,
+            }
+        )
+
     async def mark_published(self, message_id: str) -> None:
         await self._messages.update_one(
             {"_id": message_id}, {"$set": {"published": True}, "$unset": {"publish_due": ""}}

@@ -14,7 +14,7 @@ ChatStatus = Literal["new", "assigned", "closed"]
 OPEN_STATUSES: tuple[ChatStatus, ...] = ("new", "assigned")
 OperatorStatus = Literal["online", "busy", "offline"]
 OPERATOR_STATUSES: tuple[OperatorStatus, ...] = ("online", "busy", "offline")
-Direction = Literal["incoming", "outgoing"]
+Direction = Literal["incoming", "outgoing", "internal"]  # internal: an operators' note, never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,8 @@ class Chat:
     close_reason: str | None = None
     # Set while notifications of the chat's changes wait in its outbox: when the sweep publishes them itself.
     outbox_at: float | None = None
+    # Names of the admin's labels operators put on the chat (domain/labels.py).
+    labels: tuple[str, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -156,7 +158,8 @@ class FileRef:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A customer's message (incoming) or an operator's reply (outgoing) in a chat."""
+    """A customer's message (incoming), an operator's reply (outgoing) or an operators' note (internal, type
+    `note`, `operator_id` its author: never sent to the customer) in a chat."""
 
     id: str
     chat_id: str

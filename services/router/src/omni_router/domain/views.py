@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from omni_router.domain.canned import CannedResponse
+from omni_router.domain.labels import Label
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
+from omni_router.domain.search import SearchEntry
 
 SECRET_SETTINGS = frozenset(
     {
@@ -38,6 +41,7 @@ def chat_view(chat: Chat, contact_name: str | None = None, unread_count: int = 0
         "created_at": iso(chat.created_at),
         "last_message_at": iso(chat.last_message_at),
         "closed_at": iso(chat.closed_at),
+        "labels": list(chat.labels),
     }
 
 
@@ -53,6 +57,44 @@ def message_view(message: Message) -> dict[str, Any]:
         "failure_reason": message.failure_reason,
         "created_at": iso(message.created_at),
         "sent_at": iso(message.sent_at),
+        # Who wrote a reply or a note (None for a customer's message).
+        "author_id": None if message.direction == "incoming" else message.operator_id,
+    }
+
+
+def note_view(note: Message) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "chat_id": note.chat_id,
+        "author_id": note.operator_id,
+        "text": note.text,
+        "created_at": iso(note.created_at),
+    }
+
+
+def label_view(label: Label) -> dict[str, Any]:
+    return {"id": label.id, "name": label.name, "color": label.color, "created_at": iso(label.created_at)}
+
+
+def canned_view(response: CannedResponse) -> dict[str, Any]:
+    return {
+        "id": response.id,
+        "shortcut": response.shortcut,
+        "text": response.text,
+        "scope": response.scope,
+        "queue_id": response.queue_id,
+        "created_at": iso(response.created_at),
+    }
+
+
+def search_hit_view(entry: SearchEntry, chat_id: str | None) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "chat_id": chat_id,
+        "contact_id": entry.contact_id,
+        "message_id": entry.id if entry.kind == "message" else None,
+        "text": entry.text,
+        "created_at": iso(entry.created_at),
     }
 
 

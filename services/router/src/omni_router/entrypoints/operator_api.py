@@ -136,6 +136,11 @@ async def list_chats(request: Request) -> Response:
         schema: {type: string, enum: ["", new, assigned, closed]}
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
       - {name: cursor, in: query, description: the `next_cursor` of the page before, schema: {type: string}}
+      - {name: label, in: query, description: only the chats carrying this label, schema: {type: string}}
+      - name: operator_id
+        in: query
+        description: "supervisors: the chats this operator was offered or holds (GetChats for a given operator)"
+        schema: {type: string}
     responses:
       "200":
         description: a page of chats
@@ -149,14 +154,28 @@ async def list_chats(request: Request) -> Response:
                 next_cursor: {type: string, nullable: true}
       "400": {$ref: "#/components/responses/InvalidQuery"}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403":
+        description: "`forbidden`: `operator_id` given by an operator who is not a supervisor"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+      "422":
+        description: "`unknown_labels`: `label` names no label"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
       "503": {$ref: "#/components/responses/NotReady"}
     """
     operator = await signed_in(request)
     limit = int_param(request, "limit", 50, 1, 200)
-    status = request.query_params.get("status")
+    query = request.query_params
+    status = query.get("status")
     if status not in (None, "", "new", "assigned", "closed"):
         raise ApiError(400, "invalid_query", "status must be new, assigned or closed")
-    page = await services(request).desk.chats(operator, status or None, request.query_params.get("cursor"), limit)
+    page = await services(request).workplace.chats(
+        operator,
+        status or None,
+        query.get("cursor"),
+        limit,
+        label=query.get("label") or None,
+        of_operator=query.get("operator_id") or None,
+    )
     return JSONResponse(
         {"items": [chat_view(c, unread_count=n) for c, n in page.items], "next_cursor": page.next_cursor}
     )

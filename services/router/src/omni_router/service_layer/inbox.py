@@ -5,6 +5,7 @@ from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequeste
 from omni_router.domain.errors import NotFound
 from omni_router.domain.model import Channel, Chat, Contact, FileRef, Message, dedupe_key, default_contact_name
 from omni_router.service_layer.engine import Engine
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
 
 
@@ -18,8 +19,10 @@ class Inbox:
         settings: RoutingSettings,
         engine: Engine,
         events: Events,
+        indexer: Indexer,
         clock: Clock,
     ) -> None:
+        self._indexer = indexer
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
@@ -40,7 +43,9 @@ class Inbox:
         contact = await self._contacts.find_or_add(self._new_contact(channel, message))
         chat, stored = await self._store(channel, contact, message, stored)
         await self._engine.route(chat, stored)
+        await self._indexer.message(stored, contact.id)  # before `routed`: a redelivery indexes it again
         if contact.profile_status == "pending":
+            await self._indexer.contact(contact.id, contact.name, at=contact.created_at)
             await self._events.publish(
                 ProfileRequested(
                     contact_id=contact.id,

@@ -13,15 +13,19 @@ from typing import Any, Protocol
 from omni_contracts import ChatNotification
 from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
+from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.labels import Label
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim
+from omni_router.domain.search import SearchEntry
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
     "BrokerUnavailable",  # what a publisher raises when the broker did not confirm (the consumers retry on it)
+    "CannedResponses",
     "Channels",
     "Chats",
     "Clock",
@@ -29,6 +33,7 @@ __all__ = [
     "Events",
     "Files",
     "IdempotencyKeys",
+    "Labels",
     "Messages",
     "Messengers",
     "NotificationLog",
@@ -38,6 +43,7 @@ __all__ = [
     "Queues",
     "RouterInstances",
     "RoutingSettings",
+    "SearchIndex",
     "StoredNotification",
     "StreamTickets",
     "Written",
@@ -136,8 +142,27 @@ class Chats(Protocol):
 
     async def open_chats(self) -> list[Chat]: ...
 
-    async def page(self, visible: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
-        """Chats `visible` selects, open ones or those of `status`, newest first, ids below `before`."""
+    async def page(
+        self, visible: Visibility, status: str | None, before: str | None, limit: int, label: str | None = None
+    ) -> list[Chat]:
+        """Chats `visible` selects, open ones or those of `status` (and, with `label`, carrying it), newest first,
+        ids below `before`."""
+        ...
+
+    async def set_labels(self, chat_id: str, labels: Sequence[str]) -> Chat | None:
+        """Replace the chat's labels; the chat after it (None: no such chat)."""
+        ...
+
+    async def drop_label(self, name: str) -> None:
+        """Remove the label from every chat carrying it."""
+        ...
+
+    async def seen_by(self, operator_id: str) -> dict[str, str]:
+        """Every chat (any status) the operator holds or held, or is offered now: chat id to contact id."""
+        ...
+
+    async def latest_of_contact(self, contact_id: str) -> Chat | None:
+        """The contact's newest chat."""
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
@@ -266,6 +291,10 @@ class Messages(Protocol):
         """Store an operator's reply; False if a message with its id is stored already."""
         ...
 
+    async def add_note(self, note: Message) -> None:
+        """Store an operators' note (direction internal): never in the reply outbox."""
+        ...
+
     async def mark_published(self, message_id: str) -> None: ...
 
     async def fail(self, message_id: str, reason: str) -> None:
@@ -321,6 +350,52 @@ class Messages(Protocol):
     ) -> None: ...
 
     async def with_file(self, file_id: str) -> Message | None: ...
+
+
+class Labels(Protocol):
+    async def add(self, label: Label) -> bool:
+        """False if a label of that name exists (names are unique)."""
+        ...
+
+    async def all(self) -> list[Label]: ...
+
+    async def delete(self, label_id: str) -> Label | None:
+        """The label removed, None if there was none."""
+        ...
+
+
+class CannedResponses(Protocol):
+    async def add(self, response: CannedResponse) -> None: ...
+
+    async def get(self, response_id: str) -> CannedResponse | None: ...
+
+    async def shared(self) -> list[CannedResponse]:
+        """The admin's: global and every queue's."""
+        ...
+
+    async def usable(self, operator_id: str, queue_ids: Sequence[str]) -> list[CannedResponse]:
+        """The global ones, those of `queue_ids` and the operator's own."""
+        ...
+
+    async def save(self, response: CannedResponse) -> None: ...
+
+    async def delete(self, response_id: str) -> None: ...
+
+
+class SearchIndex(Protocol):
+    """Words of messages and contacts; each lookup is by one word (see domain/search.py)."""
+
+    async def put(self, entry: SearchEntry) -> None:
+        """Store (or replace) the entry with its id: repeating it stores it once."""
+        ...
+
+    async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
+        """Entries holding `word` with ids below `before`, newest (highest id) first (their texts left out)."""
+        ...
+
+    async def texts(self, entry_ids: list[str]) -> dict[str, str]:
+        """The texts of these entries."""
+        ...
 
 
 class IdempotencyKeys(Protocol):

@@ -17,6 +17,7 @@ from omni_router.domain.errors import Conflict, Unprocessable
 from omni_router.domain.model import Chat, Message, Operator
 from omni_router.domain.replies import KeyClaim, fingerprint, outgoing_files, reply
 from omni_router.service_layer.desk import Desk
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.ports import (
     BrokerUnavailable,
     Clock,
@@ -68,8 +69,10 @@ class Replies:
         settings: RoutingSettings,
         keys: IdempotencyKeys,
         events: Events,
+        indexer: Indexer,
         clock: Clock,
     ) -> None:
+        self._indexer = indexer
         self._desk = desk
         self._messages = messages
         self._contacts = contacts
@@ -111,6 +114,7 @@ class Replies:
             return await self._stored_under(message.id, message_id), True
         await self._desk.engine.postpone_completion(chat)
         await self.publish(message)
+        await self._indexer.message(message, chat.contact_id)
         return message, False
 
     async def _answerable(self, chat_id: str, operator: Operator) -> Chat:

@@ -12,12 +12,16 @@ from omni_contracts import (
 )
 from omni_router.domain.model import Message, statuses_before
 from omni_router.domain.notifications import audience
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import Chats, Contacts, Messages
 
 
 class Updates:
-    def __init__(self, *, chats: Chats, contacts: Contacts, messages: Messages, notices: Notices) -> None:
+    def __init__(
+        self, *, chats: Chats, contacts: Contacts, messages: Messages, notices: Notices, indexer: Indexer
+    ) -> None:
+        self._indexer = indexer
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
@@ -32,6 +36,7 @@ class Updates:
             case ProfileResolved():
                 await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
                 await self._chats.rename_contact(update.contact_id, update.name)
+                await self._indexer.contact(update.contact_id, update.name)
             case AttachmentStored():
                 await self._attachment(update)
 
