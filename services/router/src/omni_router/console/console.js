@@ -24,6 +24,16 @@ const REVOKE_TEXT = {
 
 const $ = (id) => document.getElementById(id);
 
+// What the console's other modules (workplace.js: notes, labels, canned responses, search) plug in: handlers of
+// more notification kinds, and additions to what this module draws. Each is called with what it is about.
+const plugins = {
+  handlers: {}, // event kind -> (note, data) => ..., like HANDLERS
+  chatBadges: [], // (chat) -> Node | null, added under a chat's name in the list
+  listFilters: [], // (chat) -> bool, all must pass for a chat to be listed
+  chatShown: [], // (chat) -> void, when the open chat's header is drawn
+  messageElements: [], // (message) -> Node | null: the first element given replaces the usual bubble
+};
+
 const state = {
   token: null,
   me: null,
@@ -288,7 +298,7 @@ async function connectEvents() {
     // Whatever happened while the stream was down is read back from the API.
     guarded(refreshChats)();
   });
-  for (const kind of EVENT_KINDS) {
+  for (const kind of [...EVENT_KINDS, ...Object.keys(plugins.handlers)]) {
     source.addEventListener(kind, (event) => {
       if (event.lastEventId) state.lastEventId = event.lastEventId;
       onEvent(event.data);
@@ -337,7 +347,7 @@ function onEvent(raw) {
     if (state.seen.size > 2000) state.seen.delete(state.seen.values().next().value);
   }
   state.eventCount += 1;
-  const handler = HANDLERS[note.event];
+  const handler = HANDLERS[note.event] ?? plugins.handlers[note.event];
   if (handler) guarded(handler)(note, note.data ?? {});
 }
 
@@ -493,7 +503,7 @@ function renderList() {
   for (const filter of ["new", "mine", "closed"]) {
     document.querySelector(`[data-count="${filter}"]`).textContent = chats.filter((c) => matches(c, filter)).length;
   }
-  const shown = chats.filter((c) => matches(c, state.filter)).sort(byRecent);
+  const shown = chats.filter((c) => matches(c, state.filter) && plugins.listFilters.every((f) => f(c))).sort(byRecent);
   list.replaceChildren(...shown.map(chatItem));
   $("list-empty").hidden = shown.length > 0;
   $("more-closed").hidden = !(state.filter === "closed" && state.closedCursor);
@@ -522,7 +532,13 @@ function chatItem(chat) {
         onclick: () => guarded(openChat)(chat.id),
       },
       channelIcon(chat.channel_id),
-      h("span", { class: "chat-main" }, h("span", { class: "chat-name", text: contactName(chat) }), h("span", { class: "chat-sub", text: sub })),
+      h(
+        "span",
+        { class: "chat-main" },
+        h("span", { class: "chat-name", text: contactName(chat) }),
+        h("span", { class: "chat-sub", text: sub }),
+        plugins.chatBadges.map((badge) => badge(chat)),
+      ),
       h(
         "span",
         { class: "chat-meta" },
@@ -605,6 +621,7 @@ function renderChatHeader(chat) {
   const holder = chat.status === "assigned" ? `with ${operatorName(chat.operator_id)}` : chat.status;
   $("chat-sub").textContent = [channel?.name, queue?.name, holder].filter(Boolean).join(" · ");
   $("chat-channel").replaceWith(Object.assign(channelIcon(chat.channel_id), { id: "chat-channel" }));
+  for (const shown of plugins.chatShown) shown(chat);
 }
 
 async function loadActions(id) {
@@ -687,6 +704,8 @@ function putMessage(message) {
 }
 
 function messageElement(message) {
+  const drawn = plugins.messageElements.map((draw) => draw(message)).find(Boolean);
+  if (drawn) return drawn;
   const outgoing = message.direction === "outgoing";
   const meta = [h("time", { datetime: message.created_at ?? "", title: message.created_at ? new Date(message.created_at).toLocaleString() : null, text: formatTime(message.created_at) })];
   if (outgoing) {
@@ -1078,3 +1097,5 @@ function start() {
 }
 
 start();
+
+export { ApiError, api, contactName, formatTime, guarded, h, messageArrived, operatorName, plugins, putMessage, renderList, scrollToEnd, state, toast, upsertChat, openChat };
