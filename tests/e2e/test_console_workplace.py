@@ -44,11 +44,11 @@ async def test_offered_chat_on_a_phone_canned_response_note_labels_and_search(
     await page.set_viewport_size(PHONE)
     await item.click()
     await expect(page.locator('#chat-actions [data-action="accept"]')).to_be_visible()
-    name = await page.locator("#chat-name").bounding_box()
+    title = await page.locator("#chat-name").bounding_box()
     actions = await page.locator("#chat-actions").bounding_box()
-    assert name is not None and actions is not None
-    assert name["width"] > 150, name
-    assert actions["y"] >= name["y"] + name["height"] - 1, (name, actions)
+    assert title is not None and actions is not None
+    assert title["width"] > 150, title
+    assert actions["y"] >= title["y"] + title["height"] - 1, (title, actions)
     await expect(page.locator("#chat-name")).to_have_text("Ann Customer")
     assert await page.locator("#chat-name").evaluate("e => e.scrollWidth <= e.clientWidth")  # not cut short
     await page.screenshot(path=tmp_path / "offered-390x844.png")
