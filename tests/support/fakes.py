@@ -593,8 +593,8 @@ class FakeSearchIndex:
         found = [replace(e, text="") for e in self.stored.values() if word in e.words and (not before or e.id < before)]
         return sorted(found, key=lambda e: e.id, reverse=True)[:limit]
 
-    async def texts(self, entry_ids: list[str]) -> dict[str, str]:
-        return {i: self.stored[i].text for i in entry_ids if i in self.stored}
+    async def texts(self, entries: list[SearchEntry]) -> dict[str, str]:
+        return {e.id: self.stored[e.id].text for e in entries if e.id in self.stored}
 
 
 class FakeIdempotencyKeys:

@@ -165,6 +165,7 @@ async def test_search_finds_messages_and_contacts_only_where_the_operator_may_lo
         "contact"
     ]
     assert [h.chat_id for h in (await world.router.workplace.search(bob, "parcel", None, 10)).items] == [theirs.id]
+    assert (await world.router.workplace.search(ann, "c1", None, 10)).items == []  # the name it had before
     everything = await world.router.workplace.search(boss, "parcel", None, 2)
     assert len(everything.items) == 2 and everything.next_cursor is not None
     rest = await world.router.workplace.search(boss, "parcel", everything.next_cursor, 10)

@@ -63,11 +63,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("operator_id", ASCENDING)], sparse=True),
     ],
     # The search's word index (router adapters/search_index.py): postings under "<word> <entry id>", read as one
-    # range of `key`; an entry's postings by `entry_id` when its words change.
-    "search_words": [
-        IndexModel([("key", ASCENDING)], unique=True),
-        IndexModel([("entry_id", ASCENDING)]),
-    ],
+    # range of `key` (and removed by it); nothing else is indexed, so a message costs one unordered insert.
+    "search_words": [IndexModel([("key", ASCENDING)], unique=True)],
     # Single-use tickets for browsers' event streams (router); expired ones are deleted as new ones are issued.
     "stream_tickets": [IndexModel([("expires_at", ASCENDING)])],
     # Operators' Idempotency-Keys of replies, removed IDEMPOTENCY_KEY_SECONDS after their first use.

@@ -40,12 +40,14 @@ class Inbox:
         channel = await self._settings.channel(message.channel_id)
         if channel is None:
             raise NotFound("channel_not_found", f"channel {message.channel_id} does not exist")
-        contact = await self._contacts.find_or_add(self._new_contact(channel, message))
+        candidate = self._new_contact(channel, message)
+        contact = await self._contacts.find_or_add(candidate)
         chat, stored = await self._store(channel, contact, message, stored)
         await self._engine.route(chat, stored)
         await self._indexer.message(stored, contact.id)  # before `routed`: a redelivery indexes it again
-        if contact.profile_status == "pending":
+        if contact.id == candidate.id:  # added now; a resolved profile indexes it again (Updates)
             await self._indexer.contact(contact.id, contact.name, at=contact.created_at)
+        if contact.profile_status == "pending":
             await self._events.publish(
                 ProfileRequested(
                     contact_id=contact.id,

@@ -393,8 +393,8 @@ class SearchIndex(Protocol):
         """Entries holding `word` with ids below `before`, newest (highest id) first (their texts left out)."""
         ...
 
-    async def texts(self, entry_ids: list[str]) -> dict[str, str]:
-        """The texts of these entries."""
+    async def texts(self, entries: list[SearchEntry]) -> dict[str, str]:
+        """The texts of these entries (by id): a message's text, a contact's name and attribute values."""
         ...
 
 

@@ -249,7 +249,7 @@ class Workplace:
             raise Invalid("invalid_query", "q must hold at least one word")
         fence = None if operator.is_supervisor else await self._chats.seen_by(operator.id)
         page = await self._scan(wanted, fence, cursor, limit)
-        texts = await self._search.texts([hit.entry.id for hit in page.items])
+        texts = await self._search.texts([hit.entry for hit in page.items])
         shown = [Hit(replace(h.entry, text=texts.get(h.entry.id, "")), h.chat_id) for h in page.items]
         return Page(shown, page.next_cursor)
 
