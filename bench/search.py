@@ -18,7 +18,7 @@ from omni_router.domain.search import message_entry
 from omni_runtime.database import Document, ensure_indexes
 
 BATCH = 200
-SCAN_BATCHES = 25  # a fenced search's whole budget: 5,000 postings
+SCAN_BATCHES = 25  # 5,000 postings in a row (a page reads at most 2,000)
 
 
 async def run(url: str, messages: int) -> None:

@@ -44,6 +44,7 @@ async def test_notes_labels_and_another_operators_chats(
     async with (
         OperatorInbox(settings.amqp_url) as inbox,
         open_stream(stack.url("router"), bob_token) as bob_stream,
+        open_stream(stack.url("router"), ann_token) as ann_stream,
         stack.client("router", ann_token) as ann_client,
     ):
         await inbox.drain(bob, quiet=0.2)
@@ -66,6 +67,8 @@ async def test_notes_labels_and_another_operators_chats(
 
         [heard] = await eventually(ann_heard)
         assert (heard["chat_id"], heard["data"]["note"]["text"]) == (other_chat, "mine")
+        streamed = [n.body for n in await ann_stream.collect(quiet=0.5) if n.event == "note.new"]
+        assert [n["event_id"] for n in streamed] == [heard["event_id"]]  # the same notification on her stream
         seen_by_bob = [n.event for n in await bob_stream.collect(quiet=0.5)]
         assert "note.new" not in seen_by_bob  # his own note: not told to him
 

@@ -38,7 +38,7 @@ M = TypeVar("M", SharedResponse, PersonalResponse)
 # A search reads the index in batches, and at most SEARCH_SCAN entries per request: a common word an operator sees
 # few of answers a short page (with a cursor to go on) rather than reading the whole index.
 SEARCH_BATCH = 200
-SEARCH_SCAN = 5_000
+SEARCH_SCAN = 2_000
 
 
 @dataclass(frozen=True)
