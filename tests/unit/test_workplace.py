@@ -8,6 +8,7 @@ from omni_contracts import ProfileResolved
 from omni_router.domain.canned import PersonalResponse, SharedResponse, render
 from omni_router.domain.errors import Conflict, Forbidden, Invalid, InvalidBody, NotFound, Unprocessable
 from omni_router.domain.labels import LabelSettings
+from omni_router.domain.notes import NoteBody
 from omni_router.domain.search import query_words, words
 from tests.support.world import World
 
@@ -173,3 +174,30 @@ async def test_search_finds_messages_and_contacts_only_where_the_operator_may_lo
     assert (await world.router.workplace.search(ann, "parcel never", None, 10)).items[0].chat_id == mine.id
     with pytest.raises(Invalid):
         await world.router.workplace.search(ann, "  !! ", None, 10)
+
+
+async def test_a_note_written_while_the_broker_is_down_is_kept_and_streamed(world: World) -> None:
+    _, channel, (ann, bob) = await world.team("to_all", [5, 5])
+    chat = await world.write(channel)
+    world.operator_queues.down = True
+    note = await world.router.workplace.add_note(chat.id, ann, "still here")
+    assert [m.id for m in (await world.router.desk.conversation(chat, None, 10)).items][-1] == note.id
+    streamed = await world.router.ports.notification_log.after(bob.id, "", 10)
+    assert [n.event for n in streamed][-1] == "note.new"  # the live stream shows it all the same
+    with pytest.raises(ValidationError, match="a note needs text"):
+        NoteBody(text="  \n ")
+
+
+async def test_the_admin_moves_a_canned_response_to_a_queue_lists_by_queue_and_deletes_it(world: World) -> None:
+    workplace = world.router.workplace
+    queue, _, (ann,) = await world.team("to_all", [5])
+    response = await workplace.create_shared(SharedResponse(shortcut="hours", text="We open at nine"))
+    moved = await workplace.change_shared(response.id, {"queue_id": queue.id, "text": "We open at 9"})
+    assert (moved.scope, moved.text) == ("queue", "We open at 9")
+    assert [r.id for r in await workplace.shared(queue.id)] == [response.id]
+    assert await workplace.shared("another-queue") == []
+    personal = await workplace.create_personal(ann, PersonalResponse(shortcut="mine", text="Mine"))
+    with pytest.raises(NotFound):
+        await workplace.shared_one(personal.id)  # the admin API manages the shared ones only
+    await workplace.delete_shared(response.id)
+    assert [r.id for r in await workplace.usable(ann, "")] == [personal.id]
