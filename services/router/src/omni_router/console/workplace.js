@@ -209,11 +209,12 @@ async function saveLabels(chatId, names) {
 
 // -------------------------------------------------------------------------------------- canned responses
 
-// The `/word` being typed: from a `/` at the start of the text or after a space, up to the caret.
+// The `/word` being typed: from a `/` at the start of the text or of a line, up to the caret (a path typed in the
+// middle of a sentence, "see /help", opens nothing).
 function slashWord() {
   const reply = $("reply");
   const before = reply.value.slice(0, reply.selectionStart);
-  const found = /(^|\s)\/([^\s/]*)$/.exec(before);
+  const found = /(^|\n)\/([^\s/]*)$/.exec(before);
   if (!found) return null;
   return { start: before.length - found[2].length - 1, query: found[2] };
 }
