@@ -4,7 +4,7 @@ and read chats, accept, decline, transfer and close them, fetch their files. Rep
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from omni_router.domain.access import allowed_actions, is_offered_to, may_see, token_hash, visibility
+from omni_router.domain.access import Visibility, allowed_actions, is_offered_to, may_see, token_hash, visibility
 from omni_router.domain.changes import NEW_ONLY, OPEN
 from omni_router.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from omni_router.domain.model import Chat, FileRef, Message, Operator
@@ -78,10 +78,18 @@ class Desk:
         return chat
 
     async def chats(
-        self, operator: Operator, status: str | None, cursor: str | None, limit: int
+        self,
+        operator: Operator,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+        *,
+        label: str | None = None,
+        fence: Visibility | None = None,
     ) -> Page[tuple[Chat, int]]:
-        """The chats the operator may see (open ones, or those of `status`), newest first, with unread counts."""
-        chats = await self._chats.page(visibility(operator), status, cursor, limit + 1)
+        """The chats the operator may see (or those `fence` selects), open ones or those of `status`, with `label`
+        if given; newest first, with unread counts."""
+        chats = await self._chats.page(fence or visibility(operator), status, cursor, limit + 1, label=label)
         page = chats[:limit]
         unread = await self._messages.unread_counts([c.id for c in page])
         return Page([(c, unread.get(c.id, 0)) for c in page], page[-1].id if len(chats) > limit else None)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from omni_router.domain.access import Visibility, visibility
+from omni_router.domain.access import Visibility
 from omni_router.domain.canned import CannedResponse, PersonalResponse, SharedResponse, ordered, render, usable_by
 from omni_router.domain.errors import Conflict, Forbidden, Invalid, InvalidBody, NotFound
 from omni_router.domain.labels import Label, LabelSettings, chat_labels
@@ -91,17 +91,14 @@ class Workplace:
     ) -> Page[tuple[Chat, int]]:
         """GetChats: the chats the operator may see, or (`of_operator`, supervisors only) those another operator
         was offered or holds; with `label`, those carrying it. Newest first, with unread counts."""
-        fence = visibility(operator)
+        fence = None
         if of_operator is not None:
             if not operator.is_supervisor:
                 raise Forbidden("forbidden", "only supervisors list another operator's chats")
             fence = Visibility(of_operator)
         if label is not None:
             await self.check_label(label)
-        chats = await self._chats.page(fence, status, cursor, limit + 1, label=label)
-        page = chats[:limit]
-        unread = await self._messages.unread_counts([c.id for c in page])
-        return Page([(c, unread.get(c.id, 0)) for c in page], page[-1].id if len(chats) > limit else None)
+        return await self._desk.chats(operator, status, cursor, limit, label=label, fence=fence)
 
     # Notes -------------------------------------------------------------------------------------------------------
 
