@@ -5,6 +5,7 @@ import pytest
 
 from tests.support.world import world_fixture
 from tests.unit.test_engine import *  # noqa: F403  (the behaviours, collected here once more)
+from tests.unit.test_operator_files_and_templates import *  # noqa: F403
 from tests.unit.test_services import *  # noqa: F403
 
 pytestmark = pytest.mark.integration

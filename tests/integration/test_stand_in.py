@@ -3,11 +3,14 @@ it has. Each difference is asserted on the stand-in and its absence on MongoDB (
 that changes shows up here, not as a routing bug. (Two more live beside the adapters they shaped: the TTL purge in
 test_idempotency_keys.py, the refused index with `_id` in test_notifications.py.)"""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo.errors import OperationFailure
 
 from omni_runtime.database import Database
+from omni_runtime.files import FileStore
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -55,3 +58,19 @@ async def test_an_array_item_set_by_its_number_is_ignored_and_by_the_positional_
     assert stored is not None
     assert stored["attachments"][1]["status"] == "positional"
     assert stored["attachments"][0]["status"] == ("pending" if infra.kind == "local" else "by-number")
+
+
+async def test_reading_the_gridfs_collections_before_the_first_file_breaks_gridfs(db: Database, infra: Infra) -> None:
+    """Why tests read stored files through GridFS, never `fs.files` as a collection (tests/e2e/test_operator_files.py):
+    on the stand-in, a query on `fs.files` before GridFS made its tables makes an ordinary collection of that name,
+    and storing a file then fails."""
+
+    async def one() -> AsyncIterator[bytes]:
+        yield b"hello"
+
+    assert await db["fs.files"].count_documents({}) == 0
+    if infra.kind == "local":
+        with pytest.raises(OperationFailure):
+            await FileStore(db).put("notes.txt", "text/plain", one(), 100)
+    else:
+        assert (await FileStore(db).put("notes.txt", "text/plain", one(), 100)).size == 5

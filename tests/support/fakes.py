@@ -8,23 +8,36 @@ tests/unit/test_engine.py runs the same behaviours against these and (tests/inte
 """
 
 import itertools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omni_contracts import ChatNotification
 from omni_contracts.events import Event
+from omni_providers import Channel as ProviderChannel
+from omni_providers import DeliveryPolicy, WindowTag
+from omni_providers.window import ReplyKind, decide_reply
 from omni_router.domain.access import Visibility
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
-from omni_router.domain.errors import Invalid
-from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.errors import Invalid, TooLarge
+from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Notification, Outbox
-from omni_router.domain.replies import KeyClaim
+from omni_router.domain.replies import KeyClaim, ReplyWindow
 from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
 
 START = 1_800_000_000.0
+
+DAY = timedelta(hours=24)
+# The providers' reply windows as they state them (omni_providers: whatsapp.py, twilio.py, meta/messenger.py).
+WINDOW_POLICIES = {
+    "whatsapp": DeliveryPolicy(reply_window=DAY, templates=True),
+    "twilio": DeliveryPolicy(reply_window=DAY, templates=True),
+    "messenger": DeliveryPolicy(
+        reply_window=DAY, window_tag=WindowTag("HUMAN_AGENT", timedelta(days=7), "human_agent_tag")
+    ),
+}
 
 
 class FakeClock:
@@ -504,6 +517,10 @@ class FakeMessages:
         )
         self.stored[message_id] = replace(message, attachments=files)
 
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        mine = [m for m in self.stored.values() if m.chat_id == chat_id and m.direction == "incoming"]
+        return max(mine, key=lambda m: m.id) if mine else None
+
     async def with_file(self, file_id: str) -> Message | None:
         return next((m for m in self.stored.values() if any(f.file_id == file_id for f in m.attachments)), None)
 
@@ -616,6 +633,17 @@ class FakeMessengers:
             raise Invalid("unknown_provider", "unknown provider")
         return self.registration
 
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        """The providers' own windows (`omni_providers.window`, pure): Telegram none, WhatsApp and Twilio 24 h and
+        templates, Messenger 24 h and the HUMAN_AGENT tag."""
+        policy = WINDOW_POLICIES.get(channel.provider, DeliveryPolicy())
+        as_provider = ProviderChannel(channel.id, channel.name, channel.provider, "", "", dict(channel.settings))
+        reply_kind: ReplyKind = "template" if kind == "template" else "text"
+        decision = decide_reply(policy, as_provider, last_customer_message_at, now, reply_kind)
+        return ReplyWindow(decision.verdict, decision.window_ends_at, decision.reason)
+
 
 class FakeParkingLots:
     def __init__(self) -> None:
@@ -649,10 +677,29 @@ class FakeDownload:
 class FakeFiles:
     def __init__(self) -> None:
         self.stored: dict[str, bytes] = {}
+        self.described: dict[str, Upload] = {}
 
     async def open(self, file_id: str) -> FakeDownload | None:
         data = self.stored.get(file_id)
         return FakeDownload(data) if data is not None else None
+
+    async def describe(self, file_id: str) -> Upload | None:
+        if file_id not in self.stored:
+            return None
+        return self.described.get(file_id) or Upload(file_id, file_id, None, len(self.stored[file_id]))
+
+    async def put(
+        self, file_name: str, content_type: str | None, chunks: AsyncIterable[bytes], max_bytes: int, uploaded_by: str
+    ) -> Upload:
+        data = b""
+        async for chunk in chunks:
+            data += chunk
+            if len(data) > max_bytes:
+                raise TooLarge("file_too_large", f"the file is larger than the limit of {max_bytes} bytes")
+        file_id = f"file-{len(self.stored) + 1}"
+        self.stored[file_id] = data
+        self.described[file_id] = Upload(file_id, file_name, content_type, len(data), uploaded_by)
+        return self.described[file_id]
 
 
 class FakeRouterInstances:

@@ -78,6 +78,7 @@ from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.updates import Updates
+from omni_router.service_layer.uploads import Uploads
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer
 from omni_runtime.database import Database
@@ -155,11 +156,12 @@ class Router:
     console: Console
     hub: Hub
     tickets: Tickets
+    uploads: Uploads
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets)
+        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, uploads=self.uploads)
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -181,7 +183,10 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     desk = Desk(
         chats=p.chats, operators=p.operators, messages=p.messages, settings=p.settings, files=p.files, engine=engine
     )
+    uploads = Uploads(files=p.files, messages=p.messages, desk=desk, max_bytes=settings.attachment_max_bytes)
     replies = Replies(
+        uploads=uploads,
+        messengers=p.messengers,
         desk=desk,
         messages=p.messages,
         contacts=p.contacts,
@@ -225,6 +230,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        uploads=uploads,
     )
 
 

@@ -155,6 +155,27 @@ class FileRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A file an operator uploaded (`POST /api/files`), kept in GridFS until a reply sends it."""
+
+    file_id: str
+    file_name: str
+    content_type: str | None
+    size: int
+    uploaded_by: str | None = None
+
+    def as_attachment(self) -> "FileRef":
+        """The file as a reply stores it: ours by `file_id`, already stored."""
+        return FileRef(
+            file_id=self.file_id,
+            file_name=self.file_name,
+            content_type=self.content_type,
+            size=self.size,
+            status="stored",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A customer's message (incoming) or an operator's reply (outgoing) in a chat."""
 
@@ -181,6 +202,8 @@ class Message:
     recipient: str | None = None
     published: bool = False
     publish_due: float | None = None
+    # Outgoing, a template reply: `{"name", "language", "parameters": [...]}` (then no text and no files).
+    template: Mapping[str, Any] | None = None
 
 
 def dedupe_key(channel_id: str, provider_message_id: str) -> str:

@@ -49,6 +49,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "type": message.type,
         "text": message.text,
         "attachments": [attachment_view(a) for a in message.attachments],
+        "template": dict(message.template) if message.template is not None else None,
         "status": message.status,
         "failure_reason": message.failure_reason,
         "created_at": iso(message.created_at),

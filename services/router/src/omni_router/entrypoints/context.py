@@ -13,6 +13,7 @@ from omni_router.service_layer.console import Console
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import Hub, Tickets
+from omni_router.service_layer.uploads import Uploads
 from omni_runtime.service import Slot
 
 
@@ -24,6 +25,7 @@ class Services:
     console: Console
     hub: Hub
     tickets: Tickets
+    uploads: Uploads
 
 
 def services(request: Request) -> Services:

@@ -70,14 +70,22 @@ schemas:
       failure_reason: {type: string, nullable: true}
   Message:
     type: object
-    required: [id, chat_id, direction, type, text, attachments, status, failure_reason, created_at, sent_at]
+    required: [id, chat_id, direction, type, text, attachments, template, status, failure_reason, created_at, sent_at]
     properties:
       id: {type: string}
       chat_id: {type: string}
       direction: {type: string, enum: [incoming, outgoing]}
-      type: {type: string, enum: [text, image, video, audio, file, location, sticker]}
+      type: {type: string, enum: [text, image, video, audio, file, location, sticker, template]}
       text: {type: string, nullable: true}
       attachments: {type: array, items: {$ref: "#/components/schemas/Attachment"}}
+      template:
+        type: object
+        nullable: true
+        description: "a template reply's `{name, language, parameters}`"
+        properties:
+          name: {type: string}
+          language: {type: string, nullable: true}
+          parameters: {type: array, items: {type: string}}
       status:
         type: string
         enum: [received, queued, sent, delivered, read, failed]

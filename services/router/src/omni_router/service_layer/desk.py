@@ -186,17 +186,26 @@ class Desk:
         return await self._messages.mark_read(chat_id)
 
     async def file(self, file_id: str, operator: Operator) -> tuple[FileRef, FileDownload]:
-        """An attachment's description and bytes, only for an operator who may see its chat; the same NotFound
-        whether the file does not exist or is someone else's."""
+        """A file's description and bytes, only for an operator who may see a chat it is in, or who uploaded it;
+        the same NotFound whether the file does not exist or is someone else's."""
         missing = NotFound("file_not_found", f"no file {file_id}")
-        message = await self._messages.with_file(file_id)
-        if message is None:
-            raise missing
-        try:
-            await self.visible_chat(message.chat_id, operator)
-        except NotFound:
-            raise missing from None
+        described = await self._visible_file(file_id, operator)
+        if described is None:
+            upload = await self._files.describe(file_id)
+            if upload is None or upload.uploaded_by != operator.id:
+                raise missing
+            described = upload.as_attachment()
         download = await self._files.open(file_id)
         if download is None:
             raise missing
-        return next(a for a in message.attachments if a.file_id == file_id), download
+        return described, download
+
+    async def _visible_file(self, file_id: str, operator: Operator) -> FileRef | None:
+        message = await self._messages.with_file(file_id)
+        if message is None:
+            return None
+        try:
+            await self.visible_chat(message.chat_id, operator)
+        except NotFound:
+            return None
+        return next(a for a in message.attachments if a.file_id == file_id)

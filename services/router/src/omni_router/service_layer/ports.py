@@ -5,7 +5,7 @@ contract tests run the same behaviours against both. Every write a use case reli
 here (a chat's compare-and-set change, a capacity claim), and says so.
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,9 +15,9 @@ from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
-from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Outbox
-from omni_router.domain.replies import KeyClaim
+from omni_router.domain.replies import KeyClaim, ReplyWindow
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
@@ -276,6 +276,10 @@ class Messages(Protocol):
         """Replies not yet published whose publishing was due before `before`, oldest first: the reply outbox."""
         ...
 
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        """The chat's newest incoming message (by id), or None when the customer never wrote in it."""
+        ...
+
     async def unread_counts(self, chat_ids: Sequence[str]) -> dict[str, int]: ...
 
     async def mark_read(self, chat_id: str) -> int: ...
@@ -417,6 +421,13 @@ class Messengers(Protocol):
         """Connect the channel to its messenger (Invalid `unknown_provider` if its provider is unknown)."""
         ...
 
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        """May a reply of `kind` (`text` or `template`) go to the customer of `channel` now, by the messenger's
+        customer-service window that runs from `last_customer_message_at` (the messenger's time)?"""
+        ...
+
 
 class ParkingLots(Protocol):
     async def list(self, queue: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -436,6 +447,17 @@ class FileDownload(Protocol):
 class Files(Protocol):
     async def open(self, file_id: str) -> FileDownload | None:
         """A stored attachment's bytes; None if there is no such file."""
+        ...
+
+    async def describe(self, file_id: str) -> Upload | None:
+        """A stored file's name, type, size and uploader (None for an attachment a customer sent); None if there
+        is no such file (or `file_id` is no file id at all)."""
+        ...
+
+    async def put(
+        self, file_name: str, content_type: str | None, chunks: AsyncIterable[bytes], max_bytes: int, uploaded_by: str
+    ) -> Upload:
+        """Store an operator's upload chunk by chunk; past `max_bytes` nothing is kept and TooLarge is raised."""
         ...
 
 
