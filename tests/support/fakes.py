@@ -183,6 +183,18 @@ class FakeChats:
         if (whole and stored.chat.offer_version == outbox.version) or not (stored.outbox or stored.legacy):
             stored.chat = replace(stored.chat, outbox_at=None)
 
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        return sorted((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, reverse=True)
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        stored = self.stored[chat.id]
+        open_key = stored.chat.open_key
+        if open_key is not None:
+            moved = f"{chat.channel_id}:{contact_id}"
+            if not any(s.chat.open_key == moved for s in self.stored.values() if s.chat.id != chat.id):
+                open_key = moved
+        stored.chat = replace(stored.chat, contact_id=contact_id, contact_name=contact_name, open_key=open_key)
+
     async def rename_contact(self, contact_id: str, name: str) -> None:
         for stored in self.stored.values():
             if stored.chat.contact_id == contact_id:
@@ -379,9 +391,35 @@ class FakeContacts:
     async def find_or_add(self, contact: Contact) -> Contact:
         for known in self.stored.values():
             if (known.channel_id, known.external_id) == (contact.channel_id, contact.external_id):
+                while known.merged_into is not None and known.merged_into in self.stored:
+                    known = self.stored[known.merged_into]
                 return known
         self.stored[contact.id] = contact
         return contact
+
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        if contact_id not in self.stored:
+            return None
+        contact = self.stored[contact_id]
+        if name is not None:
+            contact = replace(contact, name=name)
+        if attributes is not None:
+            contact = replace(contact, attributes=dict(attributes))
+        self.stored[contact_id] = contact
+        return contact
+
+    async def absorb(self, contact: Contact) -> None:
+        if contact.id in self.stored:
+            self.stored[contact.id] = replace(
+                self.stored[contact.id],
+                identities=contact.identities,
+                merged_ids=contact.merged_ids,
+                attributes=dict(contact.attributes),
+            )
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        if contact_id in self.stored:
+            self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
 
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
         if contact_id in self.stored:

@@ -37,6 +37,7 @@ from omni_router.entrypoints import (
     admin_api,
     console_api,
     console_site,
+    contacts_api,
     events_api,
     files_api,
     openapi,
@@ -51,6 +52,7 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
@@ -157,11 +159,21 @@ class Router:
     hub: Hub
     tickets: Tickets
     uploads: Uploads
+    contacts: ContactCards
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, uploads=self.uploads)
+        return Services(
+            self.desk,
+            self.replies,
+            self.admin,
+            self.console,
+            self.hub,
+            self.tickets,
+            uploads=self.uploads,
+            contacts=self.contacts,
+        )
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -231,6 +243,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
         uploads=uploads,
+        contacts=ContactCards(contacts=p.contacts, chats=p.chats, messages=p.messages, settings=p.settings),
     )
 
 
@@ -323,6 +336,7 @@ def create_app(
     routes = [
         *operator_api.routes,
         *files_api.routes,
+        *contacts_api.routes,
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,

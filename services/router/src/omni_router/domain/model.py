@@ -120,8 +120,18 @@ def default_contact_name(channel: Channel, sender: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """A contact's id on one channel's messenger."""
+
+    channel_id: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
-    """A customer on one channel (`external_id` is their id on the messenger)."""
+    """A customer: first seen on one channel (`external_id` is their id on that messenger); merged with the contacts
+    that are the same person on other channels, whose identities it then holds (`identities`, `merged_ids`). A
+    contact merged into another (`merged_into`) is gone: its sender finds the other one."""
 
     id: str
     channel_id: str
@@ -130,6 +140,26 @@ class Contact:
     profile_status: str = "pending"
     photo_url: str | None = None
     created_at: datetime | None = None
+    # A flat object of strings: email, phone, CRM id, ...
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    identities: tuple[Identity, ...] = ()
+    merged_ids: tuple[str, ...] = ()
+    merged_into: str | None = None
+
+    @property
+    def all_identities(self) -> tuple[Identity, ...]:
+        """Its own identity first, then those of the contacts merged into it."""
+        own = Identity(self.channel_id, self.external_id)
+        return (own, *(i for i in self.identities if i != own))
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        """Its id and the ids of the contacts merged into it (their chats may not have moved yet)."""
+        return (self.id, *(i for i in self.merged_ids if i != self.id))
+
+    def external_id_on(self, channel_id: str) -> str:
+        """Its id on `channel_id`'s messenger: where a reply in a chat of that channel goes."""
+        return next((i.external_id for i in self.all_identities if i.channel_id == channel_id), self.external_id)
 
 
 def sender_key(channel_id: str, sender: str) -> str:

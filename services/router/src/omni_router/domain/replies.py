@@ -81,7 +81,7 @@ def reply(
         type="template" if template is not None else "file" if files and not text else "text",
         text=text,
         operator_id=operator_id,
-        recipient=contact.external_id,
+        recipient=contact.external_id_on(chat.channel_id),
         attachments=tuple(files),
         template=template.model_dump(mode="json") if template is not None else None,
         status="queued",

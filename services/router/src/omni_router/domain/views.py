@@ -31,6 +31,7 @@ def chat_view(chat: Chat, contact_name: str | None = None, unread_count: int = 0
         "id": chat.id,
         "channel_id": chat.channel_id,
         "queue_id": chat.queue_id,
+        "contact_id": chat.contact_id,
         "contact": {"id": chat.contact_id, "name": contact_name or chat.contact_name},
         "status": chat.status,
         "operator_id": chat.operator_id,

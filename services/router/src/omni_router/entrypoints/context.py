@@ -10,6 +10,7 @@ from omni_router.domain.errors import Unauthorized
 from omni_router.domain.model import Operator
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import Hub, Tickets
@@ -26,6 +27,7 @@ class Services:
     hub: Hub
     tickets: Tickets
     uploads: Uploads
+    contacts: ContactCards
 
 
 def services(request: Request) -> Services:

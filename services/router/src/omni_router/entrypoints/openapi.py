@@ -40,12 +40,13 @@ securitySchemes:
 schemas:
   Chat:
     type: object
-    required: [id, channel_id, queue_id, contact, status, operator_id, unread_count, created_at, last_message_at,
-               closed_at]
+    required: [id, channel_id, queue_id, contact_id, contact, status, operator_id, unread_count, created_at,
+               last_message_at, closed_at]
     properties:
       id: {type: string}
       channel_id: {type: string}
       queue_id: {type: string, nullable: true}
+      contact_id: {type: string, description: "the contact's id (`GET /api/contacts/{contact_id}`)"}
       contact:
         type: object
         required: [id, name]
@@ -58,6 +59,28 @@ schemas:
       created_at: {type: string, format: date-time, nullable: true}
       last_message_at: {type: string, format: date-time, nullable: true}
       closed_at: {type: string, format: date-time, nullable: true}
+  Contact:
+    type: object
+    required: [id, name, photo_url, attributes, identities, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      photo_url: {type: string, nullable: true}
+      attributes:
+        type: object
+        description: a flat object of strings (email, phone, CRM id, ...)
+        additionalProperties: {type: string}
+      identities:
+        type: array
+        description: the contact's id on each channel's messenger (its own first, then those merged into it)
+        items:
+          type: object
+          required: [channel_id, provider, external_id]
+          properties:
+            channel_id: {type: string}
+            provider: {type: string, nullable: true, description: null when the channel is deleted}
+            external_id: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
   Attachment:
     type: object
     required: [file_id, file_name, content_type, size, status, failure_reason]
@@ -166,6 +189,9 @@ responses:
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   AdminForbidden:
     description: an operator's token (the admin API takes only the admin's)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ContactNotFound:
+    description: "`contact_not_found`: no such contact (merged away), or none this operator may see (the same answer)"
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   ChatNotFound:
     description: "`chat_not_found`: no such chat, or not one this operator may see (the same answer)"

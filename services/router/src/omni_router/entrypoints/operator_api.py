@@ -304,7 +304,7 @@ async def conversation(request: Request) -> Response:
     """
     operator = await signed_in(request)
     desk = services(request).desk
-    chat = await desk.visible_chat(request.path_params["chat_id"], operator)
+    chat = await desk.readable_chat(request.path_params["chat_id"], operator)
     limit = int_param(request, "limit", 50, 1, 200)
     page = await desk.conversation(chat, request.query_params.get("before") or None, limit)
     return JSONResponse({"items": [message_view(m) for m in page.items], "next_cursor": page.next_cursor})

@@ -69,6 +69,14 @@ class Written:
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
 
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        """Every chat of the contact (open and closed), newest first."""
+        ...
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        """The chat is now of another contact (a merge); an open one keeps one open chat per contact and channel."""
+        ...
+
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
         ...
@@ -248,6 +256,18 @@ class Contacts(Protocol):
 
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
         """The profile service named the contact."""
+        ...
+
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        """An operator's change (None: left as it is); the contact as changed, or None if there is none."""
+        ...
+
+    async def absorb(self, contact: Contact) -> None:
+        """Store a merge's outcome on the contact kept: its identities, merged ids and attributes."""
+        ...
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        """The contact is gone into `into_id`: its sender finds that one from now on."""
         ...
 
 
