@@ -338,3 +338,46 @@ async def test_a_template_on_a_messenger_without_templates_is_refused_with_the_r
         }
         free = await client.post(f"/api/chats/{chat_id}/messages", json={"text": "days later, still fine"})
         assert free.status_code == 202
+
+
+async def test_messenger_replies_after_24_hours_go_tagged_where_the_page_has_the_tag_else_are_refused(
+    stack: Stack, db: Database, simulator: Simulator
+) -> None:
+    [messenger] = [m for m in messengers() if m.provider == "messenger"]
+    tagged = Messenger(
+        messenger.provider,
+        messenger.source,
+        messenger.customer,
+        {**messenger.settings, "human_agent_tag": True},
+        messenger.path,
+    )
+    desk = await open_desk(stack, simulator, tagged)
+    two_days = timedelta(days=2)
+    chat_id = await customer_writes(stack, db, desk, tagged, two_days)
+    async with simulator.client() as control:
+        window = {"account": tagged.source, "customer": tagged.customer, "ago_seconds": two_days.total_seconds()}
+        assert (await control.post("/_sim/meta/windows", json=window)).status_code == 200
+    async with stack.client("router", desk.token) as client:
+        sent = await client.post(f"/api/chats/{chat_id}/messages", json={"text": "Sorry for the wait"})
+        assert sent.status_code == 202, sent.text
+        reply = await settled(db, sent.json()["id"])
+        assert reply["status"] == "sent", reply.get("failure_reason")
+        [send] = [r for r in simulator.state.requests if r.path == tagged.path and r.method == "POST"]
+        assert (send.body["messaging_type"], send.body["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+        async with stack.admin() as admin:  # without the page's permission: refused with the reason
+            settings = {**messenger.settings, "human_agent_tag": False}
+            changed = await admin.patch(f"/api/admin/channels/{desk.channel_id}", json={"settings": settings})
+            assert changed.status_code == 200, changed.text
+        refused = await eventually(lambda: _refused(client, chat_id))
+        assert refused["error"] == "reply_window_closed" and "HUMAN_AGENT" in refused["detail"]
+        assert refused["window_ends_at"] is not None
+
+
+async def _refused(client: httpx.AsyncClient, chat_id: str) -> dict[str, Any] | None:
+    """The answer to free text once the router reads the changed channel (its settings cache lasts a moment)."""
+    answer = await client.post(f"/api/chats/{chat_id}/messages", json={"text": "and again"})
+    if answer.status_code == 202:
+        return None
+    assert answer.status_code == 422, answer.text
+    body: dict[str, Any] = answer.json()
+    return body

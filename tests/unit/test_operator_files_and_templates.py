@@ -5,9 +5,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from omni_contracts import Attachment, MessageOutgoing, Template
 from omni_providers import ProviderRegistry, delivery_policy
+from omni_router.domain.admin import ChannelSettings
 from omni_router.domain.errors import NotFound, TooLarge, Unprocessable
 from omni_router.domain.views import iso
 from tests.support.fakes import WINDOW_POLICIES
@@ -147,3 +149,13 @@ def test_the_fakes_windows_are_the_providers_own(provider: str) -> None:
         fake.window_tag,
     )
     assert timedelta(hours=24) == fake.reply_window
+
+
+@pytest.mark.parametrize("flag", ["true", 1, None])
+def test_the_human_agent_tag_setting_is_a_json_boolean(flag: object) -> None:
+    settings = {"page_access_token": "t", "human_agent_tag": flag}
+    with pytest.raises(ValidationError, match="human_agent_tag"):
+        ChannelSettings(name="Page", provider="messenger", source="1122", queue_id="q", settings=settings)
+    assert ChannelSettings(
+        name="Page", provider="messenger", source="1122", queue_id="q", settings={**settings, "human_agent_tag": True}
+    ).settings["human_agent_tag"]
