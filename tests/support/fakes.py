@@ -402,7 +402,7 @@ class FakeContacts:
             return None
         contact = self.stored[contact_id]
         if name is not None:
-            contact = replace(contact, name=name)
+            contact = replace(contact, name=name, name_edited=True)
         if attributes is not None:
             contact = replace(contact, attributes=dict(attributes))
         self.stored[contact_id] = contact
@@ -421,11 +421,15 @@ class FakeContacts:
         if contact_id in self.stored:
             self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        if contact_id in self.stored:
-            self.stored[contact_id] = replace(
-                self.stored[contact_id], name=name, photo_url=photo_url, profile_status="resolved"
-            )
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        if contact_id not in self.stored:
+            return True
+        contact = self.stored[contact_id]
+        named = not contact.name_edited
+        self.stored[contact_id] = replace(
+            contact, name=name if named else contact.name, photo_url=photo_url, profile_status="resolved"
+        )
+        return named
 
 
 class FakeMessages:

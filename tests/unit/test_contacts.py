@@ -4,6 +4,7 @@ run on the fakes here and on MongoDB in tests/integration/test_engine_on_mongo.p
 
 import pytest
 
+from omni_contracts import ProfileResolved
 from omni_router.domain.contacts import check_attributes, merged
 from omni_router.domain.errors import Invalid, NotFound
 from tests.support.world import World
@@ -130,3 +131,19 @@ async def test_merging_a_contact_that_had_others_merged_into_it_takes_them_along
     assert isinstance(identities, list) and [i["external_id"] for i in identities] == ["c", "49", "+49"]
     assert (await world.write(twilio, sender="+49")).contact_id == first.contact_id
     assert (await world.chat(third.id)).contact_id == first.contact_id
+
+
+async def test_a_name_an_operator_gave_stays_when_the_profile_comes_later(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    chat = await world.write(channel)
+    await world.router.contacts.edit(chat.contact_id, await world.fresh(ann), "Ann as she asked", None)
+    late = ProfileResolved(contact_id=chat.contact_id, name="ann_1987", photo_url="https://cdn.example/a.jpg")
+    await world.router.updates.apply(late)
+    contact = await world.router.ports.contacts.get(chat.contact_id)
+    assert contact is not None
+    assert (contact.name, contact.photo_url, contact.profile_status) == (
+        "Ann as she asked",
+        "https://cdn.example/a.jpg",
+        "resolved",
+    )
+    assert (await world.chat(chat.id)).contact_name == "Ann as she asked"

@@ -27,6 +27,7 @@ def contact_from_document(doc: Document) -> Contact:
         ),
         merged_ids=tuple(doc.get("merged_ids") or ()),
         merged_into=doc.get("merged_into"),
+        name_edited=bool(doc.get("name_edited", False)),
     )
 
 
@@ -80,6 +81,7 @@ class MongoContacts:
         changes: Document = {}
         if name is not None:
             changes["name"] = name
+            changes["name_edited"] = True
         if attributes is not None:
             changes["attributes"] = dict(attributes)
         if changes:
@@ -98,7 +100,9 @@ class MongoContacts:
     async def mark_merged(self, contact_id: str, into_id: str) -> None:
         await self._contacts.update_one({"_id": contact_id}, {"$set": {"merged_into": into_id}})
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        await self._contacts.update_one(
-            {"_id": contact_id}, {"$set": {"name": name, "photo_url": photo_url, "profile_status": "resolved"}}
-        )
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        found = await self._contacts.find_one({"_id": contact_id}, {"name_edited": 1})
+        named = not (found or {}).get("name_edited", False)
+        changes: Document = {"photo_url": photo_url, "profile_status": "resolved", **({"name": name} if named else {})}
+        await self._contacts.update_one({"_id": contact_id}, {"$set": changes})
+        return named

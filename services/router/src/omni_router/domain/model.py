@@ -145,6 +145,8 @@ class Contact:
     identities: tuple[Identity, ...] = ()
     merged_ids: tuple[str, ...] = ()
     merged_into: str | None = None
+    # An operator named the contact: the messenger's profile no longer renames it.
+    name_edited: bool = False
 
     @property
     def all_identities(self) -> tuple[Identity, ...]:

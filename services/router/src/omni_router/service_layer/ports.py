@@ -254,12 +254,13 @@ class Contacts(Protocol):
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        """The profile service named the contact."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
         ...
 
     async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
-        """An operator's change (None: left as it is); the contact as changed, or None if there is none."""
+        """An operator's change (None: left as it is; a name given is kept over later profiles); the contact as
+        changed, or None if there is none."""
         ...
 
     async def absorb(self, contact: Contact) -> None:

@@ -30,8 +30,8 @@ class Updates:
             case MessageStatusChanged():
                 await self._receipt(update)
             case ProfileResolved():
-                await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
-                await self._chats.rename_contact(update.contact_id, update.name)
+                if await self._contacts.resolve(update.contact_id, update.name, update.photo_url):
+                    await self._chats.rename_contact(update.contact_id, update.name)
             case AttachmentStored():
                 await self._attachment(update)
 
