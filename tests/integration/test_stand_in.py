@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
 from omni_runtime.database import Database
@@ -74,3 +75,15 @@ async def test_reading_the_gridfs_collections_before_the_first_file_breaks_gridf
             await FileStore(db).put("notes.txt", "text/plain", one(), 100)
     else:
         assert (await FileStore(db).put("notes.txt", "text/plain", one(), 100)).size == 5
+
+
+async def test_an_index_on_a_field_of_array_items_hides_the_documents_from_lookups(db: Database, infra: Infra) -> None:
+    """Why messages have no index on `attachments.file_id` (a file's message is found by reading them): on the
+    stand-in, such an index makes equality lookups on that field find nothing; MongoDB's multikey index finds it."""
+    await db.probe.create_indexes([IndexModel([("attachments.file_id", ASCENDING)], sparse=True)])
+    await db.probe.insert_one({"_id": 1, "attachments": [{"file_id": "f1"}, {"url": "u"}]})
+    found = await db.probe.find_one({"attachments.file_id": "f1"})
+    if infra.kind == "local":
+        assert found is None
+    else:
+        assert found is not None and found["_id"] == 1
