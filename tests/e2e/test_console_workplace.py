@@ -1,16 +1,23 @@
 """The console's workplace in headless Chromium: an offered chat on a phone keeps its contact's name readable beside
 Accept/Decline/Close; a canned response picked with `/` arrives filled for the chat; a note is written and shown
-apart; labels are put on the chat and filter the list; a search hit opens its chat."""
+apart; labels are put on the chat and filter the list; a search hit opens its chat. And (issue 13 items 4, 6 and 7):
+a file sent with the attach button and by drag and drop, the template form when WhatsApp's 24-hour window has
+closed, and the contact card with its edits and an earlier conversation. Customer content (names, file names,
+attributes) shows as text, never markup."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from omni_contracts import MessageReceived, UnifiedMessage
 from omni_runtime.database import Database
-from tests.e2e.test_console import DESKTOP, PHONE, browser, sign_in
+from tests.e2e.test_console import DESKTOP, PHONE, browser, customer_writes, sign_in
+from tests.support.outbound import publish
 from tests.support.seed import customer_message, seed_desk
-from tests.support.stack import Stack, eventually, signed
+from tests.support.stack import Simulator, Stack, eventually, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -106,3 +113,163 @@ async def test_offered_chat_on_a_phone_canned_response_note_labels_and_search(
     await expect(page.locator("#chat-name")).to_have_text("Ann Customer")
     assert console.errors == []
     await console.context.close()
+
+
+NUMBER = "5566"
+TOKEN = "EAA-simulated-token"
+WANDA = "4917612345678"
+MARKUP_NAME = "<img src=x onerror=alert(1)>.pdf"
+PDF = b"%PDF-1.4\n% invoice\n" + bytes(range(256)) * 4
+
+
+async def test_files_go_out_by_button_and_drop_and_a_closed_window_offers_the_template_form(
+    stack: Stack, db: Database, simulator: Simulator, browser: Browser, tmp_path: Path
+) -> None:
+    await stack.start("ingress", "router", "dispatcher")
+    desk = await seed_desk(stack, operators=1, outgoing_url=f"{simulator.url}/thirdparty/acme/outgoing")
+    [token] = desk.operators.values()
+    async with stack.admin() as admin:
+        settings = {"access_token": TOKEN, "app_secret": "s", "verify_token": "v"}
+        channel = await admin.post(
+            "/api/admin/channels",
+            json={
+                "name": "Acme WhatsApp",
+                "provider": "whatsapp",
+                "source": NUMBER,
+                "queue_id": desk.queue_id,
+                "settings": settings,
+            },
+        )
+        assert channel.status_code == 201, channel.text
+    async with simulator.client() as control:
+        account = {"kind": "phone_number", "access_token": TOKEN}
+        assert (await control.put(f"/_sim/meta/accounts/{NUMBER}", json=account)).status_code == 200
+        window = {"account": NUMBER, "customer": WANDA, "ago_seconds": 25 * 3600}
+        assert (await control.post("/_sim/meta/windows", json=window)).status_code == 200
+    await customer_writes(stack, desk.secret, customer_message("web-1", text="Please send the invoice"))
+    wrote = UnifiedMessage(
+        provider="whatsapp",
+        channel_id=channel.json()["id"],
+        provider_message_id=uuid4().hex,
+        sender=WANDA,
+        sender_name="<b>Wanda</b>",
+        recipient=NUMBER,
+        sent_at=datetime.now(UTC) - timedelta(hours=25),
+        text="Hello?",
+    )
+    await publish(stack.settings, MessageReceived(message=wrote))
+    await eventually(lambda: _routed(db, 2))
+    a = await sign_in(browser, stack.url("router"), token)
+    page = a.page
+
+    # The attach button sends the file, the reply box's text its caption; the name shows as text.
+    web_chat = page.locator(".chat-item", has_text="Ann Customer")
+    await web_chat.click()
+    await page.locator('#chat-actions [data-action="accept"]').click()
+    await page.locator("#reply").fill("Your invoice")
+    await page.locator("#attach-input").set_input_files(
+        {"name": MARKUP_NAME, "mimeType": "application/pdf", "buffer": PDF}
+    )
+    outgoing = page.locator(".msg.outgoing")
+    await expect(outgoing).to_have_count(1)
+    await expect(outgoing.locator(".msg-text")).to_have_text("Your invoice")
+    await expect(outgoing.locator("a.att-file")).to_have_text(f"Download {MARKUP_NAME} (1 KB)")
+    await expect(outgoing.locator(".msg-status")).to_have_text("sent")
+    assert await page.locator("img[src=x]").count() == 0
+    await expect(page.locator("#reply")).to_have_value("")
+
+    # Dropped on the conversation: sent alone.
+    await page.locator("#chat-view").evaluate(
+        """(pane) => {
+            const data = new DataTransfer();
+            data.items.add(new File(["a picture's bytes"], "dropped.txt", { type: "text/plain" }));
+            pane.dispatchEvent(new DragEvent("dragover", { dataTransfer: data, bubbles: true, cancelable: true }));
+            pane.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+        }"""
+    )
+    await expect(outgoing).to_have_count(2)
+    await expect(outgoing.nth(1).locator("a.att-file")).to_contain_text("dropped.txt")
+    await expect(outgoing.nth(1).locator(".msg-status")).to_have_text("sent")
+    sends = [r for r in await simulator.requests("/thirdparty/acme/outgoing") if r["method"] == "POST"]
+    assert [s["body"]["attachments"][0]["file_name"] for s in sends] == [MARKUP_NAME, "dropped.txt"]
+    await page.screenshot(path=tmp_path / "files-1280x800.png")
+
+    # WhatsApp, 25 hours after the customer wrote: free text answers template_required and the form opens.
+    await page.locator('.filter[data-filter="new"]').click()
+    wa_chat = page.locator(".chat-item", has_text="<b>Wanda</b>")
+    await expect(wa_chat.locator(".chat-name")).to_have_text("<b>Wanda</b>")
+    await wa_chat.click()
+    await page.locator("#reply").fill("Are you still there?")
+    await page.locator("#reply").press("Enter")
+    dialog = page.locator("#template-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#template-why")).to_contain_text("The 24-hour window closed")
+    await page.screenshot(path=tmp_path / "template-form-1280x800.png")
+    await page.locator("#template-name").fill("order_update")
+    await page.locator("#template-parameters").fill("Wanda\nA-17")
+    await page.locator("#template-send").click()
+    await expect(dialog).to_be_hidden()
+    sent = page.locator(".msg.outgoing")
+    await expect(sent.locator(".msg-template")).to_have_text("Template order_update (en_US): Wanda, A-17")
+    await expect(sent.locator(".msg-status")).to_have_text("sent")
+    [graph] = [r for r in await simulator.requests("/graph/") if r["method"] == "POST"]
+    assert graph["body"]["type"] == "template" and graph["body"]["template"]["name"] == "order_update"
+    await page.screenshot(path=tmp_path / "template-sent-1280x800.png")
+    # The browser logs the refused free text (the 422 the form answered); nothing else went wrong.
+    assert [e for e in a.errors if "status of 422" not in e] == []
+    assert len(a.errors) == 1
+    await a.context.close()
+
+
+async def _routed(db: Database, count: int) -> bool:
+    return await db.messages.count_documents({"direction": "incoming", "routed": True}) >= count
+
+
+async def test_the_contact_card_is_edited_and_shows_an_earlier_conversation(
+    stack: Stack, db: Database, browser: Browser, tmp_path: Path
+) -> None:
+    await stack.start("ingress", "router")
+    desk = await seed_desk(stack, operators=1)
+    [token] = desk.operators.values()
+    await customer_writes(stack, desk.secret, customer_message("first", text="My first visit"))
+    first = await eventually(lambda: db.messages.find_one({"provider_message_id": "first", "routed": True}))
+    async with stack.client("router", token) as client:
+        assert (await client.post(f"/api/chats/{first['chat_id']}/accept")).status_code == 200
+        assert (await client.post(f"/api/chats/{first['chat_id']}/close")).status_code == 200
+    await customer_writes(stack, desk.secret, customer_message("second", text="Back again"))
+    second = await eventually(lambda: db.messages.find_one({"provider_message_id": "second", "routed": True}))
+    assert second["chat_id"] != first["chat_id"]
+    a = await sign_in(browser, stack.url("router"), token)
+    page = a.page
+
+    await page.locator(".chat-item", has_text="Ann Customer").click()
+    await expect(page.locator(".msg.incoming .msg-text")).to_have_text("Back again")
+    await page.locator("#contact-open").click()
+    dialog = page.locator("#contact-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#contact-name-input")).to_have_value("Ann Customer")
+    await expect(page.locator("#contact-identities li")).to_contain_text(["cust-1"])
+    chats = page.locator("#contact-chats .contact-chat")
+    await expect(chats).to_have_count(2)
+    await expect(chats.first).to_contain_text("(this chat)")
+    await chats.nth(1).click()  # the earlier, closed conversation, readable in the card
+    await expect(page.locator("#transcript .transcript-text")).to_have_text(["My first visit"])
+
+    await page.locator("#contact-name-input").fill("Ann <i>Example</i>")
+    await page.locator("#contact-add-attribute").click()
+    await page.locator(".attr-row .attr-name").last.fill("email")
+    await page.locator(".attr-row .attr-value").last.fill("ann@example.com")
+    await page.locator("#contact-save").click()
+    await expect(page.locator(".toast", has_text="Contact saved.")).to_be_visible()
+    await expect(page.locator("#chat-name")).to_have_text("Ann <i>Example</i>")
+    await page.screenshot(path=tmp_path / "contact-card-1280x800.png")
+    await page.set_viewport_size(PHONE)
+    await page.screenshot(path=tmp_path / "contact-card-390x844.png")
+    await page.locator("#contact-close").click()
+
+    async with stack.client("router", token) as client:
+        contact_id = (await client.get(f"/api/chats/{second['chat_id']}")).json()["contact_id"]
+        contact = (await client.get(f"/api/contacts/{contact_id}")).json()
+    assert (contact["name"], contact["attributes"]) == ("Ann <i>Example</i>", {"email": "ann@example.com"})
+    assert a.errors == []
+    await a.context.close()

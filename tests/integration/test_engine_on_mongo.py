@@ -4,7 +4,9 @@ repositories instead of the fakes: where the two differ, a fake has drifted from
 import pytest
 
 from tests.support.world import world_fixture
+from tests.unit.test_contacts import *  # noqa: F403
 from tests.unit.test_engine import *  # noqa: F403  (the behaviours, collected here once more)
+from tests.unit.test_operator_files_and_templates import *  # noqa: F403
 from tests.unit.test_services import *  # noqa: F403
 from tests.unit.test_workplace import *  # noqa: F403
 

@@ -92,10 +92,12 @@ class World:
         body = QueueSettings(name="support", routing_rule=rule, operator_ids=[op.id for op in operators], **settings)
         return await self.router.admin.create_queue(body)
 
-    async def channel(self, queue: Queue, source: str | None = None) -> Channel:
-        settings = {"secret": "s3cret", "outgoing_url": "https://shop.example/replies"}
+    async def channel(
+        self, queue: Queue, source: str | None = None, provider: str = "acme", **more_settings: Any
+    ) -> Channel:
+        settings = {"secret": "s3cret", "outgoing_url": "https://shop.example/replies", **more_settings}
         source = source or f"bot-{queue.id}"
-        body = ChannelSettings(name="Shop", provider="acme", source=source, queue_id=queue.id, settings=settings)
+        body = ChannelSettings(name="Shop", provider=provider, source=source, queue_id=queue.id, settings=settings)
         return await self.router.admin.create_channel(body)
 
     async def team(self, rule: str, capacities: list[int], **settings: Any) -> tuple[Queue, Channel, list[Operator]]:

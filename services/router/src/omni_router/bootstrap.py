@@ -39,6 +39,7 @@ from omni_router.entrypoints import (
     admin_api,
     console_api,
     console_site,
+    contacts_api,
     events_api,
     files_api,
     openapi,
@@ -54,6 +55,7 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
@@ -85,6 +87,7 @@ from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.updates import Updates
+from omni_router.service_layer.uploads import Uploads
 from omni_router.service_layer.workplace import Workplace
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Consumer
@@ -170,11 +173,23 @@ class Router:
     hub: Hub
     tickets: Tickets
     workplace: Workplace
+    uploads: Uploads
+    contacts: ContactCards
 
     @property
     def services(self) -> Services:
         """What the HTTP endpoints reach."""
-        return Services(self.desk, self.replies, self.admin, self.console, self.hub, self.tickets, self.workplace)
+        return Services(
+            self.desk,
+            self.replies,
+            self.admin,
+            self.console,
+            self.hub,
+            self.tickets,
+            workplace=self.workplace,
+            uploads=self.uploads,
+            contacts=self.contacts,
+        )
 
 
 def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> Router:
@@ -197,7 +212,10 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         chats=p.chats, operators=p.operators, messages=p.messages, settings=p.settings, files=p.files, engine=engine
     )
     indexer = Indexer(p.search)
+    uploads = Uploads(files=p.files, messages=p.messages, desk=desk, max_bytes=settings.attachment_max_bytes)
     replies = Replies(
+        uploads=uploads,
+        messengers=p.messengers,
         desk=desk,
         indexer=indexer,
         messages=p.messages,
@@ -258,6 +276,10 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
         workplace=workplace,
+        uploads=uploads,
+        contacts=ContactCards(
+            contacts=p.contacts, chats=p.chats, messages=p.messages, settings=p.settings, indexer=indexer
+        ),
     )
 
 
@@ -351,6 +373,7 @@ def create_app(
         *workplace_api.routes,  # before the admin API's `/api/admin/{kind}`
         *operator_api.routes,
         *files_api.routes,
+        *contacts_api.routes,
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,

@@ -226,6 +226,22 @@ class MongoChats:
         async for chat in self._chats.find({"contact_id": contact_id}, {"_id": 1}):
             await self._chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": name}})
 
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        # By the contact's index alone, newest first by id (ids grow with time).
+        chats = [chat_from_document(doc) async for doc in self._chats.find({"contact_id": contact_id})]
+        return sorted(chats, key=lambda chat: chat.id, reverse=True)
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        changes: Document = {"contact_id": contact_id, "contact_name": contact_name}
+        if chat.open_key is not None:
+            changes["open_key"] = f"{chat.channel_id}:{contact_id}"
+        try:
+            await self._chats.update_one({"_id": chat.id}, {"$set": changes})
+        except DuplicateKeyError:
+            # The contact kept has an open chat on this channel already: this one stays open under its old key.
+            del changes["open_key"]
+            await self._chats.update_one({"_id": chat.id}, {"$set": changes})
+
     async def open_chats(self) -> list[Chat]:
         # By equality on each open status: closed chats are nearly all of them, and the nx-27017 stand-in reads every
         # chat for a `$in` (or `$or`) filter.

@@ -60,10 +60,11 @@ const state = {
 };
 
 class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, data = null) {
     super(detail);
     this.status = status;
     this.code = code;
+    this.data = data; // the whole error answer (e.g. `window_ends_at` of a 422 template_required)
   }
 }
 
@@ -172,7 +173,7 @@ async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
     throw new ApiError(401, "unauthorized", "not signed in");
   }
   if (!response.ok) {
-    throw new ApiError(response.status, data?.error ?? "http_error", data?.detail ?? `HTTP ${response.status}`);
+    throw new ApiError(response.status, data?.error ?? "http_error", data?.detail ?? `HTTP ${response.status}`, data);
   }
   return data;
 }
@@ -573,6 +574,7 @@ async function openChat(id) {
   $("history").textContent = "Loading…";
   renderChatHeader(chat);
   renderList();
+  document.dispatchEvent(new CustomEvent("console:chat-opened", { detail: { id, chat } }));
   try {
     const [page] = await Promise.all([
       api(`/api/chats/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`),
@@ -606,6 +608,7 @@ function closeConversation() {
   $("message-items").replaceChildren();
   $("reply").value = "";
   if (state.me) renderList();
+  if (open) document.dispatchEvent(new CustomEvent("console:chat-closed", { detail: { id: open.id } }));
 }
 
 function backToList() {
@@ -720,10 +723,16 @@ function messageElement(message) {
       { class: "bubble" },
       message.text ? h("div", { class: "msg-text", text: message.text }) : null,
       message.attachments?.length ? h("div", { class: "attachments" }, message.attachments.map(attachmentElement)) : null,
-      !message.text && !message.attachments?.length ? h("div", { class: "msg-text muted", text: `(${message.type})` }) : null,
+      message.template ? h("div", { class: "msg-text msg-template", text: templateText(message.template) }) : null,
+      !message.text && !message.attachments?.length && !message.template ? h("div", { class: "msg-text muted", text: `(${message.type})` }) : null,
     ),
     h("div", { class: "msg-meta" }, meta),
   );
+}
+
+function templateText(template) {
+  const parameters = (template.parameters ?? []).join(", ");
+  return `Template ${template.name}${template.language ? ` (${template.language})` : ""}${parameters ? `: ${parameters}` : ""}`;
 }
 
 function attachmentElement(attachment) {
@@ -884,6 +893,9 @@ async function chatCall(id, call) {
   }
 }
 
+// A reply the messenger's window refuses (422): compose.js takes it from there.
+const WINDOW_REFUSALS = new Set(["template_required", "reply_window_closed"]);
+
 // Waits before the console posts a reply again after no answer or a 5xx; the same key makes that safe.
 const REPLY_RETRY_MS = [500, 1000, 2000, 4000];
 
@@ -918,7 +930,18 @@ async function send() {
   $("send").disabled = true;
   try {
     const key = replyKey(id, text);
-    const answer = await chatCall(id, () => postReply(id, text, key));
+    let answer;
+    try {
+      answer = await chatCall(id, () => postReply(id, text, key));
+    } catch (error) {
+      if (error instanceof ApiError && WINDOW_REFUSALS.has(error.code)) {
+        state.pendingReply = null;
+        // compose.js offers the template form (or says why nothing can be sent now).
+        document.dispatchEvent(new CustomEvent("console:reply-refused", { detail: { id, text, error } }));
+        return;
+      }
+      throw error;
+    }
     if (state.pendingReply?.key === key) state.pendingReply = null; // taken or refused; kept only when unsure
     if (!answer) return;
     if ($("reply").value === text) $("reply").value = "";
@@ -1098,4 +1121,28 @@ function start() {
 
 start();
 
-export { ApiError, api, contactName, formatTime, guarded, h, messageArrived, operatorName, plugins, putMessage, renderList, scrollToEnd, state, toast, upsertChat, openChat };
+// For the console's other modules (workplace.js, compose.js, contacts.js): the same state and helpers, one instance.
+export {
+  $,
+  state,
+  api,
+  ApiError,
+  h,
+  toast,
+  guarded,
+  chatCall,
+  putMessage,
+  messageArrived,
+  scrollToEnd,
+  reloadChat,
+  renderList,
+  upsertChat,
+  openChat,
+  contactName,
+  operatorName,
+  formatTime,
+  formatSize,
+  replyKey,
+  plugins,
+  PROVIDERS,
+};

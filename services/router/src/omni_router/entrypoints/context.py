@@ -10,9 +10,11 @@ from omni_router.domain.errors import Unauthorized
 from omni_router.domain.model import Operator
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.streams import Hub, Tickets
+from omni_router.service_layer.uploads import Uploads
 from omni_router.service_layer.workplace import Workplace
 from omni_runtime.service import Slot
 
@@ -26,6 +28,8 @@ class Services:
     hub: Hub
     tickets: Tickets
     workplace: Workplace
+    uploads: Uploads
+    contacts: ContactCards
 
 
 def services(request: Request) -> Services:

@@ -40,12 +40,13 @@ securitySchemes:
 schemas:
   Chat:
     type: object
-    required: [id, channel_id, queue_id, contact, status, operator_id, unread_count, created_at, last_message_at,
-               closed_at, labels]
+    required: [id, channel_id, queue_id, contact_id, contact, status, operator_id, unread_count, created_at,
+               last_message_at, closed_at, labels]
     properties:
       id: {type: string}
       channel_id: {type: string}
       queue_id: {type: string, nullable: true}
+      contact_id: {type: string, description: "the contact's id (`GET /api/contacts/{contact_id}`)"}
       contact:
         type: object
         required: [id, name]
@@ -59,6 +60,28 @@ schemas:
       last_message_at: {type: string, format: date-time, nullable: true}
       closed_at: {type: string, format: date-time, nullable: true}
       labels: {type: array, items: {type: string}, description: names of the admin's labels put on the chat}
+  Contact:
+    type: object
+    required: [id, name, photo_url, attributes, identities, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      photo_url: {type: string, nullable: true}
+      attributes:
+        type: object
+        description: a flat object of strings (email, phone, CRM id, ...)
+        additionalProperties: {type: string}
+      identities:
+        type: array
+        description: the contact's id on each channel's messenger (its own first, then those merged into it)
+        items:
+          type: object
+          required: [channel_id, provider, external_id]
+          properties:
+            channel_id: {type: string}
+            provider: {type: string, nullable: true, description: null when the channel is deleted}
+            external_id: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
   Attachment:
     type: object
     required: [file_id, file_name, content_type, size, status, failure_reason]
@@ -71,8 +94,8 @@ schemas:
       failure_reason: {type: string, nullable: true}
   Message:
     type: object
-    required: [id, chat_id, direction, type, text, attachments, status, failure_reason, created_at, sent_at,
-               author_id]
+    required: [id, chat_id, direction, type, text, attachments, template, status, failure_reason, created_at,
+               sent_at, author_id]
     properties:
       id: {type: string}
       chat_id: {type: string}
@@ -80,9 +103,17 @@ schemas:
         type: string
         enum: [incoming, outgoing, internal]
         description: "`internal`: an operators' note (`type` note), never sent to the customer"
-      type: {type: string, enum: [text, image, video, audio, file, location, sticker, note]}
+      type: {type: string, enum: [text, image, video, audio, file, location, sticker, template, note]}
       text: {type: string, nullable: true}
       attachments: {type: array, items: {$ref: "#/components/schemas/Attachment"}}
+      template:
+        type: object
+        nullable: true
+        description: "a template reply's `{name, language, parameters}`"
+        properties:
+          name: {type: string}
+          language: {type: string, nullable: true}
+          parameters: {type: array, items: {type: string}}
       status:
         type: string
         enum: [received, queued, sent, delivered, read, failed, stored]
@@ -202,6 +233,9 @@ responses:
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   AdminForbidden:
     description: an operator's token (the admin API takes only the admin's)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ContactNotFound:
+    description: "`contact_not_found`: no such contact (merged away), or none this operator may see (the same answer)"
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   ChatNotFound:
     description: "`chat_not_found`: no such chat, or not one this operator may see (the same answer)"

@@ -5,7 +5,7 @@ contract tests run the same behaviours against both. Every write a use case reli
 here (a chat's compare-and-set change, a capacity claim), and says so.
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,9 +17,9 @@ from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.labels import Label
-from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Outbox
-from omni_router.domain.replies import KeyClaim
+from omni_router.domain.replies import KeyClaim, ReplyWindow
 from omni_router.domain.search import SearchEntry
 from omni_runtime.errors import BrokerUnavailable
 
@@ -74,6 +74,14 @@ class Written:
 
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
+
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        """Every chat of the contact (open and closed), newest first."""
+        ...
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        """The chat is now of another contact (a merge); an open one keeps one open chat per contact and channel."""
+        ...
 
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
@@ -271,8 +279,21 @@ class Contacts(Protocol):
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        """The profile service named the contact."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
+        ...
+
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        """An operator's change (None: left as it is; a name given is kept over later profiles); the contact as
+        changed, or None if there is none."""
+        ...
+
+    async def absorb(self, contact: Contact) -> None:
+        """Store a merge's outcome on the contact kept: its identities, merged ids and attributes."""
+        ...
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        """The contact is gone into `into_id`: its sender finds that one from now on."""
         ...
 
 
@@ -303,6 +324,10 @@ class Messages(Protocol):
 
     async def publish_due(self, before: float) -> list[Message]:
         """Replies not yet published whose publishing was due before `before`, oldest first: the reply outbox."""
+        ...
+
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        """The chat's newest incoming message (by id), or None when the customer never wrote in it."""
         ...
 
     async def unread_counts(self, chat_ids: Sequence[str]) -> dict[str, int]: ...
@@ -492,6 +517,13 @@ class Messengers(Protocol):
         """Connect the channel to its messenger (Invalid `unknown_provider` if its provider is unknown)."""
         ...
 
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        """May a reply of `kind` (`text` or `template`) go to the customer of `channel` now, by the messenger's
+        customer-service window that runs from `last_customer_message_at` (the messenger's time)?"""
+        ...
+
 
 class ParkingLots(Protocol):
     async def list(self, queue: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -511,6 +543,17 @@ class FileDownload(Protocol):
 class Files(Protocol):
     async def open(self, file_id: str) -> FileDownload | None:
         """A stored attachment's bytes; None if there is no such file."""
+        ...
+
+    async def describe(self, file_id: str) -> Upload | None:
+        """A stored file's name, type, size and uploader (None for an attachment a customer sent); None if there
+        is no such file (or `file_id` is no file id at all)."""
+        ...
+
+    async def put(
+        self, file_name: str, content_type: str | None, chunks: AsyncIterable[bytes], max_bytes: int, uploaded_by: str
+    ) -> Upload:
+        """Store an operator's upload chunk by chunk; past `max_bytes` nothing is kept and TooLarge is raised."""
         ...
 
 

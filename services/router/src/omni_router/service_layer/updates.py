@@ -34,9 +34,11 @@ class Updates:
             case MessageStatusChanged():
                 await self._receipt(update)
             case ProfileResolved():
-                await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
-                await self._chats.rename_contact(update.contact_id, update.name)
-                await self._indexer.contact(update.contact_id, update.name)
+                if await self._contacts.resolve(update.contact_id, update.name, update.photo_url):
+                    await self._chats.rename_contact(update.contact_id, update.name)
+                    contact = await self._contacts.get(update.contact_id)
+                    if contact is not None:  # its entry is written again whole: name and attributes
+                        await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
             case AttachmentStored():
                 await self._attachment(update)
 
