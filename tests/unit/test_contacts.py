@@ -147,3 +147,24 @@ async def test_a_name_an_operator_gave_stays_when_the_profile_comes_later(world:
         "resolved",
     )
     assert (await world.chat(chat.id)).contact_name == "Ann as she asked"
+
+
+async def test_an_edited_or_merged_contact_is_found_by_its_name_and_attributes(world: World) -> None:
+    queue, web, (ann,) = await world.team("to_all", [5])
+    whatsapp = await world.channel(queue, source="5566", provider="whatsapp")
+    on_web = await world.write(web, sender="cust-1", text="hello")
+    on_whatsapp = await world.write(whatsapp, sender="4917612345678", text="hi")
+    cards, workplace = world.router.contacts, world.router.workplace
+
+    async def found(words: str) -> list[tuple[str, str | None]]:
+        page = await workplace.search(await world.fresh(ann), words, None, 10)
+        return [(hit.entry.kind, hit.entry.contact_id) for hit in page.items]
+
+    await cards.edit(on_web.contact_id, await world.fresh(ann), "Ann Example", {"crm": "crm4711"})
+    assert await found("crm4711") == [("contact", on_web.contact_id)]
+    assert await found("example ann") == [("contact", on_web.contact_id)]
+    await cards.edit(on_whatsapp.contact_id, await world.fresh(ann), None, {"loyalty": "gold77"})
+    assert await found("gold77") == [("contact", on_whatsapp.contact_id)]
+    await cards.merge(on_web.contact_id, on_whatsapp.contact_id)
+    # The kept contact now holds the other's attributes and is found by them; the merged one, chatless, is not.
+    assert await found("gold77") == [("contact", on_web.contact_id)]
