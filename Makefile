@@ -1,6 +1,6 @@
 # Everyday tasks. Each one first makes sure uv is there and the environment matches uv.lock.
 
-.PHONY: setup run demo test unit lint
+.PHONY: setup run demo test unit lint bench
 
 # uv from PyPI when it is not on PATH; `python3 -m uv` reaches it even where pip's scripts directory is not on PATH.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
@@ -32,3 +32,8 @@ lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+
+## bench: the throughput benchmark (bench/throughput.py; Debian's wrk on PATH): ingress beside raw confirmed publishes,
+## the router's drain beside raw insert_many, commands per message, p99 at 100/s, RSS; options with ARGS="--help"
+bench: setup
+	$(UV) run --frozen python -m bench.throughput $(ARGS)

@@ -47,6 +47,15 @@ if ! command -v caddy >/dev/null 2>&1; then
   command -v caddy >/dev/null 2>&1 || die "caddy is still not on PATH after installing it"
 fi
 
+# The benchmark (bench/throughput.py, run tiny by tests/integration/test_bench.py) drives ingress with Debian's wrk.
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing wrk for the benchmark's test"
+  if ((EUID == 0)); then SUDO=(); else SUDO=(sudo); fi
+  { "${SUDO[@]}" apt-get update -qq && "${SUDO[@]}" apt-get install -y -qq wrk; } ||
+    die "\`apt-get install wrk\` failed; the benchmark's test (tests/integration/test_bench.py) needs it"
+  command -v wrk >/dev/null 2>&1 || die "wrk is still not on PATH after installing it"
+fi
+
 # The broker the tests use is AMQP_URL's (default: the local one); only a local one is ours to start.
 read -r AMQP_HOST AMQP_PORT < <(python3 -c '
 import os, urllib.parse

@@ -75,7 +75,7 @@ async def test_failures_show_the_api_error_and_exit_non_zero(stack: Stack) -> No
     missing = await omni(stack, "channels", "register", "no-such-channel")
     assert missing.exit_code == 1 and "not_found: no channel no-such-channel (HTTP 404)" in missing.stderr
     wrong_token = await omni(stack, "queues", "list", token="wrong")
-    assert wrong_token.exit_code == 1 and "unauthorized: unknown token (HTTP 401)" in wrong_token.stderr
+    assert wrong_token.exit_code == 1 and "unauthorized: unknown or revoked token (HTTP 401)" in wrong_token.stderr
     bad_tail = await omni(stack, "tail", "not-an-operator-token")
     assert bad_tail.exit_code == 1 and "unauthorized" in bad_tail.stderr
     no_token = await omni(stack, "queues", "list", token=None)
@@ -151,3 +151,65 @@ async def test_tail_prints_each_notification_as_one_json_line_until_interrupted(
         if tail.returncode is None:
             tail.kill()
             await tail.wait()
+
+
+async def test_tokens_are_created_listed_and_revoked_and_the_audit_log_shown(stack: Stack) -> None:
+    await stack.start("router")
+    created = await omni(stack, "tokens", "create", "bi", "--scope", "reports:read")
+    assert "token: " in _ok(created) and "cannot be shown again" in created.stderr
+    token_id = _ok(created).split()[2]
+    secret = _ok(created).split("token: ")[1].split()[0]
+    made = json.loads(_ok(await omni(stack, "tokens", "create", "ops", "--json")))
+    assert made["scopes"] == ["admin"]
+    listed = _ok(await omni(stack, "tokens", "list"))
+    assert token_id in listed and "reports:read" in listed and secret not in listed and made["token"] not in listed
+    # The ops token works as the CLI's token; the reports one may not write.
+    assert (await omni(stack, "queues", "create", "support", token=made["token"])).exit_code == 0
+    refused = await omni(stack, "queues", "create", "sales", token=secret)
+    assert refused.exit_code == 1 and "insufficient_scope" in refused.stderr and "(HTTP 403)" in refused.stderr
+    assert "revoked token" in _ok(await omni(stack, "tokens", "revoke", made["id"]))
+    gone = await omni(stack, "queues", "list", token=made["token"])
+    assert gone.exit_code == 1 and "(HTTP 401)" in gone.stderr
+    again = await omni(stack, "tokens", "revoke", made["id"])
+    assert again.exit_code == 1 and "(HTTP 404)" in again.stderr
+
+    entries = [json.loads(line) for line in _ok(await omni(stack, "audit", "--json")).splitlines()]
+    assert [(e["method"], e["path"], e["actor"]["name"], e["status"]) for e in entries[:4]] == [
+        ("DELETE", f"/api/admin/tokens/{made['id']}", "ADMIN_TOKEN", 404),
+        ("DELETE", f"/api/admin/tokens/{made['id']}", "ADMIN_TOKEN", 204),
+        ("POST", "/api/admin/queues", "bi", 403),
+        ("POST", "/api/admin/queues", "ops", 201),
+    ]
+    table = await omni(stack, "audit", "--limit", "2")
+    assert "ADMIN_TOKEN" in _ok(table) and "more: --cursor " in table.stderr
+    for result in (listed, table.stdout):
+        assert secret not in result and made["token"] not in result
+
+
+async def test_webhooks_are_subscribed_listed_and_deleted_without_showing_their_secret(
+    stack: Stack, simulator: Simulator
+) -> None:
+    await stack.start("router")
+    url = f"{simulator.url}/receivers/crm"
+    made = await omni(
+        stack,
+        "webhooks",
+        "create",
+        url,
+        "--event",
+        "chat.created",
+        "--event",
+        "chat.closed",
+        "--secret",
+        "whsec-0123456789abcdef",
+    )
+    webhook_id = _ok(made).split()[2]
+    assert "chat.created, chat.closed" in made.stdout
+    listed = _ok(await omni(stack, "webhooks", "list"))
+    assert webhook_id in listed and url in listed
+    assert "no delivery attempts" in (await omni(stack, "webhooks", "deliveries", webhook_id)).stderr
+    refused = await omni(stack, "webhooks", "create", url, "--event", "chat.opened", "--secret", "x" * 16)
+    assert refused.exit_code == 1 and "invalid_body" in refused.stderr
+    assert "deleted webhook" in _ok(await omni(stack, "webhooks", "delete", webhook_id))
+    for result in (made.output, listed):
+        assert "whsec-0123456789abcdef" not in result

@@ -3,23 +3,26 @@ with their outbox, the settings cache and the upgrades of 0.1's chats and contac
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from omni_contracts.events import NotificationKind
-from omni_router.adapters.broker_publishers import BrokerOperatorQueues
+from omni_router.adapters.broker_publishers import BrokerEvents, BrokerOperatorQueues
 from omni_router.adapters.clock import SystemClock
 from omni_router.adapters.mongo_chats import OUTBOX, MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings
 from omni_router.adapters.notification_log import MongoNotificationLog
-from omni_router.adapters.upgrades import backfill_waiting_line, fresh_capacity
+from omni_router.adapters.upgrades import backfill_report_times, backfill_waiting_line, fresh_capacity
+from omni_router.adapters.webhooks import MongoWebhookSubscriptions
 from omni_router.domain.capacity import Claim
 from omni_router.domain.changes import NEW_ONLY, OPEN, update
 from omni_router.domain.model import Chat, Contact
-from omni_router.domain.notifications import Notification, notifications
+from omni_router.domain.notifications import Notification, Queued, notifications
 from omni_router.service_layer.capacity import Capacity
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices
 from omni_runtime.broker import Broker
 from omni_runtime.database import Database, ensure_indexes
@@ -39,9 +42,20 @@ def capacity_of(db: Database) -> Capacity:
 
 
 def notices_of(db: Database, broker: Broker) -> Notices:
+    integration = IntegrationEvents(MongoWebhookSubscriptions(db), BrokerEvents(broker), CLOCK)
     return Notices(
-        BrokerOperatorQueues(broker), MongoNotificationLog(db), MongoChats(db, CLOCK), MongoOperators(db), CLOCK
+        BrokerOperatorQueues(broker),
+        MongoNotificationLog(db),
+        MongoChats(db, CLOCK),
+        MongoOperators(db),
+        CLOCK,
+        integration,
     )
+
+
+def operator_of(note: Queued) -> str:
+    assert isinstance(note, Notification)
+    return note.operator_id
 
 
 async def read(chats: MongoChats, chat_id: str) -> Chat:
@@ -108,10 +122,10 @@ async def test_a_chat_change_applies_once_with_its_notifications(db: Database) -
     [winner] = [r for r in results if r is not None]
     assert winner.chat.offer_version == 1 and len(winner.outbox.queued) == 1
     [(_, note)] = winner.outbox.queued
-    assert note.operator_id == winner.chat.offered_to[0]
+    assert operator_of(note) == winner.chat.offered_to[0]
     assert isinstance(winner.chat.outbox_at, float)
     stored = await db.chats.find_one({"_id": "c"})
-    assert stored is not None and len(stored[OUTBOX]) == 1 and stored["offered_to"] == [note.operator_id]
+    assert stored is not None and len(stored[OUTBOX]) == 1 and stored["offered_to"] == [operator_of(note)]
 
 
 async def test_a_change_adds_to_the_outbox_and_hands_back_only_its_own_notes(db: Database, settings: Settings) -> None:
@@ -121,7 +135,7 @@ async def test_a_change_adds_to_the_outbox_and_hands_back_only_its_own_notes(db:
     await db.chats.insert_one({"_id": "c", "status": "new", "offered_to": [], "offer_version": 0, OUTBOX: {}})
     chat = await read(chats, "c")
     offered = await chats.change(update(chat, NEW_ONLY, notes("chat.offered", ["a", "b"]), offered_to=("a", "b")))
-    assert offered is not None and [n.operator_id for _, n in offered.outbox.queued] == ["a", "b"]
+    assert offered is not None and [operator_of(n) for _, n in offered.outbox.queued] == ["a", "b"]
     accepting = await read(chats, "c")  # read while the offers are still on their way
     assert len((await db.chats.find_one({"_id": "c"}) or {})[OUTBOX]) == 2
     broker = Broker(settings.amqp_url, topology=topology_of(settings))
@@ -236,3 +250,21 @@ async def test_chats_waiting_since_0_1_join_their_queues_line_at_start(db: Datab
     )
     assert await backfill_waiting_line(db) == 1
     assert sorted([c["_id"] async for c in db.chats.find({"waiting_in": "q"})]) == ["in-line", "w"]
+
+
+async def test_chats_stored_before_reports_are_dated_for_them(db: Database) -> None:
+    opened = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    await db.chats.insert_many(
+        [
+            {"_id": "open", "status": "assigned", "created_at": opened},
+            {"_id": "closed", "status": "closed", "created_at": opened, "closed_at": opened + timedelta(minutes=5)},
+            {"_id": "new", "status": "new", "created_at": opened, "created_ts": 1.0},
+        ]
+    )
+    assert await backfill_report_times(db) == 2
+    assert await backfill_report_times(db) == 0
+    closed = await db.chats.find_one({"_id": "closed"})
+    assert closed is not None and closed["created_ts"] == opened.timestamp()
+    assert closed["closed_ts"] == opened.timestamp() + 300 and closed["resolution_seconds"] == 300
+    still = await db.chats.find_one({"_id": "new"})
+    assert still is not None and still["created_ts"] == 1.0

@@ -100,3 +100,32 @@ async def test_an_index_on_a_field_of_array_items_hides_the_documents_from_looku
         assert found is None
     else:
         assert found is not None and found["_id"] == 1
+
+
+async def test_percentile_and_median_are_dropped_and_to_date_refused_in_aggregation(db: Database, infra: Infra) -> None:
+    """Why reports take percentiles by nearest rank with `$sort` / `$skip` / `$limit` after a count, and group days
+    by `$floor` of epoch seconds (adapters/mongo_reports.py): both work on the stand-in and on MongoDB. The stand-in
+    answers a `$group` with `$percentile` or `$median` without that field (silently), and refuses `$toDate`."""
+    await db.probe.insert_many([{"_id": n, "ts": 86400.0 * (n % 3), "v": float(n)} for n in range(10)])
+    ranked = await (
+        await db.probe.aggregate([{"$match": {"v": {"$gte": 0}}}, {"$sort": {"v": 1}}, {"$skip": 8}, {"$limit": 1}])
+    ).to_list()
+    assert [d["v"] for d in ranked] == [8.0]
+    days = await (
+        await db.probe.aggregate(
+            [{"$group": {"_id": {"$floor": {"$divide": ["$ts", 86400]}}, "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]
+        )
+    ).to_list()
+    assert [(d["_id"], d["n"]) for d in days] == [(0, 4), (1, 3), (2, 3)]
+    for accumulator in (
+        {"$percentile": {"input": "$v", "p": [0.5], "method": "approximate"}},
+        {"$median": {"input": "$v", "method": "approximate"}},
+    ):
+        [grouped] = await (await db.probe.aggregate([{"$group": {"_id": None, "p": accumulator}}])).to_list()
+        assert ("p" not in grouped) if infra.kind == "local" else grouped["p"] in ([4.0], 4.0)
+    as_date = [{"$project": {"d": {"$toDate": {"$multiply": ["$ts", 1000]}}}}]
+    if infra.kind == "local":
+        with pytest.raises(OperationFailure):
+            await (await db.probe.aggregate(as_date)).to_list()
+    else:
+        assert len(await (await db.probe.aggregate(as_date)).to_list()) == 10

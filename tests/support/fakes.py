@@ -23,12 +23,21 @@ from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.errors import Invalid, TooLarge
+from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.labels import Label
 from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue, Upload
-from omni_router.domain.notifications import Notification, Outbox
+from omni_router.domain.notifications import Notification, Outbox, Queued
 from omni_router.domain.replies import KeyClaim, ReplyWindow
+from omni_router.domain.reports import Percentiles, Period, ReportFilter, Summary, day_of, rank
 from omni_router.domain.search import SearchEntry
-from omni_router.service_layer.ports import BrokerUnavailable, Registration, StoredNotification, Written
+from omni_router.domain.tokens import ApiToken, AuditEntry
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Postponement,
+    Registration,
+    StoredNotification,
+    Written,
+)
 
 START = 1_800_000_000.0
 
@@ -66,7 +75,7 @@ class FakeClock:
 @dataclass
 class _StoredChat:
     chat: Chat
-    outbox: dict[str, Notification] = field(default_factory=dict)
+    outbox: dict[str, Queued] = field(default_factory=dict)
     legacy: list[Notification] = field(default_factory=list)
 
 
@@ -91,6 +100,13 @@ class FakeChats:
                 return stored.chat
         self.stored[chat.id] = _StoredChat(replace(chat, offer_version=chat.offer_version or 0))
         return self.stored[chat.id].chat
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        return next((s.chat for s in self.stored.values() if s.chat.open_key == open_key), None)
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        for p in postponements:
+            await self.postpone(p.chat_id, p.active_at, p.due_at, p.last_message_at, p.messages_in)
 
     async def change(self, update: ChatUpdate) -> Written | None:
         stored = self.stored.get(update.before.id)
@@ -150,7 +166,12 @@ class FakeChats:
         return self._sorted(chats, limit, "due_at")
 
     async def postpone(
-        self, chat_id: str, active_at: float, due_at: float | None, last_message_at: datetime | None
+        self,
+        chat_id: str,
+        active_at: float,
+        due_at: float | None,
+        last_message_at: datetime | None,
+        messages_in: int = 1,
     ) -> None:
         stored = self.stored.get(chat_id)
         if stored is None or not stored.chat.is_open:
@@ -161,6 +182,7 @@ class FakeChats:
             later["due_at"] = max(chat.due_at or due_at, due_at)
         if last_message_at is not None:
             later["last_message_at"] = last_message_at
+            later["messages_in"] = chat.messages_in + messages_in
         stored.chat = replace(chat, **later)
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
@@ -202,6 +224,38 @@ class FakeChats:
         for stored in self.stored.values():
             if stored.chat.contact_id == contact_id:
                 stored.chat = replace(stored.chat, contact_name=name)
+
+    async def welcomed(self, chat_id: str) -> None:
+        self._set(chat_id, welcome=None)
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is None:
+            return
+        first = {} if stored.chat.first_response_at else {"first_response_at": at, "first_response_seconds": seconds}
+        self._set(chat_id, messages_out=stored.chat.messages_out + 1, **first)
+
+    async def asked(self, chat_id: str) -> None:
+        self._set(chat_id, csat_ask_at=None)
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        due = [c for c in self._all() if c.csat_ask_at is not None and c.csat_ask_at <= before]
+        return self._sorted(due, limit, "csat_ask_at")
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        return next((c for c in self._all() if c.csat_key == rating_key), None)
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        stored = self.stored.get(chat_id)
+        if stored is None or stored.chat.rating is not None:
+            return False
+        self._set(chat_id, rating=dict(rating), csat_key=None, csat_until=None)
+        return True
+
+    def _set(self, chat_id: str, **fields: Any) -> None:
+        stored = self.stored.get(chat_id)
+        if stored is not None:
+            stored.chat = replace(stored.chat, **fields)
 
     async def open_chats(self) -> list[Chat]:
         return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]
@@ -424,6 +478,12 @@ class FakeContacts:
         self.stored[contact.id] = contact
         return contact
 
+    async def find(self, sender_key: str) -> Contact | None:
+        known = next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)
+        while known is not None and known.merged_into is not None and known.merged_into in self.stored:
+            known = self.stored[known.merged_into]
+        return known
+
     async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
         if contact_id not in self.stored:
             return None
@@ -485,8 +545,15 @@ class FakeMessages:
         self.stored[message.id] = message
         return message, True
 
+    async def add_incoming_many(self, messages: Sequence[Message]) -> list[bool]:
+        return [(await self.add_incoming(message))[1] for message in messages]
+
     async def mark_routed(self, message_id: str) -> None:
         self.stored[message_id] = replace(self.stored[message_id], routed=True)
+
+    async def mark_routed_many(self, message_ids: Sequence[str]) -> None:
+        for message_id in message_ids:
+            await self.mark_routed(message_id)
 
     async def add_reply(self, message: Message) -> bool:
         if message.id in self.stored:
@@ -848,3 +915,131 @@ class FakeRouterInstances:
 
     async def leave(self, instance: str) -> None:
         self.seen.pop(instance, None)
+
+
+class FakeApiTokens:
+    def __init__(self) -> None:
+        self.tokens: dict[str, ApiToken] = {}
+
+    async def add(self, token: ApiToken) -> None:
+        if any(t.token_hash == token.token_hash for t in self.tokens.values()):
+            raise ValueError("duplicate token hash")  # the unique index
+        self.tokens[token.id] = token
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None:
+        return next((t for t in self.tokens.values() if t.token_hash == token_hash), None)
+
+    async def all(self, limit: int) -> list[ApiToken]:
+        return sorted(self.tokens.values(), key=lambda t: t.id)[:limit]
+
+    async def delete(self, token_id: str) -> bool:
+        return self.tokens.pop(token_id, None) is not None
+
+
+class FakeAuditLog:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def add(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
+        newest_first = sorted(self.entries, key=lambda e: e.id, reverse=True)
+        return [e for e in newest_first if before is None or e.id < before][:limit]
+
+
+class FakeWebhookSubscriptions:
+    def __init__(self) -> None:
+        self.stored: dict[str, Subscription] = {}
+
+    async def add(self, subscription: Subscription) -> None:
+        self.stored[subscription.id] = subscription
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        return self.stored.get(subscription_id)
+
+    async def all(self, limit: int) -> list[Subscription]:
+        return sorted(self.stored.values(), key=lambda s: s.id)[:limit]
+
+    async def delete(self, subscription_id: str) -> bool:
+        return self.stored.pop(subscription_id, None) is not None
+
+    async def wanting(self, event: str) -> list[Subscription]:
+        return [s for s in sorted(self.stored.values(), key=lambda s: s.id) if s.active and event in s.events]
+
+
+class FakeWebhookDeliveries:
+    """Attempts as the dispatcher records them (a test adds them)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, DeliveryAttempt]] = []
+
+    async def page(self, subscription_id: str, after: str | None, limit: int) -> list[DeliveryAttempt]:
+        mine = sorted((a for s, a in self.attempts if s == subscription_id), key=lambda a: a.id)
+        return [a for a in mine if after is None or a.id > after][:limit]
+
+
+class FakeDestinations:
+    """Refuses what the real check refuses without resolving names: other schemes, loopback and private hosts."""
+
+    REFUSED = ("127.", "10.", "192.168.", "localhost")
+
+    async def check(self, url: str) -> None:
+        host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        if not url.startswith(("http://", "https://")) or host.startswith(self.REFUSED):
+            raise Invalid("invalid_url", f"refused to call {host}: a private address")
+
+
+class FakeReports:
+    """Reports computed in Python over the fake chats, as the aggregation pipelines compute them."""
+
+    def __init__(self, chats: FakeChats) -> None:
+        self._chats = chats
+
+    def _selected(self, field: str, filters: ReportFilter) -> list[Chat]:
+        covered = filters.period
+        return [
+            c
+            for c in self._chats._all()
+            if _ts(c, field) is not None
+            and covered.start <= (_ts(c, field) or 0) < covered.end
+            and (filters.queue_id is None or c.queue_id == filters.queue_id)
+            and (filters.operator_id is None or c.operator_id == filters.operator_id)
+        ]
+
+    async def summary(self, filters: ReportFilter) -> Summary:
+        opened, closed = self._selected("created", filters), self._selected("closed", filters)
+        scores = [int(c.rating["score"]) for c in closed if c.rating]
+        days: dict[str, list[int]] = {}
+        for index, (chats, which) in enumerate(((opened, "created"), (closed, "closed"))):
+            for chat in chats:
+                days.setdefault(day_of(int((_ts(chat, which) or 0) // 86400)), [0, 0])[index] += 1
+        return Summary(
+            chats_opened=len(opened),
+            chats_closed=len(closed),
+            messages_in=sum(c.messages_in for c in opened),
+            messages_out=sum(c.messages_out for c in opened),
+            first_response=_percentiles([c.first_response_seconds for c in opened]),
+            resolution=_percentiles([c.resolution_seconds for c in closed]),
+            csat_responses=len(scores),
+            csat_average=sum(scores) / len(scores) if scores else None,
+            days={day: (n[0], n[1]) for day, n in days.items()},
+        )
+
+    async def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        chats = [c for c in self._chats._all() if covered.start <= (_ts(c, "created") or -1) < covered.end]
+        for chat in sorted(chats, key=lambda c: (_ts(c, "created"), c.id)):
+            yield chat
+
+
+def _ts(chat: Chat, field: str) -> float | None:
+    if field == "closed":
+        return chat.closed_ts
+    return chat.created_at.timestamp() if chat.created_at else None
+
+
+def _percentiles(values: list[float | None]) -> Percentiles:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return Percentiles()
+    return Percentiles(known[rank(len(known), 0.5)], known[rank(len(known), 0.9)])

@@ -20,11 +20,14 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
+from omni_router.adapters.webhooks import MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.bootstrap import Ports, Router, wire
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
 from omni_router.domain.model import Channel, Chat, Message, Operator, Queue, dedupe_key
@@ -32,11 +35,14 @@ from omni_router.routing import load_rules
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
 from tests.support.fakes import (
+    FakeApiTokens,
+    FakeAuditLog,
     FakeCannedResponses,
     FakeChannels,
     FakeChats,
     FakeClock,
     FakeContacts,
+    FakeDestinations,
     FakeEvents,
     FakeFiles,
     FakeIdempotencyKeys,
@@ -48,10 +54,13 @@ from tests.support.fakes import (
     FakeOperators,
     FakeParkingLots,
     FakeQueues,
+    FakeReports,
     FakeRouterInstances,
     FakeRoutingSettings,
     FakeSearchIndex,
     FakeStreamTickets,
+    FakeWebhookDeliveries,
+    FakeWebhookSubscriptions,
 )
 
 OFFER_TIMEOUT_SECONDS = 60.0
@@ -118,6 +127,22 @@ class World:
         **more: Any,
     ) -> Chat:
         """A customer's message handled as the router's input consumer hands it over; answers its chat."""
+        message = self.message(channel, sender, text, message_id=message_id, **more).message
+        await self.router.inbox.receive(MessageReceived(message=message))
+        stored = await self.router.ports.messages.incoming(dedupe_key(channel.id, message.provider_message_id))
+        assert stored is not None and stored.routed
+        return await self.chat(stored.chat_id)
+
+    def message(
+        self,
+        channel: Channel,
+        sender: str = "cust-1",
+        text: str = "hello",
+        *,
+        message_id: str | None = None,
+        **more: Any,
+    ) -> MessageReceived:
+        """A customer's message as ingress publishes it, a moment after the previous one."""
         self.clock.advance(0.001)
         message = UnifiedMessage(
             provider=channel.provider,
@@ -129,10 +154,15 @@ class World:
             text=text,
             **more,
         )
-        await self.router.inbox.receive(MessageReceived(message=message))
-        stored = await self.router.ports.messages.incoming(dedupe_key(channel.id, message.provider_message_id))
-        assert stored is not None and stored.routed
-        return await self.chat(stored.chat_id)
+        return MessageReceived(message=message)
+
+    async def write_batch(self, batch: list[MessageReceived]) -> set[int]:
+        """A batch handled as a partition's consumer in batch mode hands it over: to `receive_batch`, then what that
+        left to `receive`, one by one in order; answers the positions left."""
+        left = await self.router.inbox.receive_batch(batch)
+        for position in sorted(left):
+            await self.router.inbox.receive(batch[position])
+        return left
 
     async def chat(self, chat_id: str) -> Chat:
         chat = await self.router.ports.chats.get(chat_id)
@@ -199,7 +229,7 @@ def fake_world() -> World:
     ) -> Ports:
         return Ports(
             clock=clock,
-            chats=FakeChats(clock),
+            chats=(chats := FakeChats(clock)),
             operators=FakeOperators(),
             queues=queue_store,
             channels=channels,
@@ -218,6 +248,12 @@ def fake_world() -> World:
             labels=FakeLabels(),
             canned=FakeCannedResponses(),
             search=FakeSearchIndex(),
+            api_tokens=FakeApiTokens(),
+            audit_log=FakeAuditLog(),
+            subscriptions=FakeWebhookSubscriptions(),
+            deliveries=FakeWebhookDeliveries(),
+            destinations=FakeDestinations(),
+            reports=FakeReports(chats),
         )
 
     return _world("fake", clock, ports)
@@ -255,6 +291,12 @@ def mongo_world(db: Database) -> World:
             labels=MongoLabels(db),
             canned=MongoCannedResponses(db),
             search=MongoSearchIndex(db),
+            api_tokens=MongoApiTokens(db),
+            audit_log=MongoAuditLog(db),
+            subscriptions=MongoWebhookSubscriptions(db, ttl_seconds=0),
+            deliveries=MongoWebhookDeliveries(db),
+            destinations=FakeDestinations(),
+            reports=MongoReports(db),
         )
 
     return _world("mongo", clock, ports)

@@ -268,7 +268,7 @@ async def test_a_chat_without_a_message_for_the_queues_timeout_is_closed(world: 
     world.clock.advance(40)
     assert await world.router.engine.close_due() == 0
     world.clock.advance(21)
-    await sweep_completion(world.router.engine, world.router.capacity, 15)
+    await sweep_completion(world.router.engine, world.router.capacity, world.router.courtesy, 15)
     closed = await world.chat(chat.id)
     assert closed.status == "closed" and closed.close_reason == "completion_timeout" and closed.closed_by is None
     assert world.events_about(chat, ann)[-1] == ("chat.closed", "completion_timeout")

@@ -19,10 +19,18 @@ from omni_ingress.app import create_app as ingress_app
 from omni_router.bootstrap import create_app as router_app
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
 from omni_router.domain.canned import CannedResponse, PersonalResponse, SharedResponse
+from omni_router.domain.integration import (
+    DeliveryAttempt,
+    Subscription,
+    WebhookSettings,
+    attempt_view,
+    subscription_view,
+)
 from omni_router.domain.labels import Label, LabelSettings
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
 from omni_router.domain.notes import NoteBody
 from omni_router.domain.search import SearchEntry
+from omni_router.domain.tokens import ApiToken, AuditEntry, TokenSettings, audit_view, token_view
 from omni_router.domain.views import (
     attachment_view,
     canned_view,
@@ -213,6 +221,10 @@ VIEWS: dict[str, Callable[[], dict[str, Any]]] = {
     "Label": lambda: label_view(Label("l", "billing", "#fa0")),
     "CannedResponse": lambda: canned_view(CannedResponse("r", "hi", "Hello")),
     "SearchHit": lambda: search_hit_view(SearchEntry("m", "message", "k", "hello", ("hello",), "c"), "c"),
+    "ApiToken": lambda: token_view(ApiToken(id="t", name="bi", scopes=("reports:read",), token_hash="h")),
+    "AuditEntry": lambda: audit_view(AuditEntry("a", AT, None, "ADMIN_TOKEN", "POST", "/api/admin/queues", "q", 201)),
+    "Webhook": lambda: subscription_view(Subscription(id="w", url="https://crm.example/in", events=(), secret="s")),
+    "WebhookDelivery": lambda: attempt_view(DeliveryAttempt("d", "e", "chat.created", 1, AT, 200, "delivered", None)),
 }
 
 
@@ -242,6 +254,8 @@ BODIES: list[tuple[str, str, type[BaseModel]]] = [
     ("post", "/api/admin/labels", LabelSettings),
     ("post", "/api/admin/canned-responses", SharedResponse),
     ("post", "/api/canned-responses", PersonalResponse),
+    ("post", "/api/admin/tokens", TokenSettings),
+    ("post", "/api/admin/webhooks", WebhookSettings),
 ]
 
 

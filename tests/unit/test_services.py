@@ -267,13 +267,13 @@ async def test_capacity_repair_frees_units_no_chat_uses_and_records_units_chats_
 
 
 async def test_admin_tokens_operator_tokens_and_unknown_tokens(world: World) -> None:
-    await world.router.admin.authorize(ADMIN_TOKEN)
+    await world.router.tokens.identify(ADMIN_TOKEN)
     operator, token = await world.router.admin.create_operator(OperatorSettings(name="Ann"))
     assert operator.token_hash == token_hash(token) and (await world.router.desk.operator_for(token)).id == operator.id
     with pytest.raises(Forbidden):
-        await world.router.admin.authorize(token)
+        await world.router.tokens.identify(token)
     with pytest.raises(Unauthorized):
-        await world.router.admin.authorize("nonsense")
+        await world.router.tokens.identify("nonsense")
     with pytest.raises(Unauthorized):
         await world.router.desk.operator_for("nonsense")
     assert operator.id in world.operator_queues.queues  # declared before the operator exists

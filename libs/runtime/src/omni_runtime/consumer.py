@@ -14,11 +14,20 @@ republish is confirmed before the delivery is acked), never the handler again.
 
 With an `order_key`, messages with the same key are handled one at a time in delivery order while
 messages with different keys run side by side (the router's partitions: one chat at a time).
+
+In batch mode (`Batching`, with an `order_key`) the consumer takes what is ready, up to a size or until a few
+milliseconds passed since the first, and hands the payloads to the batch handler at once; it acks what the handler
+did once it returns (the handler returns after its writes). What the handler hands back (it must hand back the
+rest of a key's messages after one it hands back) and what it cannot take (a refused payload, a retry, an outcome
+to record) then run one by one, as without batches, keys side by side; a batch handler that raises sends the whole
+batch one by one, where the retries and the parking lot decide per message. One batch at a time: a key's messages
+keep their order inside and across batches.
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -45,6 +54,8 @@ SOURCE_HEADER = "x-omni-source-queue"
 PARKED_AT_HEADER = "x-omni-parked-at"
 # What a handler did but could not write down (Unrecorded): a delivery carrying it only runs the `record` step.
 OUTCOME_HEADER = "x-omni-outcome"
+# How long a consumer waits before subscribing again after a failed try (the slow start's end, in batch mode).
+RESUBSCRIBE_SECONDS = 1.0
 # Set by the broker on each delivery from a quorum queue: how often the message was handed back unsettled.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
 # Headers the broker owns (delivery counts, dead-letter history): never copied into a message we publish.
@@ -53,6 +64,8 @@ BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-", "x-last-death
 Handler = Callable[[M], Awaitable[None]]
 ParkHook = Callable[[M | None, str], Awaitable[None]]
 Recorder = Callable[[M, str], Awaitable[None]]
+# Takes a batch of payloads; answers the positions it left to be handled one by one.
+BatchHandler = Callable[[Sequence[M]], Awaitable[Collection[int]]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,11 @@ def choose_delay(delays_ms: Sequence[int], attempt: int, retry_after: float | No
     return next((delay for delay in delays_ms if delay >= wanted), delays_ms[-1])
 
 
+def _fresh(message: AbstractIncomingMessage) -> bool:
+    """Never handed out before (the broker counts deliveries that ended without an outcome)."""
+    return not int(str((message.headers or {}).get(DELIVERY_COUNT_HEADER, 0) or 0))
+
+
 def publishable_headers(headers: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in headers.items() if not k.startswith(BROKER_HEADERS)}
 
@@ -88,6 +106,22 @@ def publishable_headers(headers: dict[str, object]) -> dict[str, object]:
 class _Parsed(Generic[M]):
     payload: M | None
     error: ValidationError | None
+
+
+@dataclass(frozen=True)
+class Batching(Generic[M]):
+    """Batch mode: up to `size` messages, or what came within `wait_seconds` of the first, to `handler`."""
+
+    handler: BatchHandler[M]
+    size: int
+    wait_seconds: float
+
+
+@dataclass(frozen=True)
+class _Delivery(Generic[M]):
+    message: AbstractIncomingMessage
+    parsed: _Parsed[M]
+    generation: int
 
 
 class Consumer(Generic[M]):
@@ -108,7 +142,10 @@ class Consumer(Generic[M]):
         order_key: Callable[[M], str] | None = None,
         quick_retries: QuickRetries | None = QuickRetries(),
         passive: bool = False,
+        batching: Batching[M] | None = None,
     ) -> None:
+        if batching is not None and order_key is None:
+            raise ValueError("batch mode needs an order key")
         self._broker = broker
         self._queue_def = queue
         self._parse = parse
@@ -135,6 +172,14 @@ class Consumer(Generic[M]):
         self.delivered = 0  # messages the broker handed this consumer, ever
         self._ramped = True
         self._generation = 0  # one per start: a delivery of an earlier channel is never handled after a restart
+        self._batching = batching
+        # Batch mode: deliveries in arrival order, not yet handled; the task taking batches from them.
+        self._pending: list[_Delivery[M]] = []
+        self._arrived = asyncio.Event()
+        self._collector: asyncio.Task[None] | None = None
+        self._given_up: set[str] = set()  # subscriptions the slow start closed: their deliveries went back
+        self._resubscribe_due = False
+        self.batches = 0  # batches handed to the batch handler, ever
 
     @property
     def queue(self) -> str:
@@ -143,16 +188,21 @@ class Consumer(Generic[M]):
     async def start(self) -> None:
         self._stopping = False
         self._generation += 1
+        self._resubscribe_due = False
+        self._given_up.clear()  # their deliveries belong to an earlier generation
         # Slow start: one message at a time until a fresh one (never handed out before) was settled. After a
         # crash the broker hands back what the dead process held, the culprit among it; taken one by one, only
         # the culprit's delivery count keeps growing, not that of every message that happened to be in flight.
-        self._ramped = self._delivery_limit is None or self._prefetch == 1
-        self._channel = await self._broker.new_channel(self._prefetch if self._ramped else 1)
-        if self._passive:  # a queue consumed as it is, whatever it was declared with
-            self._queue = await self._channel.declare_queue(self._queue_def.name, passive=True)
-        else:
-            self._queue = await self._broker.declare_queue(self._queue_def, self._channel)
-        self._tag = await self._queue.consume(self._on_message)
+        self._ramped = self._delivery_limit is None or self._full_prefetch == 1
+        await self._subscribe(self._full_prefetch if self._ramped else 1)
+        if self._batching is not None:
+            self._pending.clear()
+            self._collector = asyncio.create_task(self._collect(self._generation))
+
+    @property
+    def _full_prefetch(self) -> int:
+        """A batch can only fill when the broker hands out at least a batch (two: one handled, one filling)."""
+        return max(self._prefetch, 2 * self._batching.size) if self._batching is not None else self._prefetch
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking messages, let the handlers running finish, then close the channel.
@@ -170,6 +220,11 @@ class Consumer(Generic[M]):
                 await self._idle.wait()
         except TimeoutError:
             log.warning("stopping with messages in flight", extra={"queue": self._queue_def.name})
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._collector
+            self._collector = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -180,6 +235,13 @@ class Consumer(Generic[M]):
         self.delivered += 1
         generation = self._generation
         parsed = self._parse_body(message.body)
+        if self._batching is not None:
+            self._arrive(_Delivery(message, parsed, generation))
+        else:
+            await self._in_turn(message, parsed, generation)
+
+    async def _in_turn(self, message: AbstractIncomingMessage, parsed: _Parsed[M], generation: int) -> None:
+        """Handled once the earlier messages with its key were (this first part runs before any await)."""
         key = self._order_key(parsed.payload) if self._order_key and parsed.payload is not None else None
         before = self._tails.get(key) if key is not None else None
         turn = asyncio.Event()
@@ -208,14 +270,189 @@ class Consumer(Generic[M]):
         try:
             async with message.process(requeue=True, ignore_processed=True):
                 await self._handle(message, parsed)
-            if not self._ramped and not int(str((message.headers or {}).get(DELIVERY_COUNT_HEADER, 0) or 0)):
-                self._ramped = True
-                if self._channel is not None and not self._channel.is_closed:
-                    await self._channel.set_qos(prefetch_count=self._prefetch)
+            if not self._ramped and _fresh(message):
+                await self._ramp()
         finally:
             self._running -= 1
             if self._running == 0:
                 self._idle.set()
+
+    async def _ramp(self) -> None:
+        """A fresh message was settled: the full prefetch from now on. In batch mode by subscribing again between
+        batches (`_resubscribe`): a quorum queue applies a changed QoS only to consumers that subscribe after it."""
+        self._ramped = True
+        if self._batching is not None:
+            self._resubscribe_due = True
+        elif self._channel is not None and not self._channel.is_closed:
+            await self._channel.set_qos(prefetch_count=self._prefetch)
+
+    def _arrive(self, delivery: _Delivery[M]) -> None:
+        """Batch mode: a delivery waits for its batch, unless its subscription was closed (it went back)."""
+        if delivery.message.consumer_tag not in self._given_up:
+            self._pending.append(delivery)
+            self._arrived.set()
+
+    async def _resubscribe(self) -> None:
+        """The full prefetch, between batches: the slow start's channel closed, then a new one subscribed. Closing
+        hands back what the old subscription was given but not yet handled, ahead of everything later, in the same
+        step as it ends the subscription, so whichever consumer gets the queue's next messages (this new one, another
+        router's waiting for the partition, or on a queue consumed side by side any other) gets these first. Only
+        cancelling would let the next one start on later messages while these were still pending here."""
+        self._resubscribe_due = False
+        old_channel, old_tag = self._channel, self._tag
+        if old_channel is None or old_tag is None or old_channel.is_closed or self._stopping:
+            return
+        self._given_up.add(old_tag)
+        with contextlib.suppress(Exception):  # a channel the broker closed has handed back what it held too
+            await old_channel.close()
+        self._pending = [d for d in self._pending if d.message.consumer_tag != old_tag]
+        while not self._stopping:
+            try:
+                await self._subscribe(self._full_prefetch)
+                return
+            except Exception as exc:
+                log.warning(
+                    "subscribing again failed, trying again",
+                    extra={"queue": self._queue_def.name, "cause": str(exc) or type(exc).__name__},
+                )
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    async def _subscribe(self, prefetch: int) -> None:
+        channel = await self._broker.new_channel(prefetch)
+        if self._passive:  # a queue consumed as it is, whatever it was declared with
+            queue = await channel.declare_queue(self._queue_def.name, passive=True)
+        else:
+            queue = await self._broker.declare_queue(self._queue_def, channel)
+        self._channel, self._queue = channel, queue
+        self._tag = await queue.consume(self._on_message)
+
+    # Batch mode ----------------------------------------------------------------------------------------------------
+
+    async def _collect(self, generation: int) -> None:
+        """Take batches from what arrived, one at a time: up to the size, or what came within the wait of the first."""
+        assert self._batching is not None
+        loop = asyncio.get_running_loop()
+        size, wait = self._batching.size, self._batching.wait_seconds
+        while not self._stopping and generation == self._generation:
+            await self._arrived.wait()
+            self._arrived.clear()
+            if not self._pending:
+                continue
+            await self._fill(loop.time() + wait)
+            if self._stopping or generation != self._generation:
+                return  # left unsettled: closing the channel hands them back in order
+            batch = self._take(size, generation)
+            try:
+                await self._run_batch(batch)
+                if self._resubscribe_due:
+                    await self._resubscribe()
+            except Exception:  # what failed is unsettled or requeued; the partition goes on
+                log.exception("batch not settled", extra={"queue": self._queue_def.name})
+
+    def _take(self, size: int, generation: int) -> list[_Delivery[M]]:
+        """The next batch (what an earlier generation or a closed subscription was handed is dropped: it went back)."""
+        batch = self._pending[:size]
+        del self._pending[: len(batch)]
+        if self._pending:
+            self._arrived.set()
+        return [d for d in batch if d.generation == generation and d.message.consumer_tag not in self._given_up]
+
+    async def _fill(self, deadline: float) -> None:
+        """Wait for more until the batch is full or the deadline passed."""
+        assert self._batching is not None
+        loop = asyncio.get_running_loop()
+        while len(self._pending) < self._batching.size and (left := deadline - loop.time()) > 0 and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
+            self._arrived.clear()
+
+    async def _run_batch(self, batch: list[_Delivery[M]]) -> None:
+        """What the batch handler may take, to it at once (acked after it returns); the rest one by one."""
+        if not batch:
+            return
+        self._running += 1
+        self._idle.clear()
+        try:
+            chosen = self._batchable(batch)
+            done = {chosen[n] for n in await self._bulk([batch[i] for i in chosen])}
+            await self._one_by_one([d for i, d in enumerate(batch) if i not in done])
+            if not self._ramped and any(_fresh(batch[i].message) for i in done):
+                await self._ramp()
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    def _key(self, delivery: _Delivery[M]) -> str | None:
+        payload = delivery.parsed.payload
+        return self._order_key(payload) if self._order_key is not None and payload is not None else None
+
+    def _batchable(self, batch: Sequence[_Delivery[M]]) -> list[int]:
+        """Positions of first deliveries with a valid payload and nothing else to do first (no refusal, no retry, no
+        outcome to record), each behind no such other of its key (a key's order holds)."""
+        chosen: list[int] = []
+        held: set[str] = set()
+        for position, delivery in enumerate(batch):
+            key = self._key(delivery)
+            if key is None:
+                continue
+            headers = delivery.message.headers or {}
+            plain = (
+                self._refusal(delivery.parsed, headers) is None
+                and OUTCOME_HEADER not in headers
+                and int(str(headers.get(ATTEMPT_HEADER, 1))) == 1
+            )
+            if plain and key not in held:
+                chosen.append(position)
+            else:
+                held.add(key)
+        return chosen
+
+    async def _bulk(self, deliveries: Sequence[_Delivery[M]]) -> set[int]:
+        """The batch handler on `deliveries`, then the acks of what it did; answers their positions. A handler that
+        raises did nothing for certain: every one of them goes one by one (repeats are the handlers' to dedupe)."""
+        if not deliveries or self._batching is None:
+            return set()
+        queue = self._queue_def.name
+        self.batches += 1
+        payloads = [d.parsed.payload for d in deliveries if d.parsed.payload is not None]
+        try:
+            left = set(await self._batching.handler(payloads))
+        except Exception as exc:
+            log.warning(
+                "batch failed, its messages are handled one by one",
+                extra={"queue": queue, "size": len(deliveries), "cause": str(exc) or type(exc).__name__},
+            )
+            return set()
+        done = {n for n in range(len(deliveries)) if n not in left}
+        for n in sorted(done):
+            await self._ack(deliveries[n].message)
+        return done
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        queue = self._queue_def.name
+        try:
+            await message.ack()
+        except Exception as exc:  # left unsettled: the broker hands it out again and the handler dedupes it
+            log.warning("ack failed", extra={"queue": queue, "cause": str(exc) or type(exc).__name__})
+        self._metrics.consumed.labels(queue, "ok").inc()
+
+    async def _one_by_one(self, deliveries: Sequence[_Delivery[M]]) -> None:
+        """Each as without batches, in delivery order per key, keys side by side."""
+        by_key: dict[object, list[_Delivery[M]]] = {}
+        for position, delivery in enumerate(deliveries):
+            key = self._key(delivery)
+            by_key.setdefault(key if key is not None else position, []).append(delivery)
+
+        async def in_order(line: list[_Delivery[M]]) -> None:
+            for delivery in line:
+                try:
+                    await self._process(delivery.message, delivery.parsed)
+                except Exception:  # not even retried (the broker is gone): requeued, as without batches
+                    log.exception("message not settled", extra={"queue": self._queue_def.name})
+
+        await asyncio.gather(*(in_order(line) for line in by_key.values()))
 
     async def _handle(self, message: AbstractIncomingMessage, parsed: _Parsed[M]) -> None:
         headers = message.headers or {}

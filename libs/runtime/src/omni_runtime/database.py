@@ -1,8 +1,10 @@
 """MongoDB through PyMongo's async API, and every index the services rely on, created at start."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from prometheus_client import Counter
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.uri_parser import parse_uri
 
@@ -43,6 +45,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("offer_expires_at", ASCENDING)], sparse=True),
         IndexModel([("due_at", ASCENDING)], sparse=True),
         IndexModel([("outbox_at", ASCENDING)], sparse=True),
+        # Set on a closed chat while its CSAT rating may come ("<channel>:<contact>"): every customer message with no
+        # open chat looks it up, so one sparse field.
+        IndexModel([("csat_key", ASCENDING)], sparse=True),
+        # From a closing that asks the CSAT question until the question is stored: what a crash left to the sweep.
+        IndexModel([("csat_ask_at", ASCENDING)], sparse=True),
+        # Reports: chats created, and closed, in a period (epoch seconds, a range on one field).
+        IndexModel([("created_ts", ASCENDING)], sparse=True),
+        IndexModel([("closed_ts", ASCENDING)], sparse=True),
     ],
     "messages": [
         # Incoming messages only: "<channel_id>:<provider message id>".
@@ -75,6 +85,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("subscription_id", ASCENDING)]),
         IndexModel([("delivery_key", ASCENDING)]),
     ],
+    # Named API tokens of the admin API (router), found by their secret's hash at every request.
+    "api_tokens": [IndexModel([("token_hash", ASCENDING)], unique=True)],
     "notifications": [
         # A note the outbox publishes again is stored once. Streams read one operator's notes in `_id` order:
         # (operator_id, _id) would serve that best, but nx-27017 refuses every insert under an index with `_id`.
@@ -84,10 +96,32 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def open_database(url: str) -> tuple[AsyncMongoClient[Document], Database]:
+def open_database(
+    url: str, listeners: Sequence[monitoring.CommandListener] = ()
+) -> tuple[AsyncMongoClient[Document], Database]:
+    """The client and the URL's database (`omnichannel` when it names none); `listeners`: PyMongo event listeners
+    (the command counter of `/metrics`)."""
     database = parse_uri(url).get("database") or "omnichannel"
-    client: AsyncMongoClient[Document] = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5_000)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=5_000, event_listeners=list(listeners)
+    )
     return client, client[database]
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts every database command the client sends, by command name (`omni_database_commands_total`)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counter.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def ensure_indexes(db: Database) -> None:

@@ -1,6 +1,6 @@
 """Prometheus metrics, one registry per service instance (tests run several in one process)."""
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -28,6 +28,20 @@ class Metrics:
             "omni_http_request_seconds",
             "HTTP handling time",
             ["route"],
+            registry=self.registry,
+        )
+        self.database_commands = Counter(
+            "omni_database_commands",
+            "Database commands this process sent, by command name (find, insert, update, ...)",
+            ["command"],
+            registry=self.registry,
+        )
+        # Which of the service's worker processes answers (INGRESS_WORKERS), with its process id: each worker
+        # keeps and answers its own figures.
+        self.worker = Gauge(
+            "omni_worker",
+            "This process: the service's worker index and process id (always 1)",
+            ["worker", "pid"],
             registry=self.registry,
         )
         self.service = service

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     media_signing_key: SecretStr | None = Field(default=None, min_length=32)
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     webhook_max_bytes: int = 1_048_576
+    # Ingress's worker processes, all on INGRESS_PORT (SO_REUSEPORT: the kernel spreads connections), each with
+    # its own broker and database connections; Telegram's pollers run in the first one only.
+    ingress_workers: int = Field(default=1, ge=1, le=64)
     # Growing waits between attempts of a failed consumer step, then the parking lot. NoDecode: the environment
     # spells it `1000,5000,...`, which pydantic-settings would otherwise try (and fail) to read as JSON.
     retry_delays_ms: Annotated[list[int], NoDecode] = Field(
@@ -48,6 +51,10 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(default=10, ge=1)
     # Unacknowledged messages per router partition; one chat's messages still run one at a time.
     router_prefetch: int = Field(default=32, ge=1)
+    # Batches on the router's input (docs/delivery.md): each partition takes up to this many messages, or what
+    # arrived within this many milliseconds of the first, and stores them in bulk. 1: one message at a time.
+    router_batch_size: int = Field(default=64, ge=1, le=1000)
+    router_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
     # How often each router process says it is alive; partitions are spread over the live ones.
     router_heartbeat_seconds: float = Field(default=2.0, gt=0)
     publish_timeout_seconds: float = 5.0

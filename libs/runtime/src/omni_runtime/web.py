@@ -3,10 +3,12 @@ metrics routes, the server."""
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
@@ -102,9 +104,28 @@ class MalformedJson(ValueError):
     pass
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def parse_untrusted_json(body: bytes) -> Any:
     """A JSON body as data, or MalformedJson: not JSON, not UTF-8, nested deeper than MAX_JSON_DEPTH, or holding
-    text that is not text (a lone surrogate like "\\ud800", which no later step could encode)."""
+    text that is not text (a lone surrogate like "\\ud800", which no later step could encode).
+
+    orjson reads what it can (strict RFC 8259 in UTF-8: no lone surrogates, integers within 64 bits); anything it
+    refuses is read again by the standard library, so what is accepted, and each refusal's reason, stay exactly
+    those of `json.loads` (NaN, a UTF-16 body or a byte order mark are read as it reads them). orjson reads an
+    integer beyond 64 bits as a float: a body with a run of 19 or more digits goes to the standard library too."""
+    if _LONG_DIGITS.search(body):
+        return _parse_with_json(body)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _parse_with_json(body)
+    _check_depth(value)
+    return value
+
+
+def _parse_with_json(body: bytes) -> Any:
     try:
         value = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -113,6 +134,19 @@ def parse_untrusted_json(body: bytes) -> Any:
         raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     _check_json(value)
     return value
+
+
+def _check_depth(value: Any) -> None:
+    """What orjson read holds only valid text: only the nesting is left to check, containers only."""
+    if not isinstance(value, dict | list):
+        return
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth >= MAX_JSON_DEPTH:
+            raise MalformedJson(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def _check_json(value: Any) -> None:

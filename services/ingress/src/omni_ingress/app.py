@@ -18,7 +18,7 @@ from omni_providers import InboundRequest, Provider, ProviderRegistry, UnknownPr
 from omni_providers.media import media_links
 from omni_runtime.metrics import Metrics
 from omni_runtime.openapi import openapi_route
-from omni_runtime.service import ServiceContext, Slot, hosted_app
+from omni_runtime.service import ServiceContext, Slot, hosted_app, worker_index
 from omni_runtime.settings import Settings
 from omni_runtime.web import ApiError
 
@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[Ingress]:
         channels = ChannelDirectory(ctx.db)
+        if worker_index() > 0:  # INGRESS_WORKERS: the pollers run in the first worker only
+            yield Ingress(ctx, channels, registry)
+            return
         async with telegram_polling(registry, channels, ctx.db, ctx.broker, ctx.http, settings):
             yield Ingress(ctx, channels, registry)
 

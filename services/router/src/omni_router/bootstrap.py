@@ -26,7 +26,9 @@ from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_router.adapters.mongo_operators import MongoOperators
+from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
+from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
 from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
@@ -34,6 +36,7 @@ from omni_router.adapters.router_instances import MongoRouterInstances
 from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
+from omni_router.adapters.webhooks import DestinationCheck, MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.domain.errors import DomainError
 from omni_router.entrypoints import (
     admin_api,
@@ -44,8 +47,13 @@ from omni_router.entrypoints import (
     files_api,
     openapi,
     operator_api,
+    reports_api,
+    supervisor_api,
+    tokens_api,
+    webhooks_api,
     workplace_api,
 )
+from omni_router.entrypoints.audit import AuditTrail
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
 from omni_router.entrypoints.context import Services
 from omni_router.entrypoints.errors import domain_error_handler
@@ -56,17 +64,22 @@ from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
 from omni_router.service_layer.contacts import ContactCards
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
 from omni_router.service_layer.indexing import Indexer
+from omni_router.service_layer.integration_events import IntegrationEvents, Webhooks
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
+    ApiTokens,
+    AuditLog,
     CannedResponses,
     Channels,
     Chats,
     Clock,
     Contacts,
+    Destinations,
     Events,
     Files,
     IdempotencyKeys,
@@ -78,19 +91,24 @@ from omni_router.service_layer.ports import (
     Operators,
     ParkingLots,
     Queues,
+    Reports,
     RouterInstances,
     RoutingSettings,
     SearchIndex,
     StreamTickets,
+    WebhookDeliveries,
+    WebhookSubscriptions,
 )
 from omni_router.service_layer.replies import Replies
+from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets, prune
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
+from omni_router.service_layer.tokens import Audit, Tokens
 from omni_router.service_layer.updates import Updates
 from omni_router.service_layer.uploads import Uploads
 from omni_router.service_layer.workplace import Workplace
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Consumer
+from omni_runtime.consumer import Batching, Consumer
 from omni_runtime.database import Database
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, hosted_app, running
@@ -127,9 +145,17 @@ class Ports:
     labels: Labels
     canned: CannedResponses
     search: SearchIndex
+    api_tokens: ApiTokens
+    audit_log: AuditLog
+    subscriptions: WebhookSubscriptions
+    deliveries: WebhookDeliveries
+    destinations: Destinations
+    reports: Reports
 
 
-def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry) -> Ports:
+def adapters(
+    db: Database, broker: Broker, http: httpx.AsyncClient, registry: ProviderRegistry, allow_private: bool = False
+) -> Ports:
     """The router's ports on a service's clients: MongoDB, RabbitMQ, the providers."""
     clock = SystemClock()
     return Ports(
@@ -153,6 +179,12 @@ def adapters(db: Database, broker: Broker, http: httpx.AsyncClient, registry: Pr
         labels=MongoLabels(db),
         canned=MongoCannedResponses(db),
         search=MongoSearchIndex(db),
+        api_tokens=MongoApiTokens(db),
+        audit_log=MongoAuditLog(db),
+        subscriptions=MongoWebhookSubscriptions(db),
+        deliveries=MongoWebhookDeliveries(db),
+        destinations=DestinationCheck(allow_private),
+        reports=MongoReports(db),
     )
 
 
@@ -166,6 +198,7 @@ class Router:
     engine: Engine
     desk: Desk
     replies: Replies
+    courtesy: Courtesy
     inbox: Inbox
     updates: Updates
     admin: Admin
@@ -175,6 +208,11 @@ class Router:
     workplace: Workplace
     uploads: Uploads
     contacts: ContactCards
+    tokens: Tokens
+    audit: Audit
+    integration: IntegrationEvents
+    webhooks: Webhooks
+    supervision: Supervision
 
     @property
     def services(self) -> Services:
@@ -186,6 +224,10 @@ class Router:
             self.console,
             self.hub,
             self.tickets,
+            tokens=self.tokens,
+            audit=self.audit,
+            webhooks=self.webhooks,
+            supervision=self.supervision,
             workplace=self.workplace,
             uploads=self.uploads,
             contacts=self.contacts,
@@ -196,7 +238,17 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     """The use cases on `ports` (the lifespan's adapters, or a test's)."""
     p = ports
     capacity = Capacity(p.operators, p.chats, p.clock)
-    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock)
+    integration = IntegrationEvents(p.subscriptions, p.events, p.clock)
+    notices = Notices(p.operator_queues, p.notification_log, p.chats, p.operators, p.clock, integration)
+    courtesy = Courtesy(
+        chats=p.chats,
+        contacts=p.contacts,
+        messages=p.messages,
+        settings=p.settings,
+        events=p.events,
+        integration=integration,
+        clock=p.clock,
+    )
     engine = Engine(
         chats=p.chats,
         operators=p.operators,
@@ -204,6 +256,7 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         settings=p.settings,
         capacity=capacity,
         notices=notices,
+        courtesy=courtesy,
         rules=rules,
         offer_timeout_seconds=settings.offer_timeout_seconds,
         clock=p.clock,
@@ -218,11 +271,13 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         messengers=p.messengers,
         desk=desk,
         indexer=indexer,
+        chats=p.chats,
         messages=p.messages,
         contacts=p.contacts,
         settings=p.settings,
         keys=p.keys,
         events=p.events,
+        integration=integration,
         clock=p.clock,
     )
     admin = Admin(
@@ -235,7 +290,6 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         parking=p.parking,
         engine=engine,
         rules=list(rules),
-        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
         clock=p.clock,
     )
     inbox = Inbox(
@@ -244,8 +298,11 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         messages=p.messages,
         settings=p.settings,
         engine=engine,
+        notices=notices,
+        courtesy=courtesy,
         events=p.events,
         indexer=indexer,
+        integration=integration,
         clock=p.clock,
     )
     workplace = Workplace(
@@ -269,8 +326,16 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         engine=engine,
         desk=desk,
         replies=replies,
+        courtesy=courtesy,
         inbox=inbox,
-        updates=Updates(chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, indexer=indexer),
+        updates=Updates(
+            chats=p.chats,
+            contacts=p.contacts,
+            messages=p.messages,
+            notices=notices,
+            indexer=indexer,
+            integration=integration,
+        ),
         admin=admin,
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
@@ -278,8 +343,23 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         workplace=workplace,
         uploads=uploads,
         contacts=ContactCards(
-            contacts=p.contacts, chats=p.chats, messages=p.messages, settings=p.settings, indexer=indexer
+            contacts=p.contacts,
+            chats=p.chats,
+            messages=p.messages,
+            settings=p.settings,
+            indexer=indexer,
+            integration=integration,
         ),
+        tokens=Tokens(
+            tokens=p.api_tokens,
+            operators=p.operators,
+            admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+            clock=p.clock,
+        ),
+        audit=Audit(p.audit_log, p.clock),
+        integration=integration,
+        webhooks=Webhooks(p.subscriptions, p.deliveries, p.destinations, p.clock),
+        supervision=Supervision(reports=p.reports, channels=p.channels, queues=p.queues, operators=p.operators),
     )
 
 
@@ -288,6 +368,11 @@ async def consumers(
 ) -> tuple[list[Consumer[MessageReceived]], list[Consumer[Any]]]:
     """The input partitions' consumers (in partition order), and all the router's consumers."""
     received = MessageReceived.model_validate_json
+    batching = (
+        Batching(router.inbox.receive_batch, settings.router_batch_size, settings.router_batch_wait_ms / 1000)
+        if settings.router_batch_size > 1
+        else None
+    )
     inbox = [
         ctx.consumer(
             partition,
@@ -295,6 +380,7 @@ async def consumers(
             parking_refusals(router.inbox.receive),
             order_key=chat_of,
             prefetch=settings.router_prefetch,
+            batching=batching,
         )
         for partition in ctx.broker.topology.inbox
     ]
@@ -318,7 +404,11 @@ def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[],
     return [
         (replies_every, partial(_publish_replies, router.replies, replies_every), "replies"),
         (routing_every, partial(sweep_routing, router.engine, router.notices, routing_every), "routing"),
-        (completion_every, partial(sweep_completion, router.engine, router.capacity, completion_every), "completion"),
+        (
+            completion_every,
+            partial(sweep_completion, router.engine, router.capacity, router.courtesy, completion_every),
+            "completion",
+        ),
         (
             PRUNE_EVERY_SECONDS,
             partial(prune, router.ports.notification_log, router.ports.clock, settings.notification_retention_hours),
@@ -346,7 +436,8 @@ def create_app(
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[Services]:
         await upgrade(ctx.db)
-        router = wire(adapters(ctx.db, ctx.broker, ctx.http, registry), settings, rules)
+        ports = adapters(ctx.db, ctx.broker, ctx.http, registry, settings.allow_private_fetch)
+        router = wire(ports, settings, rules)
         inbox, everything = await consumers(ctx, router, settings)
         spreader = Spreader(router.ports.instances, ctx.instance, inbox, settings.router_heartbeat_seconds)
         timers = [asyncio.create_task(every(seconds, job, what)) for seconds, job, what in sweeps(router, settings)]
@@ -374,6 +465,10 @@ def create_app(
         *operator_api.routes,
         *files_api.routes,
         *contacts_api.routes,
+        *tokens_api.routes,
+        *webhooks_api.routes,
+        *supervisor_api.routes,
+        *reports_api.routes,  # before admin_api's /api/admin/{kind}/{item_id}
         *admin_api.routes,
         *events_api.routes,
         *console_api.routes,
@@ -382,4 +477,5 @@ def create_app(
     ]
     app = hosted_app(SERVICE, settings, metrics, start, routes, Slot[Services]())
     app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_middleware(AuditTrail)
     return app

@@ -1,5 +1,5 @@
-"""`omni`: the admin command over the router's admin API (queues, operators, channels, parked messages)
-and an operator's live notifications."""
+"""`omni`: the admin command over the router's admin API (queues, operators, channels, parked messages, API
+tokens, the audit log) and an operator's live notifications."""
 
 import json
 import sys
@@ -22,10 +22,14 @@ queues = typer.Typer(help="Chat queues: name, routing rule, completion timeout, 
 operators = typer.Typer(help="Operators and their tokens.", no_args_is_help=True)
 channels = typer.Typer(help="Channels: one messenger account each, tied to a queue.", no_args_is_help=True)
 parked = typer.Typer(help="Messages that exhausted their retries.", no_args_is_help=True)
+tokens = typer.Typer(help="Named API tokens with scopes (admin, reports:read).", no_args_is_help=True)
+webhooks = typer.Typer(help="Outbound webhooks: subscriptions and their delivery attempts.", no_args_is_help=True)
 app.add_typer(queues, name="queues")
 app.add_typer(operators, name="operators")
 app.add_typer(channels, name="channels")
 app.add_typer(parked, name="parked")
+app.add_typer(tokens, name="tokens")
+app.add_typer(webhooks, name="webhooks")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")]
 
@@ -389,6 +393,164 @@ def parked_discard(
     if ids and discarded < len(set(ids)):
         _err().print(f"[yellow]{len(set(ids)) - discarded} of the given ids were not parked (any more)[/]")
         raise typer.Exit(1)
+
+
+# API tokens and the audit log
+
+
+@tokens.command("create")
+def tokens_create(
+    ctx: typer.Context,
+    name: str,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="admin (everything) or reports:read (repeat); default admin.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a named API token; prints it, and it cannot be shown again."""
+    with admin(ctx) as client:
+        created = client.call("POST", "/api/admin/tokens", {"name": name, "scopes": scope or ["admin"]})
+    _print_created("token", created, as_json, ("name", "scopes", "token"))
+    if not as_json:
+        _err().print("keep the token now: only its hash is stored, it cannot be shown again")
+
+
+@tokens.command("list")
+def tokens_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List API tokens (names and scopes; never the tokens)."""
+    with admin(ctx) as client:
+        items = client.items("/api/admin/tokens")
+    _print_items(
+        items,
+        as_json,
+        [
+            ("id", lambda t: t["id"]),
+            ("name", lambda t: t["name"]),
+            ("scopes", lambda t: ", ".join(t.get("scopes") or [])),
+            ("created", lambda t: t.get("created_at")),
+        ],
+        "no API tokens",
+    )
+
+
+@tokens.command("revoke")
+def tokens_revoke(ctx: typer.Context, token_id: str) -> None:
+    """Revoke an API token: every router refuses it from now on."""
+    with admin(ctx) as client:
+        client.call("DELETE", f"/api/admin/tokens/{token_id}")
+    _out().print(f"revoked token {token_id}", highlight=False, markup=False)
+
+
+def _actor(entry: dict[str, Any]) -> str:
+    actor = entry.get("actor") or {}
+    name, token_id = actor.get("name"), actor.get("token_id")
+    if name is None:
+        return "(not identified)"
+    return f"{name} ({token_id})" if token_id else name
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Entries to show.")] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Go on from an earlier listing's next cursor.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit log of admin writes, newest first: when, who, what, on which item, the answer's status."""
+    params: dict[str, Any] = {"limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    with admin(ctx) as client:
+        page = client.call("GET", "/api/admin/audit", params=params)
+    _print_items(
+        page["items"],
+        as_json,
+        [
+            ("at", lambda e: e["at"]),
+            ("actor", _actor),
+            ("method", lambda e: e["method"]),
+            ("path", lambda e: e["path"]),
+            ("target", lambda e: e.get("target_id")),
+            ("status", lambda e: e["status"]),
+        ],
+        "no admin writes recorded",
+    )
+    if page.get("next_cursor"):
+        _err().print(f"more: --cursor {page['next_cursor']}", highlight=False, markup=False)
+
+
+# Outbound webhooks
+
+
+@webhooks.command("create")
+def webhooks_create(
+    ctx: typer.Context,
+    url: str,
+    event: Annotated[list[str], typer.Option("--event", help="chat.created, message.created, ... (repeat).")],
+    secret: Annotated[
+        str,
+        typer.Option(
+            envvar="OMNI_WEBHOOK_SECRET", prompt=True, hide_input=True, help="Signs the deliveries (16+ characters)."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Subscribe a URL to events; the secret is sent, never printed."""
+    with admin(ctx) as client:
+        created = client.call("POST", "/api/admin/webhooks", {"url": url, "events": event, "secret": secret})
+    _print_created("webhook", created, as_json, ("url", "events"))
+
+
+@webhooks.command("list")
+def webhooks_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List subscriptions (never their secrets)."""
+    with admin(ctx) as client:
+        items = client.items("/api/admin/webhooks")
+    _print_items(
+        items,
+        as_json,
+        [
+            ("id", lambda w: w["id"]),
+            ("url", lambda w: w["url"]),
+            ("events", lambda w: ", ".join(w.get("events") or [])),
+            ("active", lambda w: "yes" if w.get("active", True) else "no"),
+        ],
+        "no webhooks",
+    )
+
+
+@webhooks.command("delete")
+def webhooks_delete(ctx: typer.Context, webhook_id: str) -> None:
+    """Delete a subscription: what is still queued for it is not delivered."""
+    with admin(ctx) as client:
+        client.call("DELETE", f"/api/admin/webhooks/{webhook_id}")
+    _out().print(f"deleted webhook {webhook_id}", highlight=False, markup=False)
+
+
+@webhooks.command("deliveries")
+def webhooks_deliveries(
+    ctx: typer.Context,
+    webhook_id: str,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Every delivery attempt of a subscription, in the order made."""
+    with admin(ctx) as client:
+        page = client.call("GET", f"/api/admin/webhooks/{webhook_id}/deliveries", params={"limit": limit})
+    _print_items(
+        page["items"],
+        as_json,
+        [
+            ("at", lambda a: a.get("at")),
+            ("event", lambda a: a["event"]),
+            ("event id", lambda a: a["event_id"]),
+            ("attempt", lambda a: a["attempt"]),
+            ("status", lambda a: a.get("status_code")),
+            ("outcome", lambda a: a["outcome"]),
+            ("error", lambda a: a.get("error")),
+        ],
+        "no delivery attempts",
+    )
 
 
 # Notifications

@@ -2,25 +2,38 @@
 compare-and-set updates on `offer_version` that carry their notifications into the chat's outbox (`unpublished`),
 and the queries the engine, the sweeps and the desk read them by."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment, stored
 from omni_router.adapters.upgrades import LEGACY_OUTBOX
 from omni_router.domain.access import Visibility
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.model import OPEN_STATUSES, Chat
-from omni_router.domain.notifications import Notification, Outbox
-from omni_router.service_layer.ports import Clock, Written
+from omni_router.domain.notifications import Notification, Outbox, Queued
+from omni_router.service_layer.ports import Clock, Postponement, Written
 
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
 OUTBOX = "unpublished"
 # Fields a change that leaves them empty removes (indexes are sparse on them); others it sets to null.
-REMOVED_WHEN_EMPTY = frozenset({"offer_expires_at", "open_key", "due_at", "waiting_in"})
+REMOVED_WHEN_EMPTY = frozenset(
+    {
+        "offer_expires_at",
+        "open_key",
+        "due_at",
+        "waiting_in",
+        "not_before",
+        "welcome",
+        "csat_key",
+        "csat_until",
+        "csat_ask_at",
+    }
+)
 OPEN = {"$in": list(OPEN_STATUSES)}
 
 
@@ -42,6 +55,7 @@ def chat_from_document(doc: Document) -> Chat:
         offer_version=doc.get("offer_version"),
         offer_expires_at=doc.get("offer_expires_at"),
         open_key=doc.get("open_key"),
+        opened_by=doc.get("opened_by"),
         created_at=moment(doc.get("created_at")),
         last_message_at=moment(doc.get("last_message_at")),
         active_at=doc.get("active_at"),
@@ -51,7 +65,24 @@ def chat_from_document(doc: Document) -> Chat:
         close_reason=doc.get("close_reason"),
         outbox_at=doc.get("outbox_at"),
         labels=tuple(doc.get("labels") or ()),
+        not_before=doc.get("not_before"),
+        welcome=doc.get("welcome"),
+        messages_in=int(doc.get("messages_in") or 0),
+        messages_out=int(doc.get("messages_out") or 0),
+        first_response_at=moment(doc.get("first_response_at")),
+        first_response_seconds=doc.get("first_response_seconds"),
+        resolution_seconds=doc.get("resolution_seconds"),
+        closed_ts=doc.get("closed_ts"),
+        csat_key=doc.get("csat_key"),
+        csat_until=doc.get("csat_until"),
+        csat_message_id=doc.get("csat_message_id"),
+        csat_ask_at=doc.get("csat_ask_at"),
+        rating=_rating(doc.get("rating")),
     )
+
+
+def _rating(doc: Document | None) -> Document | None:
+    return None if doc is None else {**doc, "created_at": moment(doc.get("created_at"))}
 
 
 def new_chat_document(chat: Chat) -> Document:
@@ -59,6 +90,7 @@ def new_chat_document(chat: Chat) -> Document:
     return {
         "_id": chat.id,
         "open_key": chat.open_key,
+        "opened_by": chat.opened_by,
         "channel_id": chat.channel_id,
         "queue_id": chat.queue_id,
         "contact_id": chat.contact_id,
@@ -74,14 +106,34 @@ def new_chat_document(chat: Chat) -> Document:
         OUTBOX: {},
         "created_at": chat.created_at,
         "last_message_at": chat.last_message_at,
+        # What reports select chats by: the creation time as one indexed number.
+        "created_ts": chat.created_at.timestamp() if chat.created_at else None,
+        "messages_in": 0,
+        "messages_out": 0,
+        **({"not_before": chat.not_before} if chat.not_before is not None else {}),
+        **({"welcome": dict(chat.welcome)} if chat.welcome is not None else {}),
     }
 
 
-def note_document(note: Notification) -> Document:
+def note_document(note: Queued) -> Document:
+    if isinstance(note, IntegrationEvent):
+        # The time as text: the stand-in keeps a date given to `$set` as text anyway (docs/testing.md).
+        at = note.created_at.isoformat()
+        return {
+            "event_id": note.event_id,
+            "event": note.event,
+            "webhook": True,
+            "created_at": at,
+            "data": dict(note.data),
+        }
     return {"event_id": note.event_id, "event": note.event, "operator_id": note.operator_id, "data": dict(note.data)}
 
 
-def note_from_document(doc: Document) -> Notification:
+def note_from_document(doc: Document) -> Queued:
+    if doc.get("webhook"):
+        at = moment(doc.get("created_at"))
+        assert at is not None
+        return IntegrationEvent(doc["event_id"], doc["event"], at, doc.get("data") or {})
     return Notification(doc["event_id"], doc["event"], doc["operator_id"], doc.get("data") or {})
 
 
@@ -91,10 +143,15 @@ def outbox_of(doc: Document, queued: dict[str, Document] | None = None, *, share
     return Outbox(
         chat_id=doc["_id"],
         queued=tuple((key, note_from_document(note)) for key, note in sorted(notes.items())),
-        legacy=tuple(note_from_document(note) for note in doc.get(LEGACY_OUTBOX) or ()),
+        legacy=tuple(_legacy(note) for note in doc.get(LEGACY_OUTBOX) or ()),
         version=doc.get("offer_version"),
         shared=shared,
     )
+
+
+def _legacy(doc: Document) -> Notification:
+    """A note of the list outbox 0.1 wrote: operators' notifications only."""
+    return Notification(doc["event_id"], doc["event"], doc["operator_id"], doc.get("data") or {})
 
 
 def visible(visibility: Visibility) -> Document:
@@ -129,6 +186,14 @@ class MongoChats:
             assert found is not None
             return chat_from_document(found)
         return chat
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        found = await self._chats.find_one({"open_key": open_key})
+        return chat_from_document(found) if found is not None else None
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        if postponements:
+            await self._chats.bulk_write([UpdateOne(*_postponing(p)) for p in postponements], ordered=False)
 
     async def change(self, update: ChatUpdate) -> Written | None:
         """The outbox maps a creation-ordered key to each note. A change only adds keys, never writes back the outbox
@@ -177,16 +242,7 @@ class MongoChats:
     async def postpone(
         self, chat_id: str, active_at: float, due_at: float | None, last_message_at: datetime | None
     ) -> None:
-        later: Document = {"active_at": active_at}
-        if due_at is not None:
-            later["due_at"] = due_at
-        changes: Document = {"$max": later}
-        if last_message_at is not None:
-            # `$set`, not `$max`: nx-27017 ignores `$max` on dates (tests/integration/test_stand_in.py). One chat's
-            # messages are stored one at a time in their order (the router's partitions), so the last one stored is
-            # the latest.
-            changes["$set"] = {"last_message_at": last_message_at}
-        await self._chats.update_one({"_id": chat_id, "status": OPEN}, changes)
+        await self._chats.update_one(*_postponing(Postponement(chat_id, active_at, due_at, last_message_at)))
 
     async def reschedule(self, chat: Chat, due_at: float | None) -> None:
         changes = {"$set": {"due_at": due_at}} if due_at is not None else {"$unset": {"due_at": ""}}
@@ -242,6 +298,35 @@ class MongoChats:
             del changes["open_key"]
             await self._chats.update_one({"_id": chat.id}, {"$set": changes})
 
+    async def welcomed(self, chat_id: str) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$unset": {"welcome": ""}})
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$inc": {"messages_out": 1}})
+        await self._chats.update_one(
+            {"_id": chat_id, "first_response_at": {"$exists": False}},
+            {"$set": {"first_response_at": at, "first_response_seconds": seconds}},
+        )
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        # By the one sparse field alone (set only while a rating may come): every customer message without an open
+        # chat that starts with a digit asks this.
+        doc = await self._chats.find_one({"csat_key": rating_key})
+        return chat_from_document(doc) if doc else None
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        done = await self._chats.update_one(
+            {"_id": chat_id, "rating": {"$exists": False}},
+            {"$set": {"rating": dict(rating)}, "$unset": {"csat_key": "", "csat_until": ""}},
+        )
+        return done.modified_count == 1
+
+    async def asked(self, chat_id: str) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$unset": {"csat_ask_at": ""}})
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        return await self._find({"csat_ask_at": {"$lte": before}}, "csat_ask_at", limit)
+
     async def open_chats(self) -> list[Chat]:
         # By equality on each open status: closed chats are nearly all of them, and the nx-27017 stand-in reads every
         # chat for a `$in` (or `$or`) filter.
@@ -290,6 +375,22 @@ class MongoChats:
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c["_id"] async for c in self._chats.find({**visible(visibility), "status": OPEN}, {"_id": 1})]
+
+
+def _postponing(postponement: Postponement) -> tuple[Document, Document]:
+    """The filter and the update of a postponement."""
+    later: Document = {"active_at": postponement.active_at}
+    if postponement.due_at is not None:
+        later["due_at"] = postponement.due_at
+    changes: Document = {"$max": later}
+    if postponement.last_message_at is not None:
+        # `$set`, not `$max`: nx-27017 ignores `$max` on dates (tests/integration/test_stand_in.py). One chat's
+        # messages are stored in their order (the router's partitions, one batch at a time), so the last one stored is
+        # the latest.
+        changes["$set"] = {"last_message_at": postponement.last_message_at}
+        # the customer's messages, each stored once: counted with them for the reports
+        changes["$inc"] = {"messages_in": postponement.messages_in}
+    return {"_id": postponement.chat_id, "status": OPEN}, changes
 
 
 def _writes(update: ChatUpdate) -> Document:

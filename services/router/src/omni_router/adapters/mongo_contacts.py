@@ -66,6 +66,11 @@ class MongoContacts:
             return await self._kept(contact_from_document(found))
         return contact
 
+    async def find(self, sender_key: str) -> Contact | None:
+        """The contact of a sender key (the one a merged contact went into)."""
+        found = await self._contacts.find_one({"sender_key": sender_key})
+        return await self._kept(contact_from_document(found)) if found is not None else None
+
     async def _kept(self, contact: Contact) -> Contact:
         """The contact a merged one went into (through later merges too); the contact itself if it is not merged."""
         for _ in range(MAX_HOPS):

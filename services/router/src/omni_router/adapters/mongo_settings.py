@@ -24,6 +24,11 @@ def queue_from_document(doc: Document) -> Queue:
         offer_timeout_seconds=doc.get("offer_timeout_seconds"),
         on_operator_offline=doc.get("on_operator_offline", "keep"),
         created_at=moment(doc.get("created_at")),
+        actions=None if doc.get("actions") is None else tuple(doc["actions"]),
+        business_hours=doc.get("business_hours"),
+        greeting_text=doc.get("greeting_text"),
+        out_of_hours_text=doc.get("out_of_hours_text"),
+        csat=doc.get("csat"),
     )
 
 
@@ -37,6 +42,11 @@ def queue_document(queue: Queue) -> Document:
         "on_operator_offline": queue.on_operator_offline,
         "offer_timeout_seconds": queue.offer_timeout_seconds,
         "created_at": queue.created_at,
+        "actions": stored(queue.actions),
+        "business_hours": stored(queue.business_hours),
+        "greeting_text": queue.greeting_text,
+        "out_of_hours_text": queue.out_of_hours_text,
+        "csat": stored(queue.csat),
     }
 
 

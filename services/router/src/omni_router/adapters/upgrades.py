@@ -3,14 +3,15 @@
 At start: operators gain capacity fields (the repair then records their chats), waiting chats join their queue's
 line (`waiting_in`), unpublished replies gain `publish_due` (so the reply outbox's sweep finds them). As they are
 met: a contact without `sender_key` is found once by the old query, then keyed; a chat outbox written as a list
-(`outbox`) is published by the routing sweep like any other.
+(`outbox`) is published by the routing sweep like any other. Chats stored before reports get the times reports
+select them by.
 """
 
 import logging
 import time
 from datetime import datetime
 
-from omni_router.adapters.documents import Database, Document
+from omni_router.adapters.documents import Database, Document, moment
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,12 @@ async def upgrade(db: Database) -> None:
     await ensure_capacity_fields(db)
     joined = await backfill_waiting_line(db)
     given = await backfill_publish_due(db)
-    if joined or given:
-        log.info("upgraded data from 0.1", extra={"waiting_chats": joined, "unpublished_replies": given})
+    dated = await backfill_report_times(db)
+    if joined or given or dated:
+        log.info(
+            "upgraded older data",
+            extra={"waiting_chats": joined, "unpublished_replies": given, "chats_dated_for_reports": dated},
+        )
 
 
 def fresh_capacity() -> Document:
@@ -57,6 +62,22 @@ async def backfill_publish_due(db: Database) -> int:
         done = await db.messages.update_one({"_id": message["_id"], **stray}, {"$set": {"publish_due": due}})
         given += done.modified_count
     return given
+
+
+async def backfill_report_times(db: Database) -> int:
+    """Chats stored before reports: their creation (and closing, and resolution) as the epoch seconds reports select
+    by. Their message counts and first responses were never kept: they count as none."""
+    dated = 0
+    async for chat in db.chats.find({"created_ts": {"$exists": False}}, {"created_at": 1, "closed_at": 1}):
+        created, closed = moment(chat.get("created_at")), moment(chat.get("closed_at"))
+        times: Document = {"created_ts": created.timestamp() if created else 0.0}
+        if closed is not None:
+            times["closed_ts"] = closed.timestamp()
+            if created is not None:
+                times["resolution_seconds"] = max(0.0, (closed - created).total_seconds())
+        done = await db.chats.update_one({"_id": chat["_id"], "created_ts": {"$exists": False}}, {"$set": times})
+        dated += done.modified_count
+    return dated
 
 
 async def key_contact(db: Database, contact: Document, key: str) -> None:

@@ -3,8 +3,15 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
-from omni_router.domain.model import Chat, Operator
+from omni_router.domain.model import Chat, Operator, Queue
+
+QueueAction = Literal["accept", "reply", "close", "transfer", "decline", "note", "label"]
+# What a queue's `actions` may allow (API.md); a queue without the field allows them all.
+QUEUE_ACTIONS: tuple[QueueAction, ...] = ("accept", "reply", "close", "transfer", "decline", "note", "label")
+# GetChatActions' names that a queue's actions call otherwise.
+QUEUE_ACTION_OF = {"send": "reply"}
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,16 @@ def is_offered_to(chat: Chat, operator_id: str) -> bool:
     return chat.status == "new" and operator_id in chat.offered_to
 
 
-def allowed_actions(chat: Chat, operator: Operator) -> list[str]:
-    """What this operator may do with the chat now (GetChatActions)."""
+def queue_allows(queue: Queue | None, action: str) -> bool:
+    """Whether the chat's queue lets its operators take `action` at all (reading is always allowed)."""
+    action = QUEUE_ACTION_OF.get(action, action)
+    if queue is None or queue.actions is None or action not in QUEUE_ACTIONS:
+        return True
+    return action in queue.actions
+
+
+def allowed_actions(chat: Chat, operator: Operator, queue: Queue | None = None) -> list[str]:
+    """What this operator may do with the chat now (GetChatActions), of what its queue allows."""
     if chat.status == "closed":
         return []
     offered = is_offered_to(chat, operator.id)
@@ -51,7 +66,7 @@ def allowed_actions(chat: Chat, operator: Operator) -> list[str]:
         "close": answering,
         "transfer": privileged,
     }
-    return [action for action, allowed in granted.items() if allowed]
+    return [action for action, allowed in granted.items() if allowed and queue_allows(queue, action)]
 
 
 def new_token() -> str:

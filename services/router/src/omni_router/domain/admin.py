@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from omni_router.domain.access import QueueAction
+from omni_router.domain.hours import BusinessHours, Csat
+
 AdminKind = Literal["queues", "operators", "channels"]
 ADMIN_KINDS: tuple[AdminKind, ...] = ("queues", "operators", "channels")
 
@@ -22,6 +25,13 @@ class QueueSettings(BaseModel):
     on_operator_offline: Literal["keep", "return"] = "keep"
     # How long an offer waits for an accept before it moves on; unset: OFFER_TIMEOUT_SECONDS.
     offer_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    # The actions its operators may take (GetChatActions offers only these); unset: all.
+    actions: list[QueueAction] | None = None
+    # None: always open. What a new chat's customer is told once, inside and outside them (None: nothing).
+    business_hours: BusinessHours | None = None
+    greeting_text: str | None = Field(default=None, min_length=1, max_length=4096)
+    out_of_hours_text: str | None = Field(default=None, min_length=1, max_length=4096)
+    csat: Csat | None = None
 
 
 class OperatorSettings(BaseModel):
@@ -64,11 +74,18 @@ PATCHABLE: dict[AdminKind, frozenset[str]] = {
             "operator_ids",
             "on_operator_offline",
             "offer_timeout_seconds",
+            "actions",
+            "business_hours",
+            "greeting_text",
+            "out_of_hours_text",
+            "csat",
         }
     ),
     "operators": frozenset({"name", "max_chats", "role", "status"}),
     "channels": frozenset({"name", "queue_id", "settings", "is_active"}),
 }
+# What a supervisor may change of a queue from the console (the rest is the admin's).
+SUPERVISOR_QUEUE_FIELDS = frozenset({"business_hours", "greeting_text", "out_of_hours_text", "csat"})
 # PATCH validates the stored object with the change applied, with the model creation uses.
 PATCH_MODELS: dict[AdminKind, type[BaseModel]] = {
     "queues": QueueSettings,

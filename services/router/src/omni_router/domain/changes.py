@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from omni_router.domain.integration import integration_event
 from omni_router.domain.model import OPEN_STATUSES, Chat
-from omni_router.domain.notifications import Notification, audience, involved, notifications
+from omni_router.domain.notifications import Queued, audience, involved, notifications
 from omni_router.domain.routing import Choice
 from omni_router.domain.views import chat_view
 
@@ -38,7 +39,7 @@ class ChatUpdate:
     before: Chat
     after: Chat
     fields: tuple[str, ...]
-    notes: tuple[Notification, ...] = ()
+    notes: tuple[Queued, ...] = ()
     guard: Guard = OPEN
 
 
@@ -50,7 +51,7 @@ def waiting_in(chat: Chat) -> str | None:
     return None
 
 
-def update(chat: Chat, guard: Guard, notes: Iterable[Notification] = (), **fields: Any) -> ChatUpdate:
+def update(chat: Chat, guard: Guard, notes: Iterable[Queued] = (), **fields: Any) -> ChatUpdate:
     """The chat with `fields` changed; its place in the waiting line follows every change."""
     after = replace(chat, **fields)
     after = replace(after, waiting_in=waiting_in(after))
@@ -123,13 +124,16 @@ def _changes_nothing(chat: Chat, offer: tuple[str, ...], reserve: str | None, de
     return same and bool(offer or chat.waiting)
 
 
-def assign(chat: Chat, operator_id: str, *, reason: str, guard: Guard, new_id: NewId) -> ChatUpdate:
-    """The chat held by `operator_id` (accepted, or transferred to them); the others involved hear it is revoked."""
+def assign(chat: Chat, operator_id: str, *, reason: str, guard: Guard, at: datetime, new_id: NewId) -> ChatUpdate:
+    """The chat held by `operator_id` (accepted, or transferred to them); the others involved hear it is revoked,
+    the webhooks' subscribers that it is assigned."""
     assigned = replace(chat, status="assigned", operator_id=operator_id)
     others = [op for op in involved(chat) if op != operator_id]
-    notes = [
-        *notifications("chat.assigned", [operator_id], {"chat": chat_view(assigned), "reason": reason}, new_id=new_id),
+    told = {"chat": chat_view(assigned), "reason": reason}
+    notes: list[Queued] = [
+        *notifications("chat.assigned", [operator_id], told, new_id=new_id),
         *notifications("chat.revoked", others, {"reason": "taken" if reason == "accepted" else reason}, new_id=new_id),
+        integration_event("chat.assigned", told, at=at, new_id=new_id),
     ]
     return update(
         chat,
@@ -160,22 +164,52 @@ def requeue(chat: Chat, queue_id: str, *, reason: str, new_id: NewId) -> ChatUpd
     )
 
 
+@dataclass(frozen=True)
+class CsatAsk:
+    """The CSAT question a closing sends: the id it is stored under, and until when a rating may answer it."""
+
+    message_id: str
+    until: float
+
+
 def close(
-    chat: Chat, *, by: str | None, reason: str, at: datetime, due_by: float | None = None, new_id: NewId
+    chat: Chat,
+    *,
+    by: str | None,
+    reason: str,
+    at: datetime,
+    due_by: float | None = None,
+    csat: CsatAsk | None = None,
+    new_id: NewId,
 ) -> ChatUpdate:
-    """The chat closed; whoever holds it or it is offered to hears `chat.closed`."""
+    """The chat closed; whoever holds it or it is offered to hears `chat.closed`, and the webhooks' subscribers. Its
+    resolution time is kept for reports, and (`csat`) the question it asks and how the customer's rating finds it."""
+    asked: dict[str, Any] = {}
+    if csat is not None:
+        asked = {"csat_key": f"{chat.channel_id}:{chat.contact_id}", "csat_until": csat.until}
+        asked["csat_message_id"] = csat.message_id
+        asked["csat_ask_at"] = at.timestamp()
+    created = chat.created_at
+    closed = replace(chat, status="closed", closed_at=at)
+    notes: list[Queued] = [
+        *notifications("chat.closed", audience(chat), {"reason": reason}, new_id=new_id),
+        integration_event("chat.closed", {"chat": chat_view(closed), "reason": reason}, at=at, new_id=new_id),
+    ]
     return update(
         chat,
         Guard(OPEN_STATUSES, due_by),
-        notifications("chat.closed", audience(chat), {"reason": reason}, new_id=new_id),
+        notes,
         status="closed",
         closed_at=at,
+        closed_ts=at.timestamp(),
+        resolution_seconds=max(0.0, (at - created).total_seconds()) if created else None,
         closed_by=by,
         close_reason=reason,
         waiting=False,
         open_key=None,
         due_at=None,
         offer_expires_at=None,
+        **asked,
     )
 
 

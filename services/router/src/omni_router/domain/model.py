@@ -44,6 +44,8 @@ class Chat:
     offer_expires_at: float | None = None
     # Set while the chat is open: one open chat per contact and channel.
     open_key: str | None = None
+    # The dedupe key of the customer message that opened it (its `chat.created` is announced with that message).
+    opened_by: str | None = None
     created_at: datetime | None = None
     last_message_at: datetime | None = None
     # When the last message went in or out, and when the queue's completion timeout closes the chat.
@@ -56,6 +58,27 @@ class Chat:
     outbox_at: float | None = None
     # Names of the admin's labels operators put on the chat (domain/labels.py).
     labels: tuple[str, ...] = ()
+    # Opened outside its queue's business hours: not offered before this (epoch seconds), the waiting line's sweep
+    # offers it then. `welcome`: the greeting or out-of-hours answer still to send ({"id", "text"}: the id it is
+    # stored under, so a repeat stores it once).
+    not_before: float | None = None
+    welcome: Mapping[str, str] | None = None
+    # Kept as messages go in and out and as it closes, so that reports read chats, never messages.
+    messages_in: int = 0
+    messages_out: int = 0
+    first_response_at: datetime | None = None
+    first_response_seconds: float | None = None
+    resolution_seconds: float | None = None
+    # `closed_at` in epoch seconds: what reports select closed chats by (a range on one indexed number).
+    closed_ts: float | None = None
+    # The CSAT question sent at closing: `csat_key` ("<channel>:<contact>") while a rating may still come, until
+    # `csat_until` (epoch seconds); `csat_message_id` the question's id; the customer's answer as `rating`.
+    csat_key: str | None = None
+    csat_until: float | None = None
+    csat_message_id: str | None = None
+    # Set by the closing that asks, removed once the question is stored: what a crash in between left to the sweep.
+    csat_ask_at: float | None = None
+    rating: Mapping[str, Any] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +120,14 @@ class Queue:
     # What happens to the chats an operator holds when they go offline: kept, or back to the queue.
     on_operator_offline: str = "keep"
     created_at: datetime | None = None
+    # The actions its operators may be offered and take (domain/access.py QUEUE_ACTIONS); None: all of them.
+    actions: tuple[str, ...] | None = None
+    # Business hours as the admin gave them (domain/hours.py reads them; None: always open), what a new chat's
+    # customer is told inside and outside them, and the CSAT question after a chat closes.
+    business_hours: Mapping[str, Any] | None = None
+    greeting_text: str | None = None
+    out_of_hours_text: str | None = None
+    csat: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Operator notifications: what each operator is told about a chat, who hears of it, and a chat's outbox.
 
-A change of a chat queues the notifications it causes in the chat's outbox in the same write; they are
-published from there (see service_layer/notices.py). Event ids are what consumers dedupe on: a repeat of the
-same cause (a redelivered receipt) carries the same ids when the notification is keyed by its cause.
+A change of a chat queues the notifications it causes (and the webhooks' events) in the chat's outbox in the
+same write; they are published from there (see service_layer/notices.py). Event ids are what consumers dedupe
+on: a repeat of the same cause (a redelivered receipt) carries the same ids when the notification is keyed by
+its cause.
 """
 
 import hashlib
@@ -12,6 +13,7 @@ from typing import Any
 
 from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
+from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.model import Chat
 
 
@@ -55,6 +57,10 @@ def derived_id(key: str, kind: str, operator_id: str) -> str:
     return hashlib.blake2b(f"{key}|{kind}|{operator_id}".encode(), digest_size=12).hexdigest()
 
 
+# What a chat's outbox holds: notifications for operators, and events for the webhooks' subscribers.
+Queued = Notification | IntegrationEvent
+
+
 @dataclass(frozen=True, slots=True)
 class Outbox:
     """Notifications to publish for one chat, in the order they were queued.
@@ -65,13 +71,13 @@ class Outbox:
     """
 
     chat_id: str
-    queued: tuple[tuple[str, Notification], ...] = ()
+    queued: tuple[tuple[str, Queued], ...] = ()
     legacy: tuple[Notification, ...] = ()
     version: int | None = 0
     shared: bool = False
 
     @property
-    def all(self) -> list[Notification]:
+    def all(self) -> list[Queued]:
         return [*self.legacy, *(note for _, note in self.queued)]
 
 

@@ -1,8 +1,10 @@
 """The JSON shapes the public API fixes, for answers and notifications alike. Secrets never reach these."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from omni_router.domain.access import QUEUE_ACTIONS
 from omni_router.domain.canned import CannedResponse
 from omni_router.domain.labels import Label
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
@@ -43,7 +45,16 @@ def chat_view(chat: Chat, contact_name: str | None = None, unread_count: int = 0
         "last_message_at": iso(chat.last_message_at),
         "closed_at": iso(chat.closed_at),
         "labels": list(chat.labels),
+        "first_response_at": iso(chat.first_response_at),
+        "not_before": iso(datetime.fromtimestamp(chat.not_before, UTC)) if chat.not_before else None,
+        "rating": rating_view(chat.rating),
     }
+
+
+def rating_view(rating: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if rating is None:
+        return None
+    return {"score": rating.get("score"), "comment": rating.get("comment"), "created_at": iso(rating.get("created_at"))}
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -120,7 +131,12 @@ def queue_view(queue: Queue) -> dict[str, Any]:
         "operator_ids": list(queue.operator_ids),
         "on_operator_offline": queue.on_operator_offline,
         "offer_timeout_seconds": queue.offer_timeout_seconds,
+        "business_hours": dict(queue.business_hours) if queue.business_hours is not None else None,
+        "greeting_text": queue.greeting_text,
+        "out_of_hours_text": queue.out_of_hours_text,
+        "csat": dict(queue.csat) if queue.csat is not None else None,
         "created_at": iso(queue.created_at),
+        "actions": list(QUEUE_ACTIONS if queue.actions is None else queue.actions),
     }
 
 

@@ -78,6 +78,17 @@ async def create_queue(request: Request) -> Response:
                 minimum: 0
                 maximum: 86400
                 description: "how long an offer waits for an accept; unset: OFFER_TIMEOUT_SECONDS"
+              actions:
+                type: array
+                nullable: true
+                items: {type: string, enum: [accept, reply, close, transfer, decline, note, label]}
+                description: >-
+                  the actions its operators may be offered (GetChatActions) and take; any other answers 403
+                  `action_not_allowed`. Unset: all of them
+              business_hours: {$ref: "#/components/schemas/BusinessHours"}
+              greeting_text: {type: string, nullable: true, minLength: 1, maxLength: 4096}
+              out_of_hours_text: {type: string, nullable: true, minLength: 1, maxLength: 4096}
+              csat: {$ref: "#/components/schemas/Csat"}
     responses:
       "201":
         description: the queue
@@ -251,7 +262,8 @@ async def patch_item(request: Request) -> Response:
       required: true
       description: >-
         the fields to change. Queues: `name`, `routing_rule`, `completion_timeout_minutes`, `operator_ids`,
-        `on_operator_offline`, `offer_timeout_seconds`. Operators: `name`, `max_chats`, `role`, `status`
+        `on_operator_offline`, `offer_timeout_seconds`, `actions`, `business_hours`, `greeting_text`,
+        `out_of_hours_text`, `csat`. Operators: `name`, `max_chats`, `role`, `status`
         (`online`, `busy`, `offline`). Channels: `name`, `queue_id`, `settings` (merged over the stored ones, so
         secrets not named are kept), `is_active`.
       content:

@@ -25,7 +25,9 @@ securitySchemes:
   adminToken:
     type: http
     scheme: bearer
-    description: the `ADMIN_TOKEN` setting (without it the admin API refuses every request)
+    description: >-
+      the `ADMIN_TOKEN` setting (every scope), or an API token from `POST /api/admin/tokens` whose scopes open the
+      endpoint (`admin`: everything under /api/admin)
   streamTicket:
     type: apiKey
     in: query
@@ -41,7 +43,7 @@ schemas:
   Chat:
     type: object
     required: [id, channel_id, queue_id, contact_id, contact, status, operator_id, unread_count, created_at,
-               last_message_at, closed_at, labels]
+               last_message_at, closed_at, labels, first_response_at, not_before, rating]
     properties:
       id: {type: string}
       channel_id: {type: string}
@@ -60,6 +62,73 @@ schemas:
       last_message_at: {type: string, format: date-time, nullable: true}
       closed_at: {type: string, format: date-time, nullable: true}
       labels: {type: array, items: {type: string}, description: names of the admin's labels put on the chat}
+      first_response_at: {type: string, format: date-time, nullable: true, description: the first operator reply}
+      not_before:
+        type: string
+        format: date-time
+        nullable: true
+        description: opened outside its queue's business hours, offered from then on
+      rating: {$ref: "#/components/schemas/Rating"}
+  Rating:
+    type: object
+    nullable: true
+    description: the customer's answer to the CSAT question
+    required: [score, comment, created_at]
+    properties:
+      score: {type: integer, minimum: 1, maximum: 5}
+      comment: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
+  BusinessHours:
+    type: object
+    nullable: true
+    description: "none: always open"
+    required: [timezone]
+    properties:
+      timezone: {type: string, description: "an IANA time zone, e.g. Europe/Berlin"}
+      weekly:
+        type: object
+        description: "`mon`..`sun`: lists of [start, end] as HH:MM, 24 h, end exclusive (24:00 ends the day)"
+        additionalProperties:
+          type: array
+          items: {type: array, items: {type: string}, minItems: 2, maxItems: 2}
+      holidays: {type: array, items: {type: string, format: date}}
+  Csat:
+    type: object
+    nullable: true
+    required: [enabled]
+    properties:
+      enabled: {type: boolean}
+      question: {type: string}
+  ReportSummary:
+    type: object
+    required: [chats_opened, chats_closed, messages_in, messages_out, first_response_seconds,
+               resolution_seconds, csat, by_day]
+    properties:
+      chats_opened: {type: integer}
+      chats_closed: {type: integer}
+      messages_in: {type: integer}
+      messages_out: {type: integer, description: operators' replies (not the router's own answers)}
+      first_response_seconds: {$ref: "#/components/schemas/Percentiles"}
+      resolution_seconds: {$ref: "#/components/schemas/Percentiles"}
+      csat:
+        type: object
+        properties:
+          responses: {type: integer}
+          average: {type: number, nullable: true}
+      by_day:
+        type: array
+        items:
+          type: object
+          properties:
+            date: {type: string, format: date}
+            chats_opened: {type: integer}
+            chats_closed: {type: integer}
+  Percentiles:
+    type: object
+    required: [p50, p90]
+    properties:
+      p50: {type: number, nullable: true, description: "seconds; null: no such chats in the period"}
+      p90: {type: number, nullable: true}
   Contact:
     type: object
     required: [id, name, photo_url, attributes, identities, created_at]
@@ -175,7 +244,7 @@ schemas:
   Queue:
     type: object
     required: [id, name, routing_rule, completion_timeout_minutes, operator_ids, on_operator_offline,
-               offer_timeout_seconds, created_at]
+               offer_timeout_seconds, business_hours, greeting_text, out_of_hours_text, csat, created_at, actions]
     properties:
       id: {type: string}
       name: {type: string}
@@ -184,7 +253,18 @@ schemas:
       operator_ids: {type: array, items: {type: string}}
       on_operator_offline: {type: string, enum: [keep, return]}
       offer_timeout_seconds: {type: number, nullable: true, description: "unset: OFFER_TIMEOUT_SECONDS"}
+      business_hours: {$ref: "#/components/schemas/BusinessHours"}
+      greeting_text: {type: string, nullable: true, description: a new chat's customer is told this once inside hours}
+      out_of_hours_text:
+        type: string
+        nullable: true
+        description: a new chat's customer is told this once outside hours (the chat waits for the next opening)
+      csat: {$ref: "#/components/schemas/Csat"}
       created_at: {type: string, format: date-time, nullable: true}
+      actions:
+        type: array
+        items: {type: string, enum: [accept, reply, close, transfer, decline, note, label]}
+        description: the actions its operators may be offered and take (all, unless the queue names fewer)
   Channel:
     type: object
     required: [id, name, provider, source, queue_id, is_active, settings, secrets_set, registration, created_at]
@@ -221,6 +301,51 @@ schemas:
       attempts: {type: integer}
       parked_at: {type: string, nullable: true}
       body: {description: "the message as it was (JSON when it parses, else text)"}
+  ApiToken:
+    type: object
+    required: [id, name, scopes, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      scopes: {type: array, items: {type: string, enum: [admin, reports:read]}}
+      created_at: {type: string, format: date-time, nullable: true}
+  AuditEntry:
+    type: object
+    required: [id, at, actor, method, path, target_id, status]
+    properties:
+      id: {type: string}
+      at: {type: string, format: date-time}
+      actor:
+        type: object
+        required: [token_id, name]
+        properties:
+          token_id: {type: string, nullable: true, description: "null: the bootstrap ADMIN_TOKEN, or unknown"}
+          name: {type: string, nullable: true, description: "the token's name; null: a caller not identified"}
+      method: {type: string, enum: [POST, PUT, PATCH, DELETE]}
+      path: {type: string}
+      target_id: {type: string, nullable: true}
+      status: {type: integer, description: the HTTP status the write was answered with}
+  Webhook:
+    type: object
+    required: [id, url, events, active, created_at]
+    properties:
+      id: {type: string}
+      url: {type: string}
+      events: {type: array, items: {type: string}}
+      active: {type: boolean}
+      created_at: {type: string, format: date-time, nullable: true}
+  WebhookDelivery:
+    type: object
+    required: [id, event_id, event, attempt, at, status_code, outcome, error]
+    properties:
+      id: {type: string}
+      event_id: {type: string, description: "the event's id (the receivers' Idempotency-Key)"}
+      event: {type: string}
+      attempt: {type: integer, minimum: 1}
+      at: {type: string, format: date-time, nullable: true}
+      status_code: {type: integer, nullable: true, description: "the receiver's HTTP status; null without an answer"}
+      outcome: {type: string, enum: [delivered, retrying, failed]}
+      error: {type: string, nullable: true}
   Count:
     type: object
     required: [count]
@@ -232,7 +357,9 @@ responses:
     description: no bearer token, or an unknown one
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   AdminForbidden:
-    description: an operator's token (the admin API takes only the admin's)
+    description: >-
+      an operator's token (`forbidden`), or an API token whose scopes do not open this endpoint
+      (`insufficient_scope`)
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   ContactNotFound:
     description: "`contact_not_found`: no such contact (merged away), or none this operator may see (the same answer)"
@@ -253,6 +380,9 @@ responses:
     description: >-
       the chat's state refuses it: `chat_closed`, `chat_taken`, `not_allowed`, `not_offered`, `at_capacity`,
       `operator_unavailable`, or `chat_changed` (another change raced this one; read the chat again)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ActionNotAllowed:
+    description: "`action_not_allowed`: the chat's queue does not let its operators take this action"
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   NotReady:
     description: "`not_ready`: the router is starting or stopping"

@@ -261,6 +261,7 @@ async def accept(request: Request) -> Response:
         description: the chat, now held by the operator
         content: {application/json: {schema: {$ref: "#/components/schemas/Chat"}}}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403": {$ref: "#/components/responses/ActionNotAllowed"}
       "404": {$ref: "#/components/responses/ChatNotFound"}
       "409": {$ref: "#/components/responses/ChatConflict"}
       "503": {$ref: "#/components/responses/NotReady"}
@@ -401,6 +402,7 @@ async def send(request: Request) -> Response:
         description: "`malformed_json`, `invalid_body` (no text and no attachments), or `invalid_idempotency_key`"
         content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403": {$ref: "#/components/responses/ActionNotAllowed"}
       "404": {$ref: "#/components/responses/ChatNotFound"}
       "409":
         description: >-
@@ -458,6 +460,7 @@ async def close(request: Request) -> Response:
         description: the closed chat
         content: {application/json: {schema: {$ref: "#/components/schemas/Chat"}}}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403": {$ref: "#/components/responses/ActionNotAllowed"}
       "404": {$ref: "#/components/responses/ChatNotFound"}
       "409": {$ref: "#/components/responses/ChatConflict"}
       "503": {$ref: "#/components/responses/NotReady"}
@@ -477,6 +480,7 @@ async def decline(request: Request) -> Response:
         description: the chat after the offer moved on
         content: {application/json: {schema: {$ref: "#/components/schemas/Chat"}}}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403": {$ref: "#/components/responses/ActionNotAllowed"}
       "404": {$ref: "#/components/responses/ChatNotFound"}
       "409":
         description: "`not_offered`: the chat is not offered to this operator; `chat_changed`: read it again"
@@ -515,6 +519,7 @@ async def transfer(request: Request) -> Response:
         description: "`malformed_json`, or `invalid_body`: not exactly one target, or an unknown operator or queue"
         content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403": {$ref: "#/components/responses/ActionNotAllowed"}
       "404": {$ref: "#/components/responses/ChatNotFound"}
       "409": {$ref: "#/components/responses/ChatConflict"}
       "503": {$ref: "#/components/responses/NotReady"}

@@ -1,9 +1,9 @@
 """The admin's use cases: queues, operators and channels created, changed and deleted (routing follows each
 change), channels registered with their messengers, and the parking lots."""
 
-import hmac
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,7 +17,7 @@ from omni_router.domain.admin import (
     OperatorSettings,
     QueueSettings,
 )
-from omni_router.domain.errors import Conflict, Forbidden, Invalid, InvalidBody, NotFound, Unauthorized
+from omni_router.domain.errors import Conflict, Invalid, InvalidBody, NotFound
 from omni_router.domain.model import Channel, Operator, Queue
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.ports import (
@@ -41,7 +41,7 @@ def _item_fields(item: Item) -> dict[str, Any]:
 
 def _stored(name: str, value: Any) -> Any:
     """A checked field as the typed value holds it."""
-    return tuple(value) if name == "operator_ids" else value
+    return tuple(value) if name in ("operator_ids", "actions") and value is not None else value
 
 
 class Admin:
@@ -57,7 +57,6 @@ class Admin:
         parking: ParkingLots,
         engine: Engine,
         rules: Collection[str],
-        admin_token: str | None,
         clock: Clock,
     ) -> None:
         self._queues = queues
@@ -69,16 +68,10 @@ class Admin:
         self.parking = parking
         self._engine = engine
         self._rules = rules
-        self._admin_token = admin_token
         self._clock = clock
 
-    async def authorize(self, token: str) -> None:
-        """The admin's token passes; an operator's is Forbidden; anything else Unauthorized."""
-        if self._admin_token is not None and hmac.compare_digest(token.encode(), self._admin_token.encode()):
-            return
-        if await self._operators.by_token(token_hash(token)) is not None:
-            raise Forbidden("forbidden", "operator tokens cannot use the admin API")
-        raise Unauthorized("unauthorized", "unknown token")
+    def now(self) -> datetime:
+        return self._clock.now()
 
     # Creating ----------------------------------------------------------------------------------------------------
 
@@ -93,6 +86,8 @@ class Admin:
             on_operator_offline=body.on_operator_offline,
             offer_timeout_seconds=body.offer_timeout_seconds,
             created_at=self._clock.now(),
+            actions=None if body.actions is None else tuple(dict.fromkeys(body.actions)),
+            **body.model_dump(mode="json", include={"business_hours", "greeting_text", "out_of_hours_text", "csat"}),
         )
         await self._queues.add(queue)
         return queue
@@ -190,7 +185,8 @@ class Admin:
             )
         elif isinstance(checked, ChannelSettings):
             await self._check_changed_channel(checked, changes)
-        return checked.model_dump(include=set(changes))
+        # As JSON: nested settings (business hours' dates) stored as the API shows them.
+        return checked.model_dump(mode="json", include=set(changes))
 
     async def _check_changed_channel(self, checked: ChannelSettings, changes: dict[str, Any]) -> None:
         if "settings" in changes:

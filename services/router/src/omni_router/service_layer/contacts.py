@@ -12,6 +12,8 @@ step again. Until (4) is done the chats not moved yet are still found: the kept 
 every id merged into it.
 """
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 
@@ -20,6 +22,7 @@ from omni_router.domain.contacts import card, may_read_history, may_see_contact,
 from omni_router.domain.errors import Invalid, NotFound
 from omni_router.domain.model import Channel, Chat, Contact, Operator
 from omni_router.service_layer.indexing import Indexer
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import Chats, Contacts, Messages, RoutingSettings
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,17 @@ def _missing(contact_id: str) -> NotFound:
 
 class ContactCards:
     def __init__(
-        self, *, contacts: Contacts, chats: Chats, messages: Messages, settings: RoutingSettings, indexer: Indexer
+        self,
+        *,
+        contacts: Contacts,
+        chats: Chats,
+        messages: Messages,
+        settings: RoutingSettings,
+        indexer: Indexer,
+        integration: IntegrationEvents,
     ) -> None:
         self._indexer = indexer
+        self._integration = integration
         self._messages = messages
         self._contacts = contacts
         self._chats = chats
@@ -116,5 +127,9 @@ class ContactCards:
 
     async def contact_updated(self, contact: Contact) -> None:
         """Where a contact's change (an edit, a merge) is told to others: its search entry is written again (name
-        and attributes searchable); outbound webhooks' `contact.updated` belongs here (nothing is published yet)."""
+        and attributes searchable), and the webhooks' subscribers get `contact.updated` with the card, under an id
+        of the contact as it now is (the same change told again, as a repeated merge does, goes out once)."""
         await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
+        view = await self._card(contact)
+        version = hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        await self._integration.emit("contact.updated", {"contact": view}, key=f"{contact.id}:{version}")

@@ -4,10 +4,18 @@ and read chats, accept, decline, transfer and close them, fetch their files. Rep
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from omni_router.domain.access import Visibility, allowed_actions, is_offered_to, may_see, token_hash, visibility
+from omni_router.domain.access import (
+    Visibility,
+    allowed_actions,
+    is_offered_to,
+    may_see,
+    queue_allows,
+    token_hash,
+    visibility,
+)
 from omni_router.domain.changes import NEW_ONLY, OPEN
 from omni_router.domain.contacts import may_read_history
-from omni_router.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from omni_router.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from omni_router.domain.model import Chat, FileRef, Message, Operator
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.ports import Chats, FileDownload, Files, Messages, Operators, RoutingSettings
@@ -123,11 +131,21 @@ class Desk:
         return Page(page, page[0].id if len(newest_first) > limit else None)
 
     async def actions(self, chat_id: str, operator: Operator) -> list[str]:
-        return allowed_actions(await self.visible_chat(chat_id, operator), operator)
+        chat = await self.visible_chat(chat_id, operator)
+        return allowed_actions(chat, operator, await self._settings.queue(chat.queue_id))
+
+    async def permit(self, chat: Chat, action: str) -> None:
+        """Forbidden (`action_not_allowed`) if the chat's queue does not let its operators take `action` (one of
+        domain/access.py QUEUE_ACTIONS: the endpoints of notes and labels ask it too)."""
+        queue = await self._settings.queue(chat.queue_id)
+        if not queue_allows(queue, action):
+            where = f"queue {queue.name}" if queue else "queue"
+            raise Forbidden("action_not_allowed", f"the {where} does not allow {action}")
 
     async def accept(self, chat_id: str, operator: Operator) -> Chat:
         """AcceptChat: the first accept wins; the others it was offered to get `chat.revoked` (and a Conflict)."""
         chat = await self.visible_chat(chat_id, operator, offered_before=True)
+        await self.permit(chat, "accept")
         me = operator.id
         for _ in range(ATTEMPTS):
             if chat.status == "closed":
@@ -147,6 +165,7 @@ class Desk:
     async def decline(self, chat_id: str, operator: Operator) -> Chat:
         """Turn down an offer: it moves on to others, and this operator is not offered the chat again."""
         chat = await self.visible_chat(chat_id, operator)
+        await self.permit(chat, "decline")
         for _ in range(ATTEMPTS):
             if not is_offered_to(chat, operator.id):
                 raise Conflict("not_offered", "the chat is not offered to you")
@@ -159,6 +178,7 @@ class Desk:
     async def transfer(self, chat_id: str, operator: Operator, to_operator: str | None, to_queue: str | None) -> Chat:
         """Hand the chat to another operator (who holds it at once, capacity permitting) or queue."""
         chat = await self.visible_chat(chat_id, operator)
+        await self.permit(chat, "transfer")
         await self._check_target(to_operator, to_queue)
         for _ in range(ATTEMPTS):
             if "transfer" not in allowed_actions(chat, operator):
@@ -190,6 +210,7 @@ class Desk:
     async def close(self, chat_id: str, operator: Operator) -> Chat:
         """CloseActiveChat: whoever it was offered to or held by hears `chat.closed`."""
         chat = await self.visible_chat(chat_id, operator)
+        await self.permit(chat, "close")
         for _ in range(ATTEMPTS):
             if "close" not in allowed_actions(chat, operator):
                 closed = chat.status == "closed"

@@ -18,7 +18,8 @@ from typing import Any
 
 from omni_router.domain import changes
 from omni_router.domain.capacity import Claim
-from omni_router.domain.changes import ChatUpdate, Guard, Reoffer
+from omni_router.domain.changes import ChatUpdate, CsatAsk, Guard, Reoffer
+from omni_router.domain.csat import CSAT_WINDOW_SECONDS, csat_of
 from omni_router.domain.errors import Conflict
 from omni_router.domain.model import Chat, Message, Queue
 from omni_router.domain.notifications import audience
@@ -26,8 +27,9 @@ from omni_router.domain.routing import Choice, Outcome, Pick, RoutingRule, candi
 from omni_router.domain.timeouts import due_time, offer_deadline
 from omni_router.domain.views import message_view
 from omni_router.service_layer.capacity import Capacity
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.notices import Notices
-from omni_router.service_layer.ports import Chats, Clock, Operators, Queues, RoutingSettings, Written
+from omni_router.service_layer.ports import Chats, Clock, Operators, Postponement, Queues, RoutingSettings, Written
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,11 @@ class Rerouted:
         return other.outcome
 
 
+def not_yet(chat: Chat, now: float) -> bool:
+    """Whether the chat may not be offered yet (it opened outside its queue's business hours)."""
+    return chat.not_before is not None and chat.not_before > now
+
+
 class Engine:
     def __init__(
         self,
@@ -71,6 +78,7 @@ class Engine:
         settings: RoutingSettings,
         capacity: Capacity,
         notices: Notices,
+        courtesy: Courtesy,
         rules: Mapping[str, RoutingRule],
         offer_timeout_seconds: float,
         clock: Clock,
@@ -81,6 +89,7 @@ class Engine:
         self.settings = settings
         self._capacity = capacity
         self._notices = notices
+        self._courtesy = courtesy
         self._rules = rules
         self._offer_timeout = offer_timeout_seconds
         self._clock = clock
@@ -143,13 +152,16 @@ class Engine:
         """The queue's waiting line, then the newcomer (behind the line: it waits if the line is blocked)."""
         done = Rerouted()
         blocked = False
+        now = self._clock.time()
         for chat in await self._chats.waiting(routing.queue.id, BATCH):
+            if not_yet(chat, now):  # opened out of hours: offered at the next opening, by the sweep then
+                continue
             if done.add(await self._reoffer(chat, routing, Reoffer())) is Outcome.NOBODY:
                 blocked = True
                 break
         if newcomer is None or newcomer.waiting:
             return done
-        if blocked:
+        if blocked or not_yet(newcomer, now):
             await self._chats.change(changes.mark_waiting(newcomer))
             return done
         offered = await self._reoffer(newcomer, routing, Reoffer(data=data))
@@ -266,7 +278,9 @@ class Engine:
         claim = await self._capacity.claim(operator_id, chat.id, online_only=online_only)
         if claim is Claim.REFUSED:
             raise Conflict("at_capacity", "the operator is at capacity" + (" or not online" if online_only else ""))
-        update = changes.assign(chat, operator_id, reason=reason, guard=guard, new_id=self._clock.new_id)
+        update = changes.assign(
+            chat, operator_id, reason=reason, guard=guard, at=self._clock.now(), new_id=self._clock.new_id
+        )
         written = await self._chats.change(update)
         if written is None:
             if claim is Claim.TAKEN:
@@ -286,13 +300,18 @@ class Engine:
         return written.chat
 
     async def close(self, chat: Chat, *, by: str | None, reason: str, due_by: float | None = None) -> Chat | None:
+        """Close the chat; a queue that asks for ratings has its question sent to the customer once."""
+        asks = csat_of(await self.settings.queue(chat.queue_id))
+        ask = CsatAsk(self._clock.new_id(), self._clock.time() + CSAT_WINDOW_SECONDS) if asks else None
         update = changes.close(
-            chat, by=by, reason=reason, at=self._clock.now(), due_by=due_by, new_id=self._clock.new_id
+            chat, by=by, reason=reason, at=self._clock.now(), due_by=due_by, csat=ask, new_id=self._clock.new_id
         )
         written = await self._chats.change(update)
         if written is None:
             return None
         await self._finish(update, written)
+        if asks is not None:
+            await self._courtesy.ask_rating(written.chat, asks.question)
         return written.chat
 
     async def _finish(self, update: ChatUpdate, written: Written, keep: str | None = None) -> None:
@@ -341,6 +360,16 @@ class Engine:
             return False
         await self._chats.reschedule(chat, due)
         return True
+
+    async def postpone_many(self, chats: Sequence[tuple[Chat, datetime | None, int]]) -> None:
+        """`postpone_completion` for each chat (with its last message's time and how many customer messages it got),
+        in one write."""
+        active_at = self._clock.time()
+        postponed = [
+            Postponement(chat.id, active_at, due_time(await self.settings.queue(chat.queue_id), active_at), last, count)
+            for chat, last, count in chats
+        ]
+        await self._chats.postpone_many(postponed)
 
     async def postpone_completion(self, chat: Chat, last_message_at: datetime | None = None) -> None:
         """A message went in or out: the chat's completion timeout starts again (and, for a customer's message, the

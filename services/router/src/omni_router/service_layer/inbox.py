@@ -1,12 +1,125 @@
 """A customer's message (`message.received`): its contact, its open chat, the message stored once, then routing
-and the requests for the sender's profile and the message's files."""
+and the requests for the sender's profile and the message's files.
+
+`receive` takes one message; `receive_batch` takes what a partition had ready and writes it in bulk: the messages
+in one unordered insert (the unique dedupe key refuses each repeat on its own), the chats' due times in one bulk
+write, the notifications in one insert, the publishes awaited together, the `routed` marks in one bulk write. It
+takes returning customers' messages to chats someone holds or was offered; a new customer's or a new chat's first
+message, a chat nobody holds or was offered (its routing stays atomic: the queue's lock, the claims), and every
+later message of such a chat in the batch are left to `receive`, one by one after it.
+"""
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested, UnifiedMessage
+from omni_contracts.events import Event
 from omni_router.domain.errors import NotFound
-from omni_router.domain.model import Channel, Chat, Contact, FileRef, Message, dedupe_key, default_contact_name
+from omni_router.domain.hours import opening
+from omni_router.domain.model import (
+    Channel,
+    Chat,
+    Contact,
+    FileRef,
+    Message,
+    dedupe_key,
+    default_contact_name,
+    sender_key,
+)
+from omni_router.domain.notifications import audience
+from omni_router.domain.views import chat_view, message_view
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.indexing import Indexer
-from omni_router.service_layer.ports import Chats, Clock, Contacts, Events, Messages, RoutingSettings
+from omni_router.service_layer.integration_events import IntegrationEvents
+from omni_router.service_layer.notices import Notices, Telling
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Chats,
+    Clock,
+    Contacts,
+    Events,
+    Messages,
+    RoutingSettings,
+)
+
+T = TypeVar("T")
+
+# Contacts a router keeps by sender key (the least recently used forgotten first), and how long it keeps one whose
+# profile is pending before reading it again (profile requests stop soon after the profile was resolved).
+CONTACTS_KEPT = 20_000
+PENDING_CONTACT_SECONDS = 10.0
+
+
+class KnownContacts:
+    """Contacts as the router's input found them, by sender key. Correct to keep without asking the database again:
+    a contact is never deleted and its id never changes (one per channel and sender, by a unique index); the one
+    field read from it that does change, the profile status, is read again while it is pending."""
+
+    def __init__(self, clock: Clock, size: int = CONTACTS_KEPT) -> None:
+        self._clock = clock
+        self._size = size
+        self._known: OrderedDict[str, tuple[Contact, float]] = OrderedDict()
+
+    def get(self, key: str) -> Contact | None:
+        found = self._known.get(key)
+        if found is None:
+            return None
+        contact, at = found
+        if contact.profile_status == "pending" and self._clock.time() - at > PENDING_CONTACT_SECONDS:
+            del self._known[key]
+            return None
+        self._known.move_to_end(key)
+        return contact
+
+    def keep(self, key: str, contact: Contact) -> None:
+        self._known[key] = (contact, self._clock.time())
+        self._known.move_to_end(key)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+
+@dataclass
+class _Item:
+    """A message of a batch on its way: where it is in the batch, and what was found for it."""
+
+    position: int
+    message: UnifiedMessage
+    channel: Channel
+    key: str
+    contact: Contact | None = None
+    chat: Chat | None = None
+    stored: Message | None = None
+
+
+class _Left:
+    """The positions left to `receive`, and for each sender (chat) the first one left: its later messages are left
+    too."""
+
+    def __init__(self) -> None:
+        self.positions: set[int] = set()
+        self._first: dict[str, int] = {}
+
+    def add(self, position: int, key: str) -> None:
+        self.positions.add(position)
+        self._first[key] = min(position, self._first.get(key, position))
+
+    def behind(self, position: int, key: str) -> bool:
+        return self._first.get(key, position + 1) < position
+
+    def keep(self, items: Iterable[_Item], takes: Callable[[_Item], bool]) -> list[_Item]:
+        """The items, in order, that `takes` takes and that follow nothing left of their chat; the others left."""
+        kept = []
+        for item in items:
+            if not self.behind(item.position, item.key) and takes(item):
+                kept.append(item)
+            else:
+                self.add(item.position, item.key)
+        return kept
 
 
 class Inbox:
@@ -18,16 +131,23 @@ class Inbox:
         messages: Messages,
         settings: RoutingSettings,
         engine: Engine,
+        notices: Notices,
+        courtesy: Courtesy,
         events: Events,
         indexer: Indexer,
+        integration: IntegrationEvents,
         clock: Clock,
     ) -> None:
         self._indexer = indexer
+        self._notices = notices
+        self._known = KnownContacts(clock)
+        self._integration = integration
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
         self._settings = settings
         self._engine = engine
+        self._courtesy = courtesy
         self._events = events
         self._clock = clock
 
@@ -43,32 +163,157 @@ class Inbox:
         candidate = self._new_contact(channel, message)
         contact = await self._contacts.find_or_add(candidate)
         chat, stored = await self._store(channel, contact, message, stored)
+        await self._announce(chat, stored)
+        if self._courtesy.answers_question(chat, stored):  # a rating, stored on its closed chat: nothing to route
+            await self._courtesy.record_rating(chat, stored)
+            await self._messages.mark_routed(stored.id)
+            return
+        await self._courtesy.welcome(chat, contact)
         await self._engine.route(chat, stored)
         await self._indexer.message(stored, contact.id)  # before `routed`: a redelivery indexes it again
         if contact.id == candidate.id:  # added now; a resolved profile indexes it again (Updates)
             await self._indexer.contact(contact.id, contact.name, at=contact.created_at)
         if contact.profile_status == "pending":
-            await self._events.publish(
-                ProfileRequested(
-                    contact_id=contact.id,
-                    channel_id=channel.id,
-                    provider=channel.provider,
-                    external_id=message.sender,
-                    sender_name=message.sender_name,
-                )
-            )
-        for index, attachment in enumerate(message.attachments):
-            await self._events.publish(
-                AttachmentRequested(
-                    message_id=stored.id,
-                    chat_id=chat.id,
-                    channel_id=channel.id,
-                    provider=channel.provider,
-                    index=index,
-                    attachment=attachment,
-                )
-            )
+            await self._events.publish(self._profile_request(channel, contact, message))
+        for request in self._file_requests(channel, chat, stored, message):
+            await self._events.publish(request)
         await self._messages.mark_routed(stored.id)
+
+    def _profile_request(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> ProfileRequested:
+        return ProfileRequested(
+            contact_id=contact.id,
+            channel_id=channel.id,
+            provider=channel.provider,
+            external_id=message.sender,
+            sender_name=message.sender_name,
+        )
+
+    def _file_requests(
+        self, channel: Channel, chat: Chat, stored: Message, message: UnifiedMessage
+    ) -> list[AttachmentRequested]:
+        return [
+            AttachmentRequested(
+                message_id=stored.id,
+                chat_id=chat.id,
+                channel_id=channel.id,
+                provider=channel.provider,
+                index=index,
+                attachment=attachment,
+            )
+            for index, attachment in enumerate(message.attachments)
+        ]
+
+    async def receive_batch(self, events: Sequence[MessageReceived]) -> set[int]:
+        """A partition's batch, in bulk (see the module); answers the positions left to `receive`. Safe to repeat as
+        `receive` is: a message stored before is not stored again, and one stored but not routed is routed now.
+        A publish the broker did not confirm leaves its message (and its chat's later ones) to `receive`; a write that
+        failed raises, and then every message of the batch goes to `receive` (the consumer)."""
+        left = _Left()
+        items: list[_Item] = []
+        for position, event in enumerate(events):
+            message = event.message
+            key = sender_key(message.channel_id, message.sender)
+            channel = await self._settings.channel(message.channel_id)
+            if channel is None or left.behind(position, key):
+                left.add(position, key)
+            else:
+                items.append(_Item(position, message, channel, key))
+        await self._find_contacts(items)
+        items = left.keep(items, lambda item: item.contact is not None)  # a new customer's: `receive` adds them
+        await self._find_chats(items)
+        seen: set[str] = set()
+
+        def routable(item: _Item) -> bool:
+            """To a chat someone holds or was offered, and not a repeat inside the batch."""
+            repeat = dedupe_key(item.message.channel_id, item.message.provider_message_id) in seen
+            seen.add(dedupe_key(item.message.channel_id, item.message.provider_message_id))
+            return item.chat is not None and bool(audience(item.chat)) and not repeat
+
+        items = left.keep(items, routable)
+        await self._store_all(items)
+        items = left.keep(items, lambda item: item.stored is not None)
+        routing = [item for item in items if not _stored(item).routed]
+        # Indexed before `routed`, as `receive` does: a redelivery indexes it again.
+        await _together(self._indexer.message(_stored(item), _contact(item).id) for item in routing)
+        asked = await self._ask_all(routing)
+        routing = left.keep(routing, lambda item: item.position not in asked)
+        told = await self._tell_all(routing)
+        routed = left.keep(routing, lambda item: item.position not in told)
+        await self._messages.mark_routed_many([_stored(item).id for item in routed])
+        return left.positions
+
+    async def _find_contacts(self, items: Sequence[_Item]) -> None:
+        """Each sender's contact: kept (KnownContacts), or read by its key, the keys not kept read side by side."""
+        unknown = list(dict.fromkeys(item.key for item in items if self._known.get(item.key) is None))
+        for key, contact in zip(unknown, await _together(self._contacts.find(k) for k in unknown), strict=True):
+            if contact is not None:
+                self._known.keep(key, contact)
+        for item in items:
+            item.contact = self._known.get(item.key)
+
+    async def _find_chats(self, items: Sequence[_Item]) -> None:
+        """Each sender's open chat, read by its `open_key` (one indexed field; `$in` would read every chat on the
+        nx-27017 stand-in), the chats of the batch side by side. Read for every batch, not kept: operators and the
+        sweeps of any router change and close chats."""
+        keys = list(dict.fromkeys(_open_key(item) for item in items))
+        chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
+        for item in items:
+            item.chat = chats[_open_key(item)]
+
+    async def _store_all(self, items: Sequence[_Item]) -> None:
+        """The messages in one write; a repeat answers the message stored before (and its chat must be this one)."""
+        fresh = [self._new_message(self._clock.new_id(), _chat(item), item.message) for item in items]
+        for item, message, new in zip(items, fresh, await self._messages.add_incoming_many(fresh), strict=True):
+            if new:
+                item.stored = message
+                continue
+            stored = await self._messages.incoming(message.dedupe_key or "")
+            item.stored = stored if stored is not None and stored.chat_id == _chat(item).id else None
+        last: dict[str, tuple[Chat, datetime | None, int]] = {}
+        for item, message in zip(items, fresh, strict=True):
+            if item.stored is message:
+                counted = last.get(_chat(item).id, (_chat(item), None, 0))[2]
+                last[_chat(item).id] = (_chat(item), message.sent_at, counted + 1)
+        await self._engine.postpone_many(list(last.values()))
+
+    async def _ask_all(self, items: Sequence[_Item]) -> set[int]:
+        """The profile and file requests of every item, side by side (each item's in order), before anyone is told:
+        an item whose requests the broker did not confirm is left to `receive` (with its chat's later ones) before any
+        of them was told, so nobody is told twice. Answers their positions."""
+        profiled: set[str] = set()
+
+        async def requests(item: _Item) -> int | None:
+            contact = item.contact
+            wanted: list[Event] = []
+            if contact is not None and contact.profile_status == "pending" and contact.id not in profiled:
+                profiled.add(contact.id)
+                wanted.append(self._profile_request(item.channel, contact, item.message))
+            wanted.extend(self._file_requests(item.channel, _chat(item), _stored(item), item.message))
+            try:
+                await self._announce(_chat(item), _stored(item))
+                for request in wanted:
+                    await self._events.publish(request)
+            except BrokerUnavailable:
+                return item.position
+            return None
+
+        return {position for position in await _together(requests(item) for item in items) if position is not None}
+
+    async def _tell_all(self, items: Sequence[_Item]) -> set[int]:
+        """What `Engine.route` does for a chat someone holds or was offered: `message.new` to them, keyed by the
+        message, for every item at once. Answers the positions of those the broker did not confirm (with their
+        chat's later ones: not marked routed, `receive` tells them again with the same event ids)."""
+        told = [
+            Telling(
+                "message.new",
+                _chat(item).id,
+                audience(_chat(item)),
+                {"message": message_view(_stored(item))},
+                _stored(item).id,
+            )
+            for item in items
+        ]
+        return {items[n].position for n in await self._notices.tell_many(told)}
 
     async def _store(
         self, channel: Channel, contact: Contact, message: UnifiedMessage, stored: Message | None
@@ -76,9 +321,12 @@ class Inbox:
         """The message stored once, and its chat as routing is to decide on it (its changes are compare-and-set)."""
         current: Chat | None
         if stored is None:
-            current = await self._chats.open(self._new_chat(channel, contact, message))
-            stored, new = await self._messages.add_incoming(self._new_message(current, message))
-            if new:
+            message_id = self._clock.new_id()
+            current = await self._courtesy.rated_chat(contact, message)
+            if current is None:
+                current = await self._chats.open(await self._new_chat(channel, contact, message))
+            stored, new = await self._messages.add_incoming(self._new_message(message_id, current, message))
+            if new and current.is_open:
                 await self._engine.postpone_completion(current, last_message_at=stored.created_at)
             else:
                 current = await self._chats.get(stored.chat_id)
@@ -87,6 +335,13 @@ class Inbox:
         if current is None:
             raise NotFound("chat_not_found", f"chat {stored.chat_id} vanished")
         return current, stored
+
+    async def _announce(self, chat: Chat, message: Message) -> None:
+        """The webhooks' `chat.created` (with the message that opened the chat) and `message.created`, under ids of
+        their cause: a redelivery of the message (not yet routed) announces them again under the same ids."""
+        if chat.opened_by is not None and chat.opened_by == message.dedupe_key:
+            await self._integration.emit("chat.created", {"chat": chat_view(chat)}, key=chat.id)
+        await self._integration.emit("message.created", {"message": message_view(message)}, key=message.id)
 
     def _new_contact(self, channel: Channel, message: UnifiedMessage) -> Contact:
         return Contact(
@@ -98,10 +353,17 @@ class Inbox:
             created_at=self._clock.now(),
         )
 
-    def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+    async def _new_chat(self, channel: Channel, contact: Contact, message: UnifiedMessage) -> Chat:
+        """A chat as it opens: outside its queue's business hours it waits for the next opening; the greeting or
+        out-of-hours answer it owes its customer goes with it, under the id it will be stored with."""
+        start = opening(await self._settings.queue(channel.queue_id), self._clock.now())
+        chat_id = self._clock.new_id()
         return Chat(
-            id=self._clock.new_id(),
-            open_key=f"{channel.id}:{contact.id}",
+            id=chat_id,
+            not_before=start.not_before,
+            welcome={"id": self._clock.new_id(), "text": start.text} if start.text else None,
+            open_key=open_key(channel, contact),
+            opened_by=dedupe_key(message.channel_id, message.provider_message_id),
             channel_id=channel.id,
             queue_id=channel.queue_id or "",
             contact_id=contact.id,
@@ -113,9 +375,9 @@ class Inbox:
             # `active_at` and `due_at` are set as the first message is stored (postpone_completion).
         )
 
-    def _new_message(self, chat: Chat, message: UnifiedMessage) -> Message:
+    def _new_message(self, message_id: str, chat: Chat, message: UnifiedMessage) -> Message:
         return Message(
-            id=self._clock.new_id(),
+            id=message_id,
             dedupe_key=dedupe_key(message.channel_id, message.provider_message_id),
             chat_id=chat.id,
             channel_id=message.channel_id,
@@ -135,3 +397,39 @@ class Inbox:
             sent_at=message.sent_at,
             created_at=self._clock.now(),
         )
+
+
+def open_key(channel: Channel, contact: Contact) -> str:
+    """What makes a chat the one open chat of its contact on its channel."""
+    return f"{channel.id}:{contact.id}"
+
+
+def _open_key(item: _Item) -> str:
+    assert item.contact is not None
+    return open_key(item.channel, item.contact)
+
+
+def _chat(item: _Item) -> Chat:
+    assert item.chat is not None
+    return item.chat
+
+
+def _contact(item: _Item) -> Contact:
+    assert item.contact is not None
+    return item.contact
+
+
+def _stored(item: _Item) -> Message:
+    assert item.stored is not None
+    return item.stored
+
+
+async def _together(steps: Iterable[Awaitable[T]]) -> list[T]:
+    """Every step awaited side by side; the first failure raises once all are done (none is left running)."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    done: list[T] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        done.append(outcome)
+    return done

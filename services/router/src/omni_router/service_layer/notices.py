@@ -1,22 +1,39 @@
 """Publishing operator notifications: each is recorded in the notification log (what the live streams show),
-then published to the operator's queue.
+then published to the operator's queue. A chat's outbox also carries the webhooks' events its changes cause,
+published to their subscribers (integration_events.py) in the same order.
 
 A notification that follows a chat's change sits in the chat's outbox, written by the same atomic update as the
 change, until it is published; what a crash or a broker outage leaves there is published by the routing sweep,
 with its original event id (consumers dedupe on it).
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from omni_contracts import ChatNotification
 from omni_contracts.events import NotificationKind
-from omni_router.domain.notifications import Outbox, notifications
+from omni_router.domain.integration import IntegrationEvent
+from omni_router.domain.notifications import Notification, Outbox, notifications
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
 
 log = logging.getLogger(__name__)
 
 STALE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Telling:
+    """What `Notices.tell` takes, for `tell_many`."""
+
+    kind: NotificationKind
+    chat_id: str
+    operator_ids: Iterable[str]
+    data: Mapping[str, Any]
+    key: str
 
 
 class Notices:
@@ -27,7 +44,9 @@ class Notices:
         chats: Chats,
         operators: Operators,
         clock: Clock,
+        integration: IntegrationEvents,
     ) -> None:
+        self._integration = integration
         self._queues = queues
         self._log = notification_log
         self._chats = chats
@@ -51,32 +70,72 @@ class Notices:
         for message in messages:
             await self._queues.publish(message)
 
+    async def tell_many(self, tellings: Sequence[Telling]) -> set[int]:
+        """`tell` for each: recorded in one write, then published, each chat's in order and the chats side by side
+        (every publish waits for its confirm). Answers the positions of those not wholly published: after a refusal
+        the rest of that chat's are not tried, for their cause to be handled again (a repeat has the same ids)."""
+        by_chat: dict[str, list[tuple[int, list[ChatNotification]]]] = {}
+        for position, t in enumerate(tellings):
+            notes = notifications(t.kind, t.operator_ids, t.data, key=t.key, new_id=self._clock.new_id)
+            by_chat.setdefault(t.chat_id, []).append((position, [note.to_contract(t.chat_id) for note in notes]))
+        await self._log.record([m for line in by_chat.values() for _, messages in line for m in messages])
+        refused: set[int] = set()
+
+        async def in_order(line: list[tuple[int, list[ChatNotification]]]) -> None:
+            for number, (_, messages) in enumerate(line):
+                try:
+                    for message in messages:
+                        await self._queues.publish(message)
+                except BrokerUnavailable:
+                    refused.update(position for position, _ in line[number:])
+                    return
+
+        await asyncio.gather(*(in_order(line) for line in by_chat.values()))
+        return refused
+
     async def publish(self, outbox: Outbox) -> bool:
         """Publish the outbox in the order it was queued and remove what was published; False if the broker refused
         (the rest stays for the sweep)."""
-        notes = outbox.all
-        messages = [note.to_contract(outbox.chat_id) for note in notes]
-        await self._log.record(messages)
-        published = 0
-        for message in messages:
-            try:
-                await self._queues.publish(message)
-            except BrokerUnavailable:
-                # An operator deleted meanwhile has no queue left: their note can never be routed.
-                if await self._operators.exists(message.operator_id):
-                    log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
-                    break
-            published += 1
+        # Each notification as one contract: the log and the operator's queue carry the very same JSON.
+        notes = [note.to_contract(outbox.chat_id) if isinstance(note, Notification) else note for note in outbox.all]
+        await self._log.record([note for note in notes if isinstance(note, ChatNotification)])
+        published = await self._publish_in_order(notes)
+        if published < len(notes):
+            log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
+        return await self._remove_published(outbox, published)
+
+    async def _remove_published(self, outbox: Outbox, published: int) -> bool:
+        """Remove the first `published` notes (the 0.1 list first) from the chat's outbox; whether that was all."""
         legacy = len(outbox.legacy)
         if published < legacy:
             return False
         keys = [key for key, _ in outbox.queued][: published - legacy]
-        everything = published == len(notes)
+        everything = published == legacy + len(outbox.queued)
         if keys or legacy:
             await self._chats.remove_published(
                 outbox, keys, legacy=bool(legacy), whole=everything and not outbox.shared
             )
         return everything
+
+    async def _publish_in_order(self, notes: list[ChatNotification | IntegrationEvent]) -> int:
+        """How many of `notes` went out, in order, until the broker refused one."""
+        for count, note in enumerate(notes):
+            if not await self._published(note):
+                return count
+        return len(notes)
+
+    async def _published(self, note: ChatNotification | IntegrationEvent) -> bool:
+        """Publish one of the outbox's notes: to its operator, or to the webhooks' subscribers. False if the broker
+        did not take it (it stays for the sweep)."""
+        try:
+            if isinstance(note, ChatNotification):
+                await self._queues.publish(note)
+            else:
+                await self._integration.publish(note)
+        except BrokerUnavailable:
+            # An operator deleted meanwhile has no queue left: their note can never be routed.
+            return isinstance(note, ChatNotification) and not await self._operators.exists(note.operator_id)
+        return True
 
     async def publish_stale(self, older_than_seconds: float) -> int:
         """Publish outboxes left behind for longer than `older_than_seconds`."""

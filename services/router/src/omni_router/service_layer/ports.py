@@ -16,20 +16,26 @@ from omni_router.domain.access import Visibility
 from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
+from omni_router.domain.integration import DeliveryAttempt, Subscription
 from omni_router.domain.labels import Label
 from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Outbox
 from omni_router.domain.replies import KeyClaim, ReplyWindow
+from omni_router.domain.reports import Period, ReportFilter, Summary
 from omni_router.domain.search import SearchEntry
+from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_runtime.errors import BrokerUnavailable
 
 __all__ = [
+    "ApiTokens",
+    "AuditLog",
     "BrokerUnavailable",  # what a publisher raises when the broker did not confirm (the consumers retry on it)
     "CannedResponses",
     "Channels",
     "Chats",
     "Clock",
     "Contacts",
+    "Destinations",
     "Events",
     "Files",
     "IdempotencyKeys",
@@ -40,12 +46,16 @@ __all__ = [
     "OperatorQueues",
     "Operators",
     "ParkingLots",
+    "Postponement",
     "Queues",
+    "Reports",
     "RouterInstances",
     "RoutingSettings",
     "SearchIndex",
     "StoredNotification",
     "StreamTickets",
+    "WebhookDeliveries",
+    "WebhookSubscriptions",
     "Written",
 ]
 
@@ -72,6 +82,17 @@ class Written:
     outbox: Outbox
 
 
+@dataclass(frozen=True)
+class Postponement:
+    """A chat's completion timeout moved by a message (see `Chats.postpone`)."""
+
+    chat_id: str
+    active_at: float
+    due_at: float | None
+    last_message_at: datetime | None
+    messages_in: int = 1  # the customer's messages it counts (reports), when `last_message_at` is given
+
+
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
 
@@ -85,6 +106,14 @@ class Chats(Protocol):
 
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
+        ...
+
+    async def find_open(self, open_key: str) -> Chat | None:
+        """The open chat with this `open_key`, if there is one (one read by one indexed field)."""
+        ...
+
+    async def postpone_many(self, postponements: Sequence[Postponement]) -> None:
+        """`postpone` for each, in one write (one chat each)."""
         ...
 
     async def change(self, update: ChatUpdate) -> Written | None:
@@ -148,6 +177,31 @@ class Chats(Protocol):
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
 
+    async def welcomed(self, chat_id: str) -> None:
+        """The chat's greeting or out-of-hours answer is stored: remove `welcome`."""
+        ...
+
+    async def replied(self, chat_id: str, at: datetime, seconds: float | None) -> None:
+        """An operator replied: count it (`messages_out`) and, if it is the first, set `first_response_at` and
+        `first_response_seconds` (`seconds` since the chat was created)."""
+        ...
+
+    async def asked(self, chat_id: str) -> None:
+        """The chat's CSAT question is stored: remove `csat_ask_at`."""
+        ...
+
+    async def questions_due(self, before: float, limit: int) -> list[Chat]:
+        """Closed chats whose CSAT question was to be stored before `before` and is not (a crash came between)."""
+        ...
+
+    async def awaiting_rating(self, rating_key: str) -> Chat | None:
+        """The closed chat whose CSAT question waits for this contact's rating ("<channel>:<contact>")."""
+        ...
+
+    async def rate(self, chat_id: str, rating: Mapping[str, Any]) -> bool:
+        """Atomically record the chat's rating and stop waiting for one; False if it had one already."""
+        ...
+
     async def open_chats(self) -> list[Chat]: ...
 
     async def page(
@@ -174,6 +228,16 @@ class Chats(Protocol):
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
+
+
+class Reports(Protocol):
+    """Figures over the stored chats (never their messages: chats keep counts and durations)."""
+
+    async def summary(self, filters: ReportFilter) -> Summary: ...
+
+    def chats(self, covered: Period) -> AsyncIterator[Chat]:
+        """The chats created in the period, oldest first, as a stream."""
+        ...
 
 
 class Operators(Protocol):
@@ -279,6 +343,10 @@ class Contacts(Protocol):
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
         ...
 
+    async def find(self, sender_key: str) -> Contact | None:
+        """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
+        ...
+
     async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
         """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
         ...
@@ -306,7 +374,16 @@ class Messages(Protocol):
         """Store a customer's message once (by its dedupe key); a repeat answers the stored one and False."""
         ...
 
+    async def add_incoming_many(self, messages: Sequence[Message]) -> list[bool]:
+        """`add_incoming` for each, in one write: whether each was stored now (False: its dedupe key was stored
+        already, before or earlier in `messages`). A duplicate never fails the others."""
+        ...
+
     async def mark_routed(self, message_id: str) -> None: ...
+
+    async def mark_routed_many(self, message_ids: Sequence[str]) -> None:
+        """`mark_routed` for each, in one write."""
+        ...
 
     async def add_reply(self, message: Message) -> bool:
         """Store an operator's reply; False if a message with its id is stored already."""
@@ -567,3 +644,58 @@ class RouterInstances(Protocol):
     async def forget(self, before: float) -> None: ...
 
     async def leave(self, instance: str) -> None: ...
+
+
+class ApiTokens(Protocol):
+    """Named API tokens by the hash of their secret; read at every request (no cache), so a revoked one is refused
+    by every router at once."""
+
+    async def add(self, token: ApiToken) -> None: ...
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None: ...
+
+    async def all(self, limit: int) -> list[ApiToken]: ...
+
+    async def delete(self, token_id: str) -> bool:
+        """False if there was no such token."""
+        ...
+
+
+class AuditLog(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def page(self, before: str | None, limit: int) -> list[AuditEntry]:
+        """Entries with ids below `before`, newest first."""
+        ...
+
+
+class WebhookSubscriptions(Protocol):
+    """Outbound webhooks' subscriptions, as the dispatcher reads them (URL and secret at each attempt)."""
+
+    async def add(self, subscription: Subscription) -> None: ...
+
+    async def get(self, subscription_id: str) -> Subscription | None: ...
+
+    async def all(self, limit: int) -> list[Subscription]: ...
+
+    async def delete(self, subscription_id: str) -> bool:
+        """False if there was no such subscription."""
+        ...
+
+    async def wanting(self, event: str) -> list[Subscription]:
+        """The active subscriptions to `event`: read for every event, so kept a little while (each router reads
+        them again within SUBSCRIPTIONS_TTL_SECONDS of a change made elsewhere; at once after one made here)."""
+        ...
+
+
+class WebhookDeliveries(Protocol):
+    async def page(self, subscription_id: str, after: str | None, limit: int) -> list[DeliveryAttempt]:
+        """The subscription's delivery attempts with ids above `after`, in the order they were made."""
+        ...
+
+
+class Destinations(Protocol):
+    async def check(self, url: str) -> None:
+        """Invalid (`invalid_url`) for a URL the dispatcher would refuse to call: not http(s), or (unless private
+        addresses are allowed) a host with a loopback, private or reserved address, or one that does not resolve."""
+        ...

@@ -12,22 +12,22 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from omni_contracts import Attachment, MessageOutgoing, Template
+from omni_contracts import Attachment, Template
 from omni_router.domain.errors import Conflict, Unprocessable
 from omni_router.domain.model import Chat, Message, Operator
 from omni_router.domain.replies import (
     KeyClaim,
     fingerprint,
     given_files,
-    outgoing_files,
-    outgoing_template,
     refusal,
     reply,
 )
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.indexing import Indexer
+from omni_router.service_layer.integration_events import IntegrationEvents
+from omni_router.service_layer.outgoing import publish_reply
 from omni_router.service_layer.ports import (
-    BrokerUnavailable,
+    Chats,
     Clock,
     Contacts,
     Events,
@@ -74,12 +74,14 @@ class Replies:
         self,
         *,
         desk: Desk,
+        chats: Chats,
         messages: Messages,
         contacts: Contacts,
         settings: RoutingSettings,
         keys: IdempotencyKeys,
         events: Events,
         indexer: Indexer,
+        integration: IntegrationEvents,
         clock: Clock,
         uploads: Uploads,
         messengers: Messengers,
@@ -87,7 +89,9 @@ class Replies:
         self._indexer = indexer
         self._uploads = uploads
         self._messengers = messengers
+        self._integration = integration
         self._desk = desk
+        self._chats = chats
         self._messages = messages
         self._contacts = contacts
         self._settings = settings
@@ -137,6 +141,8 @@ class Replies:
         if not await self._messages.add_reply(message):
             return await self._stored_under(message.id, message_id), True
         await self._desk.engine.postpone_completion(chat)
+        waited = (at - chat.created_at).total_seconds() if chat.created_at else None
+        await self._chats.replied(chat.id, at, None if waited is None else max(0.0, waited))
         await self.publish(message)
         await self._indexer.message(message, chat.contact_id)
         return message, False
@@ -155,6 +161,7 @@ class Replies:
     async def _answerable(self, chat_id: str, operator: Operator) -> Chat:
         """The chat, if the operator may reply in it now; an offer of it is accepted by replying."""
         chat = await self._desk.visible_chat(chat_id, operator)
+        await self._desk.permit(chat, "reply")
         if chat.status == "closed":
             raise Conflict("chat_closed", "the chat is closed")
         if chat.operator_id not in (None, operator.id) and not operator.is_supervisor:
@@ -171,27 +178,9 @@ class Replies:
         return earlier
 
     async def publish(self, message: Message) -> bool:
-        """Hand the reply to the dispatcher; False if the broker did not confirm (it stays due for the sweep)."""
-        channel = await self._settings.channel(message.channel_id)
-        if channel is None:
-            await self._messages.fail(message.id, "channel deleted")
-            return False
-        event = MessageOutgoing(
-            message_id=message.id,
-            chat_id=message.chat_id,
-            channel_id=channel.id,
-            provider=channel.provider,
-            recipient=message.recipient or "",
-            text=message.text,
-            attachments=outgoing_files(message),
-            template=outgoing_template(message),
-        )
-        try:
-            await self._events.publish(event)
-        except BrokerUnavailable:
-            return False
-        await self._messages.mark_published(message.id)
-        return True
+        """Hand the reply to the dispatcher and announce it to the webhooks' subscribers (`message.created`); False if
+        the broker did not confirm (it stays due for the sweep)."""
+        return await publish_reply(self._settings, self._messages, self._events, self._integration, message)
 
     async def publish_due(self, older_than_seconds: float) -> int:
         """Publish the replies due more than `older_than_seconds` ago and not published yet, oldest first."""

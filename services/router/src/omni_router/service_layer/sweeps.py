@@ -5,6 +5,7 @@ up where the stored times say."""
 import logging
 
 from omni_router.service_layer.capacity import Capacity
+from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.notices import Notices
 
@@ -24,9 +25,11 @@ async def sweep_routing(engine: Engine, notices: Notices, every_seconds: float) 
     await notices.publish_stale(older_than_seconds=max(every_seconds, OUTBOX_GRACE_SECONDS))
 
 
-async def sweep_completion(engine: Engine, capacity: Capacity, every_seconds: float) -> None:
-    """Chats past their completion timeout are closed; capacity units no chat uses are given back."""
+async def sweep_completion(engine: Engine, capacity: Capacity, courtesy: Courtesy, every_seconds: float) -> None:
+    """Chats past their completion timeout are closed; capacity units no chat uses are given back; CSAT questions a
+    crash left unsent are sent."""
     closed = await engine.close_due()
+    await courtesy.ask_due(older_than_seconds=max(every_seconds, OUTBOX_GRACE_SECONDS))
     if closed:
         log.info("closed idle chats", extra={"count": closed})
     await engine.after_release(await capacity.repair(grace_seconds=max(every_seconds, 10.0)))

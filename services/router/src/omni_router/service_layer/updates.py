@@ -13,15 +13,24 @@ from omni_contracts import (
 from omni_router.domain.model import Message, statuses_before
 from omni_router.domain.notifications import audience
 from omni_router.service_layer.indexing import Indexer
+from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import Chats, Contacts, Messages
 
 
 class Updates:
     def __init__(
-        self, *, chats: Chats, contacts: Contacts, messages: Messages, notices: Notices, indexer: Indexer
+        self,
+        *,
+        chats: Chats,
+        contacts: Contacts,
+        messages: Messages,
+        notices: Notices,
+        indexer: Indexer,
+        integration: IntegrationEvents,
     ) -> None:
         self._indexer = indexer
+        self._integration = integration
         self._chats = chats
         self._contacts = contacts
         self._messages = messages
@@ -42,10 +51,14 @@ class Updates:
             case AttachmentStored():
                 await self._attachment(update)
 
-    async def _tell(self, chat_id: str, data: dict[str, object], key: str) -> None:
+    async def _tell(self, chat_id: str, data: dict[str, object], key: str, *, announce: bool = True) -> None:
+        """The chat's audience hears of it, and (`announce`) the webhooks' subscribers as `message.status`."""
         chat = await self._chats.get(chat_id)
-        if chat is not None:
-            await self._notices.tell("message.status", chat.id, audience(chat), data, key=key)
+        if chat is None:
+            return
+        await self._notices.tell("message.status", chat.id, audience(chat), data, key=key)
+        if announce:
+            await self._integration.emit("message.status", {"chat_id": chat.id, **data}, key=key)
 
     async def _delivered(self, update: MessageSent | MessageFailed) -> None:
         """The dispatcher has already written the status; the chat's audience hears of it."""
@@ -108,4 +121,5 @@ class Updates:
             "attachment_index": update.index,
             "attachment_status": update.status,
         }
-        await self._tell(update.chat_id, data, f"{update.message_id}:attachment:{update.index}:{update.status}")
+        key = f"{update.message_id}:attachment:{update.index}:{update.status}"
+        await self._tell(update.chat_id, data, key, announce=False)

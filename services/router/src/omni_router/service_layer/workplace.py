@@ -105,6 +105,7 @@ class Workplace:
     async def add_note(self, chat_id: str, operator: Operator, text: str) -> Message:
         """Store the note in the conversation; the others the chat is offered to or held by hear `note.new`."""
         chat = await self._desk.visible_chat(chat_id, operator)
+        await self._desk.permit(chat, "note")
         written = note(self._clock.new_id(), chat, operator.id, text, self._clock.now())
         await self._messages.add_note(written)
         await self._indexer.message(written, chat.contact_id)
@@ -138,6 +139,7 @@ class Workplace:
     async def label_chat(self, chat_id: str, operator: Operator, names: list[str]) -> Chat:
         """Replace the chat's labels with `names` (each one the admin defined)."""
         chat = await self._desk.visible_chat(chat_id, operator)
+        await self._desk.permit(chat, "label")
         labels = chat_labels(names, await self._labels.all())
         labelled = await self._chats.set_labels(chat.id, labels)
         if labelled is None:

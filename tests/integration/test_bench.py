@@ -1,0 +1,52 @@
+"""The throughput benchmark (`make bench`) runs, tiny: every figure it promises is printed, each beside its limit.
+Timings are not asserted (the machine is shared); that the figures are there and make sense is."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (scripts/test.sh installs it)"
+)
+
+TINY = [
+    "--repeats", "1", "--wrk-seconds", "1", "--webhooks", "200", "--publishes", "200", "--ingress-workers", "2",
+    "--drain", "40", "--senders", "5", "--notify-rate", "20", "--notify-seconds", "1",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(300)
+def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.throughput", *TINY, "--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    out = done.stdout
+    ingress = re.search(
+        r"2 worker\(s\), round 1: ([\d,]+) webhooks/s .* raw ([\d,]+) confirmed publishes/s \(before [\d,]+, after [\d,]+\) \| ratio ([\d.]+)",
+        out,
+    )
+    assert ingress is not None, out
+    assert float(ingress.group(3)) > 0
+    drain = re.search(
+        r"drained (\d+) in .* raw insert_many ([\d,]+) documents/s .* ([\d.]+) database commands per message", out
+    )
+    assert drain is not None, out
+    assert int(drain.group(1)) > 0 and float(drain.group(3)) > 0
+    assert re.search(r"notification at 20/s offered .*: 20 notified, p50 \d+ ms, p99 \d+ ms", out), out
+    assert re.search(r"resident memory at the end: ingress \d+ MB, router \d+ MB, dispatcher \d+ MB", out), out
+    assert "database: nx-27017" in out
+    figures = json.loads(report.read_text())["figures"]
+    assert set(figures) >= {"ingress_2w", "drain", "notify", "rss_mb"}
