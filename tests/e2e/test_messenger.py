@@ -231,7 +231,7 @@ async def test_several_messages_kept_echo_ignored_duplicates_stored_once(
     assert await db.chats.count_documents({"channel_id": page.channel_id}) == 2
 
 
-async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
+async def test_reply_outside_the_24_hour_window_is_refused_with_the_reason(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
     page = await open_page(stack, simulator)
@@ -239,10 +239,12 @@ async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
     old = message("m_old", "are you open on sunday?", ago=25 * 3600)
     assert (await push(stack, simulator, event(old)))[0] == 200
     incoming = await stored(db, "m_old")
-    reply_id = await accept_and_reply(stack, page, incoming["chat_id"], "sorry for the late answer")
-    failed = await status_of(db, reply_id, "failed", "sent")
-    assert failed["status"] == "failed"
-    assert "24-hour reply window" in failed["failure_reason"]
+    # The router refuses it at once (the dispatcher would refuse it again at send time).
+    async with stack.client("router", page.token) as client:
+        refused = await client.post(f"/api/chats/{incoming['chat_id']}/messages", json={"text": "sorry, late"})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "reply_window_closed"
+    assert "24-hour reply window" in refused.json()["detail"] and refused.json()["window_ends_at"]
     assert await sends(simulator) == []  # refused here, never sent for Meta to reject
 
 

@@ -234,7 +234,7 @@ async def test_several_messages_kept_and_duplicates_stored_once(
     assert bob is not None and bob["name"] == "Bob"
 
 
-async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
+async def test_reply_outside_the_24_hour_window_is_refused_with_the_reason(
     stack: Stack, db: Database, simulator: Simulator
 ) -> None:
     number = await open_number(stack, simulator)
@@ -242,12 +242,17 @@ async def test_reply_outside_the_24_hour_window_fails_with_the_reason(
     old = message("wamid.OLD", "text", {"body": "still there?"}, ago=25 * 3600)
     assert (await push(stack, simulator, event(contacts=[contact()], messages=[old])))[0] == 200
     incoming = await stored(db, "wamid.OLD")
-    reply_id = await accept_and_reply(stack, number, incoming["chat_id"], "sorry, we were closed")
-    failed = await status_of(db, reply_id, "failed", "sent")
-    assert failed["status"] == "failed" and "24-hour reply window" in failed["failure_reason"]
-    assert failed["failure_reason"].endswith("only a template may be sent")
+    # The router refuses free text at once (the dispatcher would refuse it again at send time).
+    async with stack.client("router", number.token) as client:
+        refused = await client.post(
+            f"/api/chats/{incoming['chat_id']}/messages", json={"text": "sorry, we were closed"}
+        )
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "template_required"
+    assert "24-hour reply window" in refused.json()["detail"]
+    assert refused.json()["detail"].endswith("only a template may be sent")
+    assert await db.messages.count_documents({"chat_id": incoming["chat_id"], "direction": "outgoing"}) == 0
     assert await sends(simulator) == []  # refused here, never sent for Meta to reject
-    assert await sends(simulator) == []
 
 
 async def test_a_failed_status_ends_the_reply_failed_with_whatsapps_reason(

@@ -3,12 +3,15 @@ it has. Each difference is asserted on the stand-in and its absence on MongoDB (
 that changes shows up here, not as a routing bug. (Two more live beside the adapters they shaped: the TTL purge in
 test_idempotency_keys.py, the refused index with `_id` in test_notifications.py.)"""
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import OperationFailure
 
 from omni_runtime.database import Database
+from omni_runtime.files import FileStore
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -56,6 +59,47 @@ async def test_an_array_item_set_by_its_number_is_ignored_and_by_the_positional_
     assert stored is not None
     assert stored["attachments"][1]["status"] == "positional"
     assert stored["attachments"][0]["status"] == ("pending" if infra.kind == "local" else "by-number")
+
+
+async def test_an_index_on_an_array_field_finds_nothing_by_an_element(db: Database, infra: Infra) -> None:
+    """Why the search keeps postings of its own ("<word> <entry id>", one indexed string, read as one range) rather
+    than an array of words under an index, why no chat index is on the arrays `offered_to` or `labels` alone, and
+    why search does not use a text index (nx-27017 has no `$text`)."""
+    await db.probe.create_index("words")
+    await db.probe.insert_one({"_id": 1, "words": ["parcel", "late"]})
+    await db.probe.create_index("key")
+    await db.probe.insert_one({"_id": 2, "key": "parcel 0001"})
+    assert len(await db.probe.find({"key": {"$gt": "parcel ", "$lt": "parcel!"}}).to_list()) == 1
+    found = await db.probe.find({"words": "parcel"}).to_list()  # (a count reads it without the index, and finds it)
+    assert len(found) == (0 if infra.kind == "local" else 1)
+
+
+async def test_reading_the_gridfs_collections_before_the_first_file_breaks_gridfs(db: Database, infra: Infra) -> None:
+    """Why tests read stored files through GridFS, never `fs.files` as a collection (tests/e2e/test_operator_files.py):
+    on the stand-in, a query on `fs.files` before GridFS made its tables makes an ordinary collection of that name,
+    and storing a file then fails."""
+
+    async def one() -> AsyncIterator[bytes]:
+        yield b"hello"
+
+    assert await db["fs.files"].count_documents({}) == 0
+    if infra.kind == "local":
+        with pytest.raises(OperationFailure):
+            await FileStore(db).put("notes.txt", "text/plain", one(), 100)
+    else:
+        assert (await FileStore(db).put("notes.txt", "text/plain", one(), 100)).size == 5
+
+
+async def test_an_index_on_a_field_of_array_items_hides_the_documents_from_lookups(db: Database, infra: Infra) -> None:
+    """Why messages have no index on `attachments.file_id` (a file's message is found by reading them): on the
+    stand-in, such an index makes equality lookups on that field find nothing; MongoDB's multikey index finds it."""
+    await db.probe.create_indexes([IndexModel([("attachments.file_id", ASCENDING)], sparse=True)])
+    await db.probe.insert_one({"_id": 1, "attachments": [{"file_id": "f1"}, {"url": "u"}]})
+    found = await db.probe.find_one({"attachments.file_id": "f1"})
+    if infra.kind == "local":
+        assert found is None
+    else:
+        assert found is not None and found["_id"] == 1
 
 
 async def test_percentile_and_median_are_dropped_and_to_date_refused_in_aggregation(db: Database, infra: Infra) -> None:

@@ -8,22 +8,28 @@ tests/unit/test_engine.py runs the same behaviours against these and (tests/inte
 """
 
 import itertools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from omni_contracts import ChatNotification
 from omni_contracts.events import Event
+from omni_providers import Channel as ProviderChannel
+from omni_providers import DeliveryPolicy, WindowTag
+from omni_providers.window import ReplyKind, decide_reply
 from omni_router.domain.access import Visibility
+from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
-from omni_router.domain.errors import Invalid
+from omni_router.domain.errors import Invalid, TooLarge
 from omni_router.domain.integration import DeliveryAttempt, Subscription
-from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.labels import Label
+from omni_router.domain.model import OPEN_STATUSES, Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Notification, Outbox, Queued
-from omni_router.domain.replies import KeyClaim
+from omni_router.domain.replies import KeyClaim, ReplyWindow
 from omni_router.domain.reports import Percentiles, Period, ReportFilter, Summary, day_of, rank
+from omni_router.domain.search import SearchEntry
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_router.service_layer.ports import (
     BrokerUnavailable,
@@ -34,6 +40,16 @@ from omni_router.service_layer.ports import (
 )
 
 START = 1_800_000_000.0
+
+DAY = timedelta(hours=24)
+# The providers' reply windows as they state them (omni_providers: whatsapp.py, twilio.py, meta/messenger.py).
+WINDOW_POLICIES = {
+    "whatsapp": DeliveryPolicy(reply_window=DAY, templates=True),
+    "twilio": DeliveryPolicy(reply_window=DAY, templates=True),
+    "messenger": DeliveryPolicy(
+        reply_window=DAY, window_tag=WindowTag("HUMAN_AGENT", timedelta(days=7), "human_agent_tag")
+    ),
+}
 
 
 class FakeClock:
@@ -192,6 +208,18 @@ class FakeChats:
         if (whole and stored.chat.offer_version == outbox.version) or not (stored.outbox or stored.legacy):
             stored.chat = replace(stored.chat, outbox_at=None)
 
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        return sorted((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, reverse=True)
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        stored = self.stored[chat.id]
+        open_key = stored.chat.open_key
+        if open_key is not None:
+            moved = f"{chat.channel_id}:{contact_id}"
+            if not any(s.chat.open_key == moved for s in self.stored.values() if s.chat.id != chat.id):
+                open_key = moved
+        stored.chat = replace(stored.chat, contact_id=contact_id, contact_name=contact_name, open_key=open_key)
+
     async def rename_contact(self, contact_id: str, name: str) -> None:
         for stored in self.stored.values():
             if stored.chat.contact_id == contact_id:
@@ -232,15 +260,39 @@ class FakeChats:
     async def open_chats(self) -> list[Chat]:
         return [c for status in OPEN_STATUSES for c in self._all() if c.status == status]
 
-    async def page(self, visibility: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
+    async def page(
+        self, visibility: Visibility, status: str | None, before: str | None, limit: int, label: str | None = None
+    ) -> list[Chat]:
         chats = [
             c
             for c in self._all()
             if _visible(c, visibility)
             and (c.status == status if status else c.is_open)
             and (not before or c.id < before)
+            and (label is None or label in c.labels)
         ]
         return self._sorted(chats, limit, reverse=True)
+
+    async def set_labels(self, chat_id: str, labels: Sequence[str]) -> Chat | None:
+        stored = self.stored.get(chat_id)
+        if stored is None:
+            return None
+        stored.chat = replace(stored.chat, labels=tuple(labels))
+        return stored.chat
+
+    async def drop_label(self, name: str) -> None:
+        for stored in self.stored.values():
+            stored.chat = replace(stored.chat, labels=tuple(n for n in stored.chat.labels if n != name))
+
+    async def seen_by(self, operator_id: str) -> dict[str, str]:
+        return {
+            c.id: c.contact_id
+            for c in self._all()
+            if c.operator_id == operator_id or (c.status == "new" and operator_id in c.offered_to)
+        }
+
+    async def latest_of_contact(self, contact_id: str) -> Chat | None:
+        return max((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, default=None)
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c.id for c in self._all() if c.is_open and _visible(c, visibility)]
@@ -420,18 +472,51 @@ class FakeContacts:
     async def find_or_add(self, contact: Contact) -> Contact:
         for known in self.stored.values():
             if (known.channel_id, known.external_id) == (contact.channel_id, contact.external_id):
+                while known.merged_into is not None and known.merged_into in self.stored:
+                    known = self.stored[known.merged_into]
                 return known
         self.stored[contact.id] = contact
         return contact
 
     async def find(self, sender_key: str) -> Contact | None:
-        return next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)
+        known = next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)
+        while known is not None and known.merged_into is not None and known.merged_into in self.stored:
+            known = self.stored[known.merged_into]
+        return known
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        if contact_id in self.stored:
-            self.stored[contact_id] = replace(
-                self.stored[contact_id], name=name, photo_url=photo_url, profile_status="resolved"
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        if contact_id not in self.stored:
+            return None
+        contact = self.stored[contact_id]
+        if name is not None:
+            contact = replace(contact, name=name, name_edited=True)
+        if attributes is not None:
+            contact = replace(contact, attributes=dict(attributes))
+        self.stored[contact_id] = contact
+        return contact
+
+    async def absorb(self, contact: Contact) -> None:
+        if contact.id in self.stored:
+            self.stored[contact.id] = replace(
+                self.stored[contact.id],
+                identities=contact.identities,
+                merged_ids=contact.merged_ids,
+                attributes=dict(contact.attributes),
             )
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        if contact_id in self.stored:
+            self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
+
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        if contact_id not in self.stored:
+            return True
+        contact = self.stored[contact_id]
+        named = not contact.name_edited
+        self.stored[contact_id] = replace(
+            contact, name=name if named else contact.name, photo_url=photo_url, profile_status="resolved"
+        )
+        return named
 
 
 class FakeMessages:
@@ -475,6 +560,9 @@ class FakeMessages:
             return False
         self.stored[message.id] = message
         return True
+
+    async def add_note(self, note: Message) -> None:
+        self.stored[note.id] = note
 
     async def mark_published(self, message_id: str) -> None:
         self.stored[message_id] = replace(self.stored[message_id], published=True, publish_due=None)
@@ -568,8 +656,71 @@ class FakeMessages:
         )
         self.stored[message_id] = replace(message, attachments=files)
 
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        mine = [m for m in self.stored.values() if m.chat_id == chat_id and m.direction == "incoming"]
+        return max(mine, key=lambda m: m.id) if mine else None
+
     async def with_file(self, file_id: str) -> Message | None:
         return next((m for m in self.stored.values() if any(f.file_id == file_id for f in m.attachments)), None)
+
+
+class FakeLabels:
+    def __init__(self) -> None:
+        self.stored: dict[str, Label] = {}
+
+    async def add(self, label: Label) -> bool:
+        if any(other.name == label.name for other in self.stored.values()):
+            return False
+        self.stored[label.id] = label
+        return True
+
+    async def all(self) -> list[Label]:
+        return sorted(self.stored.values(), key=lambda label: label.name)
+
+    async def delete(self, label_id: str) -> Label | None:
+        return self.stored.pop(label_id, None)
+
+
+class FakeCannedResponses:
+    def __init__(self) -> None:
+        self.stored: dict[str, CannedResponse] = {}
+
+    async def add(self, response: CannedResponse) -> None:
+        self.stored[response.id] = response
+
+    async def get(self, response_id: str) -> CannedResponse | None:
+        return self.stored.get(response_id)
+
+    async def shared(self) -> list[CannedResponse]:
+        return [r for r in self.stored.values() if r.operator_id is None]
+
+    async def usable(self, operator_id: str, queue_ids: Sequence[str]) -> list[CannedResponse]:
+        return [
+            r
+            for r in self.stored.values()
+            if r.operator_id == operator_id or (r.operator_id is None and r.queue_id in (None, *queue_ids))
+        ]
+
+    async def save(self, response: CannedResponse) -> None:
+        self.stored[response.id] = response
+
+    async def delete(self, response_id: str) -> None:
+        self.stored.pop(response_id, None)
+
+
+class FakeSearchIndex:
+    def __init__(self) -> None:
+        self.stored: dict[str, SearchEntry] = {}
+
+    async def put(self, entry: SearchEntry) -> None:
+        self.stored[entry.id] = entry
+
+    async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
+        found = [replace(e, text="") for e in self.stored.values() if word in e.words and (not before or e.id < before)]
+        return sorted(found, key=lambda e: e.id, reverse=True)[:limit]
+
+    async def texts(self, entries: list[SearchEntry]) -> dict[str, str]:
+        return {e.id: self.stored[e.id].text for e in entries if e.id in self.stored}
 
 
 class FakeIdempotencyKeys:
@@ -680,6 +831,17 @@ class FakeMessengers:
             raise Invalid("unknown_provider", "unknown provider")
         return self.registration
 
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        """The providers' own windows (`omni_providers.window`, pure): Telegram none, WhatsApp and Twilio 24 h and
+        templates, Messenger 24 h and the HUMAN_AGENT tag."""
+        policy = WINDOW_POLICIES.get(channel.provider, DeliveryPolicy())
+        as_provider = ProviderChannel(channel.id, channel.name, channel.provider, "", "", dict(channel.settings))
+        reply_kind: ReplyKind = "template" if kind == "template" else "text"
+        decision = decide_reply(policy, as_provider, last_customer_message_at, now, reply_kind)
+        return ReplyWindow(decision.verdict, decision.window_ends_at, decision.reason)
+
 
 class FakeParkingLots:
     def __init__(self) -> None:
@@ -713,10 +875,29 @@ class FakeDownload:
 class FakeFiles:
     def __init__(self) -> None:
         self.stored: dict[str, bytes] = {}
+        self.described: dict[str, Upload] = {}
 
     async def open(self, file_id: str) -> FakeDownload | None:
         data = self.stored.get(file_id)
         return FakeDownload(data) if data is not None else None
+
+    async def describe(self, file_id: str) -> Upload | None:
+        if file_id not in self.stored:
+            return None
+        return self.described.get(file_id) or Upload(file_id, file_id, None, len(self.stored[file_id]))
+
+    async def put(
+        self, file_name: str, content_type: str | None, chunks: AsyncIterable[bytes], max_bytes: int, uploaded_by: str
+    ) -> Upload:
+        data = b""
+        async for chunk in chunks:
+            data += chunk
+            if len(data) > max_bytes:
+                raise TooLarge("file_too_large", f"the file is larger than the limit of {max_bytes} bytes")
+        file_id = f"file-{len(self.stored) + 1}"
+        self.stored[file_id] = data
+        self.described[file_id] = Upload(file_id, file_name, content_type, len(data), uploaded_by)
+        return self.described[file_id]
 
 
 class FakeRouterInstances:

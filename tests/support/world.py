@@ -23,7 +23,9 @@ from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
+from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
+from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.webhooks import MongoWebhookDeliveries, MongoWebhookSubscriptions
 from omni_router.bootstrap import Ports, Router, wire
@@ -35,6 +37,7 @@ from omni_runtime.settings import Settings
 from tests.support.fakes import (
     FakeApiTokens,
     FakeAuditLog,
+    FakeCannedResponses,
     FakeChannels,
     FakeChats,
     FakeClock,
@@ -43,6 +46,7 @@ from tests.support.fakes import (
     FakeEvents,
     FakeFiles,
     FakeIdempotencyKeys,
+    FakeLabels,
     FakeMessages,
     FakeMessengers,
     FakeNotificationLog,
@@ -53,6 +57,7 @@ from tests.support.fakes import (
     FakeReports,
     FakeRouterInstances,
     FakeRoutingSettings,
+    FakeSearchIndex,
     FakeStreamTickets,
     FakeWebhookDeliveries,
     FakeWebhookSubscriptions,
@@ -96,10 +101,12 @@ class World:
         body = QueueSettings(name="support", routing_rule=rule, operator_ids=[op.id for op in operators], **settings)
         return await self.router.admin.create_queue(body)
 
-    async def channel(self, queue: Queue, source: str | None = None) -> Channel:
-        settings = {"secret": "s3cret", "outgoing_url": "https://shop.example/replies"}
+    async def channel(
+        self, queue: Queue, source: str | None = None, provider: str = "acme", **more_settings: Any
+    ) -> Channel:
+        settings = {"secret": "s3cret", "outgoing_url": "https://shop.example/replies", **more_settings}
         source = source or f"bot-{queue.id}"
-        body = ChannelSettings(name="Shop", provider="acme", source=source, queue_id=queue.id, settings=settings)
+        body = ChannelSettings(name="Shop", provider=provider, source=source, queue_id=queue.id, settings=settings)
         return await self.router.admin.create_channel(body)
 
     async def team(self, rule: str, capacities: list[int], **settings: Any) -> tuple[Queue, Channel, list[Operator]]:
@@ -238,6 +245,9 @@ def fake_world() -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            labels=FakeLabels(),
+            canned=FakeCannedResponses(),
+            search=FakeSearchIndex(),
             api_tokens=FakeApiTokens(),
             audit_log=FakeAuditLog(),
             subscriptions=FakeWebhookSubscriptions(),
@@ -278,6 +288,9 @@ def mongo_world(db: Database) -> World:
             events=events,
             messengers=messengers,
             parking=parking,
+            labels=MongoLabels(db),
+            canned=MongoCannedResponses(db),
+            search=MongoSearchIndex(db),
             api_tokens=MongoApiTokens(db),
             audit_log=MongoAuditLog(db),
             subscriptions=MongoWebhookSubscriptions(db, ttl_seconds=0),

@@ -185,3 +185,11 @@ async def test_refused_requests_leave_their_messages_before_anyone_is_told_so_no
     for event in batch:
         await world.router.inbox.receive(event)
     assert new_texts(world, ann, chats[0]) == ["a1", "a2"]
+
+
+async def test_messages_stored_by_a_batch_are_found_by_search(world: World) -> None:
+    channel, ann, chats = await returning(world)
+    batch = [world.message(channel, sender="cust-1", text="zebra parcel"), world.message(channel, sender="cust-2")]
+    assert await world.write_batch(batch) == set()
+    page = await world.router.workplace.search(ann, "zebra", None, 10)
+    assert [(hit.chat_id, hit.entry.kind) for hit in page.items] == [(chats[1].id, "message")]

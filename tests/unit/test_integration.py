@@ -245,3 +245,31 @@ async def test_greetings_csat_questions_and_ratings_are_announced(world: World) 
     assert stored is not None
     await world.router.courtesy.record_rating(closed, stored)
     assert [d.webhook.id for d in delivered(world, "rating.created")] == [rated.webhook.id] * 2
+
+
+async def test_a_contacts_edit_and_merge_are_announced_once_each(world: World) -> None:
+    queue, web, (ann,) = await world.team("to_all", [5])
+    other = await world.channel(queue, source="5566", provider="whatsapp")
+    await subscribe(world, events=["contact.updated"])
+    mine, theirs = await world.write(web, sender="cust-1"), await world.write(other, sender="4917612345678")
+    cards = world.router.contacts
+    await cards.edit(mine.contact_id, await world.fresh(ann), "Ann Example", {"email": "ann@example.com"})
+    [edited] = delivered(world, "contact.updated")
+    assert edited.webhook.data["contact"]["name"] == "Ann Example"
+    kept = await cards.merge(mine.contact_id, theirs.contact_id)
+    assert await cards.merge(mine.contact_id, theirs.contact_id) == kept  # repeated: announced under the same id
+    updates = delivered(world, "contact.updated")
+    assert len({d.webhook.id for d in updates}) == 2 and updates[-1].webhook.data["contact"] == kept
+
+
+async def test_notes_and_labels_are_refused_where_the_queue_does_not_allow_them(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5], actions=["accept", "reply"])
+    chat = await world.write(channel)
+    await world.reply(chat, ann)
+    for refused_action in (
+        world.router.workplace.add_note(chat.id, await world.fresh(ann), "internal"),
+        world.router.workplace.label_chat(chat.id, await world.fresh(ann), []),
+    ):
+        with pytest.raises(Forbidden) as refused:
+            await refused_action
+        assert refused.value.code == "action_not_allowed"

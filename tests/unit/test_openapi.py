@@ -18,6 +18,7 @@ from omni_contracts import Attachment
 from omni_ingress.app import create_app as ingress_app
 from omni_router.bootstrap import create_app as router_app
 from omni_router.domain.admin import ChannelSettings, OperatorSettings, QueueSettings
+from omni_router.domain.canned import CannedResponse, PersonalResponse, SharedResponse
 from omni_router.domain.integration import (
     DeliveryAttempt,
     Subscription,
@@ -25,10 +26,24 @@ from omni_router.domain.integration import (
     attempt_view,
     subscription_view,
 )
+from omni_router.domain.labels import Label, LabelSettings
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
+from omni_router.domain.notes import NoteBody
+from omni_router.domain.search import SearchEntry
 from omni_router.domain.tokens import ApiToken, AuditEntry, TokenSettings, audit_view, token_view
-from omni_router.domain.views import attachment_view, channel_view, chat_view, message_view, operator_view, queue_view
-from omni_router.entrypoints import admin_api, operator_api
+from omni_router.domain.views import (
+    attachment_view,
+    canned_view,
+    channel_view,
+    chat_view,
+    label_view,
+    message_view,
+    note_view,
+    operator_view,
+    queue_view,
+    search_hit_view,
+)
+from omni_router.entrypoints import admin_api, operator_api, workplace_api
 from omni_runtime.openapi import openapi_route, openapi_schema, undocumented
 from omni_runtime.parking import Parked
 from omni_runtime.settings import Settings
@@ -200,6 +215,12 @@ VIEWS: dict[str, Callable[[], dict[str, Any]]] = {
     "Queue": lambda: queue_view(Queue(id="q", name="Sales")),
     "Channel": lambda: channel_view(Channel(id="ch", name="Bot", provider="telegram", settings={"bot_token": "x"})),
     "Parked": lambda: Parked("p", "router.updates", "cause", 3, None, {}, {}).view(),
+    "Note": lambda: note_view(
+        Message(id="n", chat_id="c", channel_id="ch", direction="internal", type="note", status="stored")
+    ),
+    "Label": lambda: label_view(Label("l", "billing", "#fa0")),
+    "CannedResponse": lambda: canned_view(CannedResponse("r", "hi", "Hello")),
+    "SearchHit": lambda: search_hit_view(SearchEntry("m", "message", "k", "hello", ("hello",), "c"), "c"),
     "ApiToken": lambda: token_view(ApiToken(id="t", name="bi", scopes=("reports:read",), token_hash="h")),
     "AuditEntry": lambda: audit_view(AuditEntry("a", AT, None, "ADMIN_TOKEN", "POST", "/api/admin/queues", "q", 201)),
     "Webhook": lambda: subscription_view(Subscription(id="w", url="https://crm.example/in", events=(), secret="s")),
@@ -228,6 +249,11 @@ BODIES: list[tuple[str, str, type[BaseModel]]] = [
     ("post", "/api/admin/operators", OperatorSettings),
     ("post", "/api/admin/channels", ChannelSettings),
     ("post", "/api/admin/parked/replay", admin_api.ReplayBody),
+    ("post", "/api/chats/{chat_id}/notes", NoteBody),
+    ("put", "/api/chats/{chat_id}/labels", workplace_api.ChatLabelsBody),
+    ("post", "/api/admin/labels", LabelSettings),
+    ("post", "/api/admin/canned-responses", SharedResponse),
+    ("post", "/api/canned-responses", PersonalResponse),
     ("post", "/api/admin/tokens", TokenSettings),
     ("post", "/api/admin/webhooks", WebhookSettings),
 ]

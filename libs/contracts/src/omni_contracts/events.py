@@ -172,7 +172,7 @@ class WebhookDelivery(Event):
 
 
 NotificationKind = Literal[
-    "chat.offered", "chat.assigned", "chat.revoked", "chat.closed", "message.new", "message.status"
+    "chat.offered", "chat.assigned", "chat.revoked", "chat.closed", "message.new", "message.status", "note.new"
 ]
 
 

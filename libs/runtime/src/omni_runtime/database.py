@@ -37,6 +37,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The waiting line: the queue's id while the chat waits (new, offered to nobody), unset otherwise.
         IndexModel([("waiting_in", ASCENDING)], sparse=True),
         IndexModel([("contact_id", ASCENDING)]),  # a resolved profile renames the contact's chats
+        # Every chat an operator holds or held, whatever its status (the search's fence). No index on the arrays
+        # `offered_to` or `labels` alone: nx-27017 would answer from it and find nothing (test_stand_in.py).
+        IndexModel([("operator_id", ASCENDING)]),
         # The router's sweeps: offers past their timeout, chats past their completion timeout, and
         # notifications written with a state change but not yet published (epoch seconds, unset when done).
         IndexModel([("offer_expires_at", ASCENDING)], sparse=True),
@@ -62,6 +65,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("chat_id", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),  # replies still queued: few among all the messages
     ],
+    # Labels operators put on chats (unique names) and canned responses, read by one field at a time.
+    "labels": [IndexModel([("name", ASCENDING)], unique=True)],
+    "canned_responses": [
+        IndexModel([("scope", ASCENDING)]),
+        IndexModel([("queue_id", ASCENDING)], sparse=True),
+        IndexModel([("operator_id", ASCENDING)], sparse=True),
+    ],
+    # The search's word index (router adapters/search_index.py): postings under "<word> <entry id>", read as one
+    # range of `key` (and removed by it); nothing else is indexed, so a message costs one unordered insert.
+    "search_words": [IndexModel([("key", ASCENDING)], unique=True)],
     # Single-use tickets for browsers' event streams (router); expired ones are deleted as new ones are issued.
     "stream_tickets": [IndexModel([("expires_at", ASCENDING)])],
     # Operators' Idempotency-Keys of replies, removed IDEMPOTENCY_KEY_SECONDS after their first use.

@@ -36,6 +36,20 @@ Write = Callable[[bytes], Awaitable[None]]
 Copy = Callable[[Write], Awaitable[int]]
 
 
+# PyMongo's GridIn batches its chunk inserts up to its largest message (48 MB): a whole attachment in memory before
+# any of it reaches the database. Flushed at this size instead, a file being stored holds at most this much.
+FLUSH_BYTES = 4 * 1024 * 1024
+
+
+class _BoundedGridIn(AsyncGridIn):
+    """GridFS's upload stream, inserting its chunks once FLUSH_BYTES of them wait (the order and the file are the
+    same; only the batches are smaller)."""
+
+    async def _flush_data(self, data: Any, force: bool = False) -> None:
+        waiting = self._buffered_docs_size + len(data)
+        await super()._flush_data(data, force=force or waiting >= FLUSH_BYTES)
+
+
 class FileTooLarge(Exception):
     """The bytes went past the limit they were stored under; nothing of them is kept."""
 
@@ -95,7 +109,7 @@ class FileStore:
     ) -> StoredFile:
         """Upload what `copy` writes; on any failure the partial file is deleted and the error raised."""
         described = {**(metadata or {}), "content_type": content_type}
-        upload = self._bucket.open_upload_stream(file_name, metadata=described)
+        upload = _BoundedGridIn(self._db[BUCKET], filename=file_name, metadata=described)
         try:
             size = await copy(upload.write)
             await upload.close()

@@ -29,9 +29,11 @@ from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_reports import MongoReports
 from omni_router.adapters.mongo_settings import CachedRoutingSettings, MongoChannels, MongoQueues
 from omni_router.adapters.mongo_tokens import MongoApiTokens, MongoAuditLog
+from omni_router.adapters.mongo_workplace import MongoCannedResponses, MongoLabels
 from omni_router.adapters.notification_log import MongoNotificationLog
 from omni_router.adapters.parking import BrokerParkingLots
 from omni_router.adapters.router_instances import MongoRouterInstances
+from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.adapters.stream_tickets import MongoStreamTickets
 from omni_router.adapters.upgrades import upgrade
 from omni_router.adapters.webhooks import DestinationCheck, MongoWebhookDeliveries, MongoWebhookSubscriptions
@@ -40,6 +42,7 @@ from omni_router.entrypoints import (
     admin_api,
     console_api,
     console_site,
+    contacts_api,
     events_api,
     files_api,
     openapi,
@@ -48,6 +51,7 @@ from omni_router.entrypoints import (
     supervisor_api,
     tokens_api,
     webhooks_api,
+    workplace_api,
 )
 from omni_router.entrypoints.audit import AuditTrail
 from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
@@ -59,15 +63,18 @@ from omni_router.routing import RoutingRule, load_rules
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.engine import Engine
 from omni_router.service_layer.inbox import Inbox
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents, Webhooks
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import (
     ApiTokens,
     AuditLog,
+    CannedResponses,
     Channels,
     Chats,
     Clock,
@@ -76,6 +83,7 @@ from omni_router.service_layer.ports import (
     Events,
     Files,
     IdempotencyKeys,
+    Labels,
     Messages,
     Messengers,
     NotificationLog,
@@ -86,6 +94,7 @@ from omni_router.service_layer.ports import (
     Reports,
     RouterInstances,
     RoutingSettings,
+    SearchIndex,
     StreamTickets,
     WebhookDeliveries,
     WebhookSubscriptions,
@@ -96,6 +105,8 @@ from omni_router.service_layer.streams import PRUNE_EVERY_SECONDS, Hub, Tickets,
 from omni_router.service_layer.sweeps import sweep_completion, sweep_routing
 from omni_router.service_layer.tokens import Audit, Tokens
 from omni_router.service_layer.updates import Updates
+from omni_router.service_layer.uploads import Uploads
+from omni_router.service_layer.workplace import Workplace
 from omni_runtime.broker import Broker
 from omni_runtime.consumer import Batching, Consumer
 from omni_runtime.database import Database
@@ -131,6 +142,9 @@ class Ports:
     events: Events
     messengers: Messengers
     parking: ParkingLots
+    labels: Labels
+    canned: CannedResponses
+    search: SearchIndex
     api_tokens: ApiTokens
     audit_log: AuditLog
     subscriptions: WebhookSubscriptions
@@ -162,6 +176,9 @@ def adapters(
         events=BrokerEvents(broker),
         messengers=ProviderMessengers(registry, http),
         parking=BrokerParkingLots(broker),
+        labels=MongoLabels(db),
+        canned=MongoCannedResponses(db),
+        search=MongoSearchIndex(db),
         api_tokens=MongoApiTokens(db),
         audit_log=MongoAuditLog(db),
         subscriptions=MongoWebhookSubscriptions(db),
@@ -188,6 +205,9 @@ class Router:
     console: Console
     hub: Hub
     tickets: Tickets
+    workplace: Workplace
+    uploads: Uploads
+    contacts: ContactCards
     tokens: Tokens
     audit: Audit
     integration: IntegrationEvents
@@ -204,10 +224,13 @@ class Router:
             self.console,
             self.hub,
             self.tickets,
-            self.tokens,
-            self.audit,
-            self.webhooks,
-            self.supervision,
+            tokens=self.tokens,
+            audit=self.audit,
+            webhooks=self.webhooks,
+            supervision=self.supervision,
+            workplace=self.workplace,
+            uploads=self.uploads,
+            contacts=self.contacts,
         )
 
 
@@ -241,8 +264,13 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
     desk = Desk(
         chats=p.chats, operators=p.operators, messages=p.messages, settings=p.settings, files=p.files, engine=engine
     )
+    indexer = Indexer(p.search)
+    uploads = Uploads(files=p.files, messages=p.messages, desk=desk, max_bytes=settings.attachment_max_bytes)
     replies = Replies(
+        uploads=uploads,
+        messengers=p.messengers,
         desk=desk,
+        indexer=indexer,
         chats=p.chats,
         messages=p.messages,
         contacts=p.contacts,
@@ -273,7 +301,22 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         notices=notices,
         courtesy=courtesy,
         events=p.events,
+        indexer=indexer,
         integration=integration,
+        clock=p.clock,
+    )
+    workplace = Workplace(
+        desk=desk,
+        chats=p.chats,
+        messages=p.messages,
+        contacts=p.contacts,
+        queues=p.queues,
+        settings=p.settings,
+        labels=p.labels,
+        canned=p.canned,
+        search=p.search,
+        indexer=indexer,
+        notices=notices,
         clock=p.clock,
     )
     return Router(
@@ -286,12 +329,27 @@ def wire(ports: Ports, settings: Settings, rules: Mapping[str, RoutingRule]) -> 
         courtesy=courtesy,
         inbox=inbox,
         updates=Updates(
-            chats=p.chats, contacts=p.contacts, messages=p.messages, notices=notices, integration=integration
+            chats=p.chats,
+            contacts=p.contacts,
+            messages=p.messages,
+            notices=notices,
+            indexer=indexer,
+            integration=integration,
         ),
         admin=admin,
         console=Console(chats=p.chats, queues=p.queues, operators=p.operators, channels=p.channels, clock=p.clock),
         hub=Hub(p.notification_log, p.clock),
         tickets=Tickets(p.tickets, p.operators, p.clock),
+        workplace=workplace,
+        uploads=uploads,
+        contacts=ContactCards(
+            contacts=p.contacts,
+            chats=p.chats,
+            messages=p.messages,
+            settings=p.settings,
+            indexer=indexer,
+            integration=integration,
+        ),
         tokens=Tokens(
             tokens=p.api_tokens,
             operators=p.operators,
@@ -403,8 +461,10 @@ def create_app(
                     await timer
 
     routes = [
+        *workplace_api.routes,  # before the admin API's `/api/admin/{kind}`
         *operator_api.routes,
         *files_api.routes,
+        *contacts_api.routes,
         *tokens_api.routes,
         *webhooks_api.routes,
         *supervisor_api.routes,

@@ -2,6 +2,7 @@
 channel with its messenger (the reference's IMessengerRegistrationWorker)."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -9,8 +10,10 @@ import httpx
 from omni_providers import Channel as ProviderChannel
 from omni_providers import ProviderRegistry, Registrar, UnknownProvider
 from omni_providers.thirdparty import is_http_url
+from omni_providers.window import decide_reply
 from omni_router.domain.errors import Invalid
 from omni_router.domain.model import Channel
+from omni_router.domain.replies import ReplyWindow
 from omni_router.service_layer.ports import Registration
 from omni_runtime.errors import PermanentError, RetryLater
 
@@ -47,6 +50,29 @@ class ProviderMessengers:
         except (RetryLater, PermanentError) as exc:
             return Registration(ok=False, detail=str(exc))
         return Registration(outcome.ok, outcome.detail, outcome.settings_update)
+
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        try:
+            provider = self._registry.get(channel.provider)
+        except UnknownProvider as exc:
+            raise Invalid("unknown_provider", str(exc)) from None
+        return reply_window(provider, channel, last_customer_message_at, now, kind)
+
+
+def reply_window(
+    provider: object, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+) -> ReplyWindow:
+    """`omni_providers.window.decide_reply`, the rule the dispatcher applies again at send time."""
+    decision = decide_reply(
+        provider,
+        _provider_channel(channel),
+        last_customer_message_at,
+        now,
+        "template" if kind == "template" else "text",
+    )
+    return ReplyWindow(decision.verdict, decision.window_ends_at, decision.reason)
 
 
 def _provider_channel(channel: Channel) -> ProviderChannel:

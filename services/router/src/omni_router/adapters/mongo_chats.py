@@ -64,6 +64,7 @@ def chat_from_document(doc: Document) -> Chat:
         closed_by=doc.get("closed_by"),
         close_reason=doc.get("close_reason"),
         outbox_at=doc.get("outbox_at"),
+        labels=tuple(doc.get("labels") or ()),
         not_before=doc.get("not_before"),
         welcome=doc.get("welcome"),
         messages_in=int(doc.get("messages_in") or 0),
@@ -281,6 +282,22 @@ class MongoChats:
         async for chat in self._chats.find({"contact_id": contact_id}, {"_id": 1}):
             await self._chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": name}})
 
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        # By the contact's index alone, newest first by id (ids grow with time).
+        chats = [chat_from_document(doc) async for doc in self._chats.find({"contact_id": contact_id})]
+        return sorted(chats, key=lambda chat: chat.id, reverse=True)
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        changes: Document = {"contact_id": contact_id, "contact_name": contact_name}
+        if chat.open_key is not None:
+            changes["open_key"] = f"{chat.channel_id}:{contact_id}"
+        try:
+            await self._chats.update_one({"_id": chat.id}, {"$set": changes})
+        except DuplicateKeyError:
+            # The contact kept has an open chat on this channel already: this one stays open under its old key.
+            del changes["open_key"]
+            await self._chats.update_one({"_id": chat.id}, {"$set": changes})
+
     async def welcomed(self, chat_id: str) -> None:
         await self._chats.update_one({"_id": chat_id}, {"$unset": {"welcome": ""}})
 
@@ -317,11 +334,44 @@ class MongoChats:
             chat_from_document(doc) for status in OPEN_STATUSES async for doc in self._chats.find({"status": status})
         ]
 
-    async def page(self, visibility: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
+    async def page(
+        self, visibility: Visibility, status: str | None, before: str | None, limit: int, label: str | None = None
+    ) -> list[Chat]:
         query: Document = {**visible(visibility), "status": status if status else OPEN}
         if before:
             query["_id"] = {"$lt": before}
+        if label is not None:
+            query["labels"] = label
         return await self._find(query, "_id", limit, direction=-1)
+
+    async def set_labels(self, chat_id: str, labels: Sequence[str]) -> Chat | None:
+        # Not a compare-and-set change: labels are not routing state, and the last operator to set them wins.
+        doc = await self._chats.find_one_and_update(
+            {"_id": chat_id}, {"$set": {"labels": list(labels)}}, return_document=ReturnDocument.AFTER
+        )
+        return chat_from_document(doc) if doc else None
+
+    async def drop_label(self, name: str) -> None:
+        # Found by the label (a scan: an index on the array `labels` finds nothing in nx-27017), updated by id.
+        async for chat in self._chats.find({"labels": name}, {"_id": 1}):
+            await self._chats.update_one({"_id": chat["_id"]}, {"$pull": {"labels": name}})
+
+    async def seen_by(self, operator_id: str) -> dict[str, str]:
+        # Two one-field lookups rather than one `$or`, which nx-27017 answers by a scan: the chats they hold or held
+        # by `operator_id`, and the offers among the new chats (an index on the array `offered_to` finds nothing
+        # in nx-27017, tests/integration/test_stand_in.py).
+        projection = {"_id": 1, "contact_id": 1, "offered_to": 1}
+        seen = {
+            c["_id"]: c.get("contact_id", "") async for c in self._chats.find({"operator_id": operator_id}, projection)
+        }
+        async for chat in self._chats.find({"status": "new"}, projection):
+            if operator_id in (chat.get("offered_to") or ()):
+                seen[chat["_id"]] = chat.get("contact_id", "")
+        return seen
+
+    async def latest_of_contact(self, contact_id: str) -> Chat | None:
+        found = await self._find({"contact_id": contact_id}, "_id", 1, direction=-1)
+        return found[0] if found else None
 
     async def open_ids(self, visibility: Visibility) -> list[str]:
         return [c["_id"] async for c in self._chats.find({**visible(visibility), "status": OPEN}, {"_id": 1})]

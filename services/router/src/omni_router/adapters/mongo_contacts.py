@@ -1,10 +1,15 @@
 """Contacts in MongoDB (`contacts`): one per channel and sender, found by `sender_key` (its own unique index)."""
 
+from collections.abc import Mapping
+
 from pymongo.errors import DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment
 from omni_router.adapters.upgrades import key_contact
-from omni_router.domain.model import Contact, sender_key
+from omni_router.domain.model import Contact, Identity, sender_key
+
+# How many merges a sender's contact is followed through (each merge re-points the ones before, so one is usual).
+MAX_HOPS = 8
 
 
 def contact_from_document(doc: Document) -> Contact:
@@ -16,6 +21,13 @@ def contact_from_document(doc: Document) -> Contact:
         profile_status=doc.get("profile_status", "pending"),
         photo_url=doc.get("photo_url"),
         created_at=moment(doc.get("created_at")),
+        attributes={str(k): str(v) for k, v in (doc.get("attributes") or {}).items()},
+        identities=tuple(
+            Identity(str(i.get("channel_id", "")), str(i.get("external_id", ""))) for i in doc.get("identities") or ()
+        ),
+        merged_ids=tuple(doc.get("merged_ids") or ()),
+        merged_into=doc.get("merged_into"),
+        name_edited=bool(doc.get("name_edited", False)),
     )
 
 
@@ -35,7 +47,7 @@ class MongoContacts:
         key = sender_key(contact.channel_id, contact.external_id)
         found = await self._contacts.find_one({"sender_key": key})
         if found is not None:
-            return contact_from_document(found)
+            return await self._kept(contact_from_document(found))
         query = {"channel_id": contact.channel_id, "external_id": contact.external_id}
         doc = {
             "_id": contact.id,
@@ -51,14 +63,51 @@ class MongoContacts:
             found = await self._contacts.find_one(query)
             assert found is not None
             await key_contact(self._db, found, key)
-            return contact_from_document(found)
+            return await self._kept(contact_from_document(found))
         return contact
 
     async def find(self, sender_key: str) -> Contact | None:
+        """The contact of a sender key (the one a merged contact went into)."""
         found = await self._contacts.find_one({"sender_key": sender_key})
-        return contact_from_document(found) if found is not None else None
+        return await self._kept(contact_from_document(found)) if found is not None else None
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        await self._contacts.update_one(
-            {"_id": contact_id}, {"$set": {"name": name, "photo_url": photo_url, "profile_status": "resolved"}}
-        )
+    async def _kept(self, contact: Contact) -> Contact:
+        """The contact a merged one went into (through later merges too); the contact itself if it is not merged."""
+        for _ in range(MAX_HOPS):
+            if contact.merged_into is None:
+                return contact
+            doc = await self._contacts.find_one({"_id": contact.merged_into})
+            if doc is None:
+                return contact
+            contact = contact_from_document(doc)
+        return contact
+
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        changes: Document = {}
+        if name is not None:
+            changes["name"] = name
+            changes["name_edited"] = True
+        if attributes is not None:
+            changes["attributes"] = dict(attributes)
+        if changes:
+            await self._contacts.update_one({"_id": contact_id}, {"$set": changes})
+        return await self.get(contact_id)
+
+    async def absorb(self, contact: Contact) -> None:
+        identities = [{"channel_id": i.channel_id, "external_id": i.external_id} for i in contact.identities]
+        changes = {
+            "identities": identities,
+            "merged_ids": list(contact.merged_ids),
+            "attributes": dict(contact.attributes),
+        }
+        await self._contacts.update_one({"_id": contact.id}, {"$set": changes})
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        await self._contacts.update_one({"_id": contact_id}, {"$set": {"merged_into": into_id}})
+
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        found = await self._contacts.find_one({"_id": contact_id}, {"name_edited": 1})
+        named = not (found or {}).get("name_edited", False)
+        changes: Document = {"photo_url": photo_url, "profile_status": "resolved", **({"name": name} if named else {})}
+        await self._contacts.update_one({"_id": contact_id}, {"$set": changes})
+        return named

@@ -13,7 +13,7 @@ from omni_router.domain.model import FileRef, Message
 
 INCOMING_FILE_FIELDS = ("index", "file_id", "file_name", "content_type", "size", "status")
 DUPLICATE_KEY = 11000
-OUTGOING_FILE_FIELDS = ("url", "provider_file_id", "content_type", "file_name", "size", "status")
+OUTGOING_FILE_FIELDS = ("file_id", "url", "provider_file_id", "content_type", "file_name", "size", "status")
 
 
 def file_from_document(doc: Document) -> FileRef:
@@ -53,6 +53,7 @@ def message_from_document(doc: Document) -> Message:
         recipient=doc.get("recipient"),
         published=bool(doc.get("published", False)),
         publish_due=doc.get("publish_due"),
+        template=doc.get("template"),
     )
 
 
@@ -96,6 +97,7 @@ def reply_document(message: Message) -> Document:
         "status": message.status,
         "published": message.published,
         "publish_due": message.publish_due,
+        "template": dict(message.template) if message.template is not None else None,
         "created_at": message.created_at,
     }
 
@@ -162,6 +164,22 @@ class MongoMessages:
         except DuplicateKeyError:
             return False
         return True
+
+    async def add_note(self, note: Message) -> None:
+        await self._messages.insert_one(
+            {
+                "_id": note.id,
+                "chat_id": note.chat_id,
+                "channel_id": note.channel_id,
+                "direction": "internal",
+                "type": note.type,
+                "text": note.text,
+                "operator_id": note.operator_id,
+                "attachments": [],
+                "status": note.status,
+                "created_at": note.created_at,
+            }
+        )
 
     async def mark_published(self, message_id: str) -> None:
         await self._messages.update_one(
@@ -270,6 +288,14 @@ class MongoMessages:
                 }
             },
         )
+
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        """Read newest first by `chat_id` alone (nx-27017 uses no compound index), stopping at the first incoming."""
+        found = self._messages.find({"chat_id": chat_id}, {"direction": 1, "sent_at": 1, "created_at": 1})
+        async for doc in found.sort("_id", -1):
+            if doc.get("direction") == "incoming":
+                return message_from_document(doc)
+        return None
 
     async def with_file(self, file_id: str) -> Message | None:
         doc = await self._messages.find_one({"attachments.file_id": file_id}, {"chat_id": 1, "attachments": 1})

@@ -24,6 +24,16 @@ const REVOKE_TEXT = {
 
 const $ = (id) => document.getElementById(id);
 
+// What the console's other modules (workplace.js: notes, labels, canned responses, search) plug in: handlers of
+// more notification kinds, and additions to what this module draws. Each is called with what it is about.
+const plugins = {
+  handlers: {}, // event kind -> (note, data) => ..., like HANDLERS
+  chatBadges: [], // (chat) -> Node | null, added under a chat's name in the list
+  listFilters: [], // (chat) -> bool, all must pass for a chat to be listed
+  chatShown: [], // (chat) -> void, when the open chat's header is drawn
+  messageElements: [], // (message) -> Node | null: the first element given replaces the usual bubble
+};
+
 const state = {
   token: null,
   me: null,
@@ -50,10 +60,11 @@ const state = {
 };
 
 class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, data = null) {
     super(detail);
     this.status = status;
     this.code = code;
+    this.data = data; // the whole error answer (e.g. `window_ends_at` of a 422 template_required)
   }
 }
 
@@ -162,7 +173,7 @@ async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
     throw new ApiError(401, "unauthorized", "not signed in");
   }
   if (!response.ok) {
-    throw new ApiError(response.status, data?.error ?? "http_error", data?.detail ?? `HTTP ${response.status}`);
+    throw new ApiError(response.status, data?.error ?? "http_error", data?.detail ?? `HTTP ${response.status}`, data);
   }
   return data;
 }
@@ -288,7 +299,7 @@ async function connectEvents() {
     // Whatever happened while the stream was down is read back from the API.
     guarded(refreshChats)();
   });
-  for (const kind of EVENT_KINDS) {
+  for (const kind of [...EVENT_KINDS, ...Object.keys(plugins.handlers)]) {
     source.addEventListener(kind, (event) => {
       if (event.lastEventId) state.lastEventId = event.lastEventId;
       onEvent(event.data);
@@ -337,7 +348,7 @@ function onEvent(raw) {
     if (state.seen.size > 2000) state.seen.delete(state.seen.values().next().value);
   }
   state.eventCount += 1;
-  const handler = HANDLERS[note.event];
+  const handler = HANDLERS[note.event] ?? plugins.handlers[note.event];
   if (handler) guarded(handler)(note, note.data ?? {});
 }
 
@@ -493,7 +504,7 @@ function renderList() {
   for (const filter of ["new", "mine", "closed"]) {
     document.querySelector(`[data-count="${filter}"]`).textContent = chats.filter((c) => matches(c, filter)).length;
   }
-  const shown = chats.filter((c) => matches(c, state.filter)).sort(byRecent);
+  const shown = chats.filter((c) => matches(c, state.filter) && plugins.listFilters.every((f) => f(c))).sort(byRecent);
   list.replaceChildren(...shown.map(chatItem));
   $("list-empty").hidden = shown.length > 0;
   $("more-closed").hidden = !(state.filter === "closed" && state.closedCursor);
@@ -522,7 +533,13 @@ function chatItem(chat) {
         onclick: () => guarded(openChat)(chat.id),
       },
       channelIcon(chat.channel_id),
-      h("span", { class: "chat-main" }, h("span", { class: "chat-name", text: contactName(chat) }), h("span", { class: "chat-sub", text: sub })),
+      h(
+        "span",
+        { class: "chat-main" },
+        h("span", { class: "chat-name", text: contactName(chat) }),
+        h("span", { class: "chat-sub", text: sub }),
+        plugins.chatBadges.map((badge) => badge(chat)),
+      ),
       h(
         "span",
         { class: "chat-meta" },
@@ -557,6 +574,7 @@ async function openChat(id) {
   $("history").textContent = "Loading…";
   renderChatHeader(chat);
   renderList();
+  document.dispatchEvent(new CustomEvent("console:chat-opened", { detail: { id, chat } }));
   try {
     const [page] = await Promise.all([
       api(`/api/chats/${encodeURIComponent(id)}/messages?limit=${PAGE_SIZE}`),
@@ -590,6 +608,7 @@ function closeConversation() {
   $("message-items").replaceChildren();
   $("reply").value = "";
   if (state.me) renderList();
+  if (open) document.dispatchEvent(new CustomEvent("console:chat-closed", { detail: { id: open.id } }));
 }
 
 function backToList() {
@@ -605,6 +624,7 @@ function renderChatHeader(chat) {
   const holder = chat.status === "assigned" ? `with ${operatorName(chat.operator_id)}` : chat.status;
   $("chat-sub").textContent = [channel?.name, queue?.name, holder].filter(Boolean).join(" · ");
   $("chat-channel").replaceWith(Object.assign(channelIcon(chat.channel_id), { id: "chat-channel" }));
+  for (const shown of plugins.chatShown) shown(chat);
 }
 
 async function loadActions(id) {
@@ -687,6 +707,8 @@ function putMessage(message) {
 }
 
 function messageElement(message) {
+  const drawn = plugins.messageElements.map((draw) => draw(message)).find(Boolean);
+  if (drawn) return drawn;
   const outgoing = message.direction === "outgoing";
   const meta = [h("time", { datetime: message.created_at ?? "", title: message.created_at ? new Date(message.created_at).toLocaleString() : null, text: formatTime(message.created_at) })];
   if (outgoing) {
@@ -701,10 +723,16 @@ function messageElement(message) {
       { class: "bubble" },
       message.text ? h("div", { class: "msg-text", text: message.text }) : null,
       message.attachments?.length ? h("div", { class: "attachments" }, message.attachments.map(attachmentElement)) : null,
-      !message.text && !message.attachments?.length ? h("div", { class: "msg-text muted", text: `(${message.type})` }) : null,
+      message.template ? h("div", { class: "msg-text msg-template", text: templateText(message.template) }) : null,
+      !message.text && !message.attachments?.length && !message.template ? h("div", { class: "msg-text muted", text: `(${message.type})` }) : null,
     ),
     h("div", { class: "msg-meta" }, meta),
   );
+}
+
+function templateText(template) {
+  const parameters = (template.parameters ?? []).join(", ");
+  return `Template ${template.name}${template.language ? ` (${template.language})` : ""}${parameters ? `: ${parameters}` : ""}`;
 }
 
 function attachmentElement(attachment) {
@@ -865,6 +893,9 @@ async function chatCall(id, call) {
   }
 }
 
+// A reply the messenger's window refuses (422): compose.js takes it from there.
+const WINDOW_REFUSALS = new Set(["template_required", "reply_window_closed"]);
+
 // Waits before the console posts a reply again after no answer or a 5xx; the same key makes that safe.
 const REPLY_RETRY_MS = [500, 1000, 2000, 4000];
 
@@ -899,7 +930,18 @@ async function send() {
   $("send").disabled = true;
   try {
     const key = replyKey(id, text);
-    const answer = await chatCall(id, () => postReply(id, text, key));
+    let answer;
+    try {
+      answer = await chatCall(id, () => postReply(id, text, key));
+    } catch (error) {
+      if (error instanceof ApiError && WINDOW_REFUSALS.has(error.code)) {
+        state.pendingReply = null;
+        // compose.js offers the template form (or says why nothing can be sent now).
+        document.dispatchEvent(new CustomEvent("console:reply-refused", { detail: { id, text, error } }));
+        return;
+      }
+      throw error;
+    }
     if (state.pendingReply?.key === key) state.pendingReply = null; // taken or refused; kept only when unsure
     if (!answer) return;
     if ($("reply").value === text) $("reply").value = "";
@@ -1078,3 +1120,29 @@ function start() {
 }
 
 start();
+
+// For the console's other modules (workplace.js, compose.js, contacts.js): the same state and helpers, one instance.
+export {
+  $,
+  state,
+  api,
+  ApiError,
+  h,
+  toast,
+  guarded,
+  chatCall,
+  putMessage,
+  messageArrived,
+  scrollToEnd,
+  reloadChat,
+  renderList,
+  upsertChat,
+  openChat,
+  contactName,
+  operatorName,
+  formatTime,
+  formatSize,
+  replyKey,
+  plugins,
+  PROVIDERS,
+};

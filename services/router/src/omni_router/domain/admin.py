@@ -5,7 +5,7 @@ A change is checked as creation checks it: the stored object with the change app
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from omni_router.domain.access import QueueAction
 from omni_router.domain.hours import BusinessHours, Csat
@@ -55,6 +55,14 @@ class ChannelSettings(BaseModel):
     queue_id: str
     settings: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
+
+    @field_validator("settings")
+    @classmethod
+    def _flags_are_booleans(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """`human_agent_tag` (Messenger: replies 24 h to 7 days with HUMAN_AGENT) counts only as JSON `true`."""
+        if "human_agent_tag" in settings and not isinstance(settings["human_agent_tag"], bool):
+            raise ValueError("settings.human_agent_tag must be true or false")
+        return settings
 
 
 PATCHABLE: dict[AdminKind, frozenset[str]] = {

@@ -1,15 +1,20 @@
 """What a use case refuses, with the API's error code; the entry points turn each kind into an answer."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 
 class DomainError(Exception):
-    """A refusal: `code` is the API's `error`, `detail` its sentence."""
+    """A refusal: `code` is the API's `error`, `detail` its sentence; `fields` more of the answer's members (such
+    as `window_ends_at`)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, fields: Mapping[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.fields = dict(fields or {})
 
 
 class NotFound(DomainError):
@@ -34,6 +39,10 @@ class InvalidBody(Invalid):
 
 class Unprocessable(DomainError):
     """A well-formed request that contradicts an earlier one (an Idempotency-Key reused for another request)."""
+
+
+class TooLarge(DomainError):
+    """A body or file past its size limit; nothing of it is kept."""
 
 
 class Unauthorized(DomainError):

@@ -14,7 +14,7 @@ ChatStatus = Literal["new", "assigned", "closed"]
 OPEN_STATUSES: tuple[ChatStatus, ...] = ("new", "assigned")
 OperatorStatus = Literal["online", "busy", "offline"]
 OPERATOR_STATUSES: tuple[OperatorStatus, ...] = ("online", "busy", "offline")
-Direction = Literal["incoming", "outgoing"]
+Direction = Literal["incoming", "outgoing", "internal"]  # internal: an operators' note, never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class Chat:
     close_reason: str | None = None
     # Set while notifications of the chat's changes wait in its outbox: when the sweep publishes them itself.
     outbox_at: float | None = None
+    # Names of the admin's labels operators put on the chat (domain/labels.py).
+    labels: tuple[str, ...] = ()
     # Opened outside its queue's business hours: not offered before this (epoch seconds), the waiting line's sweep
     # offers it then. `welcome`: the greeting or out-of-hours answer still to send ({"id", "text"}: the id it is
     # stored under, so a repeat stores it once).
@@ -151,8 +153,18 @@ def default_contact_name(channel: Channel, sender: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """A contact's id on one channel's messenger."""
+
+    channel_id: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
-    """A customer on one channel (`external_id` is their id on the messenger)."""
+    """A customer: first seen on one channel (`external_id` is their id on that messenger); merged with the contacts
+    that are the same person on other channels, whose identities it then holds (`identities`, `merged_ids`). A
+    contact merged into another (`merged_into`) is gone: its sender finds the other one."""
 
     id: str
     channel_id: str
@@ -161,6 +173,28 @@ class Contact:
     profile_status: str = "pending"
     photo_url: str | None = None
     created_at: datetime | None = None
+    # A flat object of strings: email, phone, CRM id, ...
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    identities: tuple[Identity, ...] = ()
+    merged_ids: tuple[str, ...] = ()
+    merged_into: str | None = None
+    # An operator named the contact: the messenger's profile no longer renames it.
+    name_edited: bool = False
+
+    @property
+    def all_identities(self) -> tuple[Identity, ...]:
+        """Its own identity first, then those of the contacts merged into it."""
+        own = Identity(self.channel_id, self.external_id)
+        return (own, *(i for i in self.identities if i != own))
+
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        """Its id and the ids of the contacts merged into it (their chats may not have moved yet)."""
+        return (self.id, *(i for i in self.merged_ids if i != self.id))
+
+    def external_id_on(self, channel_id: str) -> str:
+        """Its id on `channel_id`'s messenger: where a reply in a chat of that channel goes."""
+        return next((i.external_id for i in self.all_identities if i.channel_id == channel_id), self.external_id)
 
 
 def sender_key(channel_id: str, sender: str) -> str:
@@ -186,8 +220,30 @@ class FileRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A file an operator uploaded (`POST /api/files`), kept in GridFS until a reply sends it."""
+
+    file_id: str
+    file_name: str
+    content_type: str | None
+    size: int
+    uploaded_by: str | None = None
+
+    def as_attachment(self) -> "FileRef":
+        """The file as a reply stores it: ours by `file_id`, already stored."""
+        return FileRef(
+            file_id=self.file_id,
+            file_name=self.file_name,
+            content_type=self.content_type,
+            size=self.size,
+            status="stored",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """A customer's message (incoming) or an operator's reply (outgoing) in a chat."""
+    """A customer's message (incoming), an operator's reply (outgoing) or an operators' note (internal, type
+    `note`, `operator_id` its author: never sent to the customer) in a chat."""
 
     id: str
     chat_id: str
@@ -212,6 +268,8 @@ class Message:
     recipient: str | None = None
     published: bool = False
     publish_due: float | None = None
+    # Outgoing, a template reply: `{"name", "language", "parameters": [...]}` (then no text and no files).
+    template: Mapping[str, Any] | None = None
 
 
 def dedupe_key(channel_id: str, provider_message_id: str) -> str:

@@ -2,15 +2,62 @@
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from omni_contracts import Attachment
+from omni_contracts import Attachment, Template
+from omni_router.domain.errors import Unprocessable
 from omni_router.domain.model import Chat, Contact, FileRef, Message
+from omni_router.domain.views import iso
 
 # How long an operator's Idempotency-Key stands for its first reply.
 KEY_LIFETIME = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ReplyWindow:
+    """Whether the messenger's customer-service window lets a reply go now (`omni_providers.window`): `verdict`
+    `allowed`, `allowed_with_tag`, `template_required`, `window_closed` or `templates_unsupported`; `window_ends_at`
+    when free text stops (stopped) being allowed; `reason` a sentence for the refusal."""
+
+    verdict: str
+    window_ends_at: datetime | None = None
+    reason: str | None = None
+
+
+# A refused reply's API error, by the window's verdict.
+REFUSALS = {
+    "template_required": "template_required",
+    "window_closed": "reply_window_closed",
+    "templates_unsupported": "templates_unsupported",
+}
+
+
+def refusal(window: ReplyWindow) -> Unprocessable | None:
+    """The 422 a reply the window refuses answers (with `window_ends_at`), or None when it may go."""
+    code = REFUSALS.get(window.verdict)
+    if code is None:
+        return None
+    ends = window.window_ends_at
+    fields = {"window_ends_at": iso(ends)} if code != "templates_unsupported" else {}
+    return Unprocessable(code, window.reason or f"the reply is refused: {window.verdict}", fields)
+
+
+def given_files(files: Sequence[Attachment]) -> list[FileRef]:
+    """Files a reply names by a messenger's URL or file id (ours come by `file_id`, described by the uploads)."""
+    return [
+        FileRef(
+            url=a.url,
+            provider_file_id=a.provider_file_id,
+            content_type=a.content_type,
+            file_name=a.file_name,
+            size=a.size,
+            status="stored",
+        )
+        for a in files
+    ]
 
 
 def reply(
@@ -19,10 +66,11 @@ def reply(
     contact: Contact,
     operator_id: str,
     text: str | None,
-    files: list[Attachment],
+    files: Sequence[FileRef],
     *,
     at: datetime,
     now: float,
+    template: Template | None = None,
 ) -> Message:
     """An operator's reply as stored before it is published: `queued`, with `publish_due` for the reply outbox."""
     return Message(
@@ -30,21 +78,12 @@ def reply(
         chat_id=chat.id,
         channel_id=chat.channel_id,
         direction="outgoing",
-        type="file" if files and not text else "text",
+        type="template" if template is not None else "file" if files and not text else "text",
         text=text,
         operator_id=operator_id,
-        recipient=contact.external_id,
-        attachments=tuple(
-            FileRef(
-                url=a.url,
-                provider_file_id=a.provider_file_id,
-                content_type=a.content_type,
-                file_name=a.file_name,
-                size=a.size,
-                status="stored",
-            )
-            for a in files
-        ),
+        recipient=contact.external_id_on(chat.channel_id),
+        attachments=tuple(files),
+        template=template.model_dump(mode="json") if template is not None else None,
         status="queued",
         published=False,
         # Until published: when the reply outbox's sweep publishes it if the broker could not confirm at once.
@@ -54,9 +93,10 @@ def reply(
 
 
 def outgoing_files(message: Message) -> tuple[Attachment, ...]:
-    """A reply's files as the dispatcher gets them."""
+    """A reply's files as the dispatcher gets them: ours by `file_id` (it reads the rest from GridFS)."""
     return tuple(
         Attachment(
+            file_id=f.file_id,
             url=f.url,
             provider_file_id=f.provider_file_id,
             content_type=f.content_type,
@@ -65,6 +105,10 @@ def outgoing_files(message: Message) -> tuple[Attachment, ...]:
         )
         for f in message.attachments
     )
+
+
+def outgoing_template(message: Message) -> Template | None:
+    return Template.model_validate(message.template) if message.template is not None else None
 
 
 def fingerprint(chat_id: str, body: Any) -> str:

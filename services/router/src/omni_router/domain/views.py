@@ -5,7 +5,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from omni_router.domain.access import QUEUE_ACTIONS
+from omni_router.domain.canned import CannedResponse
+from omni_router.domain.labels import Label
 from omni_router.domain.model import Channel, Chat, FileRef, Message, Operator, Queue
+from omni_router.domain.search import SearchEntry
 
 SECRET_SETTINGS = frozenset(
     {
@@ -33,6 +36,7 @@ def chat_view(chat: Chat, contact_name: str | None = None, unread_count: int = 0
         "id": chat.id,
         "channel_id": chat.channel_id,
         "queue_id": chat.queue_id,
+        "contact_id": chat.contact_id,
         "contact": {"id": chat.contact_id, "name": contact_name or chat.contact_name},
         "status": chat.status,
         "operator_id": chat.operator_id,
@@ -40,6 +44,7 @@ def chat_view(chat: Chat, contact_name: str | None = None, unread_count: int = 0
         "created_at": iso(chat.created_at),
         "last_message_at": iso(chat.last_message_at),
         "closed_at": iso(chat.closed_at),
+        "labels": list(chat.labels),
         "first_response_at": iso(chat.first_response_at),
         "not_before": iso(datetime.fromtimestamp(chat.not_before, UTC)) if chat.not_before else None,
         "rating": rating_view(chat.rating),
@@ -60,10 +65,49 @@ def message_view(message: Message) -> dict[str, Any]:
         "type": message.type,
         "text": message.text,
         "attachments": [attachment_view(a) for a in message.attachments],
+        "template": dict(message.template) if message.template is not None else None,
         "status": message.status,
         "failure_reason": message.failure_reason,
         "created_at": iso(message.created_at),
         "sent_at": iso(message.sent_at),
+        # Who wrote a reply or a note (None for a customer's message).
+        "author_id": None if message.direction == "incoming" else message.operator_id,
+    }
+
+
+def note_view(note: Message) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "chat_id": note.chat_id,
+        "author_id": note.operator_id,
+        "text": note.text,
+        "created_at": iso(note.created_at),
+    }
+
+
+def label_view(label: Label) -> dict[str, Any]:
+    return {"id": label.id, "name": label.name, "color": label.color, "created_at": iso(label.created_at)}
+
+
+def canned_view(response: CannedResponse) -> dict[str, Any]:
+    return {
+        "id": response.id,
+        "shortcut": response.shortcut,
+        "text": response.text,
+        "scope": response.scope,
+        "queue_id": response.queue_id,
+        "created_at": iso(response.created_at),
+    }
+
+
+def search_hit_view(entry: SearchEntry, chat_id: str | None) -> dict[str, Any]:
+    return {
+        "kind": entry.kind,
+        "chat_id": chat_id,
+        "contact_id": entry.contact_id,
+        "message_id": entry.id if entry.kind == "message" else None,
+        "text": entry.text,
+        "created_at": iso(entry.created_at),
     }
 
 

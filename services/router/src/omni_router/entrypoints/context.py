@@ -14,12 +14,15 @@ from omni_router.domain.model import Operator
 from omni_router.domain.tokens import ADMIN, Principal
 from omni_router.service_layer.admin import Admin
 from omni_router.service_layer.console import Console
+from omni_router.service_layer.contacts import ContactCards
 from omni_router.service_layer.desk import Desk
 from omni_router.service_layer.integration_events import Webhooks
 from omni_router.service_layer.replies import Replies
 from omni_router.service_layer.reports import Supervision
 from omni_router.service_layer.streams import Hub, Tickets
 from omni_router.service_layer.tokens import Audit, Tokens
+from omni_router.service_layer.uploads import Uploads
+from omni_router.service_layer.workplace import Workplace
 from omni_runtime.service import Slot
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -35,6 +38,9 @@ class Services:
     console: Console
     hub: Hub
     tickets: Tickets
+    workplace: Workplace
+    uploads: Uploads
+    contacts: ContactCards
     tokens: Tokens
     audit: Audit
     webhooks: Webhooks

@@ -2,7 +2,7 @@
 sentence become the API's `{"error", "detail"}`."""
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from omni_router.domain.errors import (
     Conflict,
@@ -11,6 +11,7 @@ from omni_router.domain.errors import (
     Invalid,
     InvalidBody,
     NotFound,
+    TooLarge,
     Unauthorized,
     Unprocessable,
 )
@@ -22,6 +23,7 @@ STATUSES: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     Unprocessable: 422,
 }
 
@@ -33,4 +35,7 @@ def http_status(error: DomainError) -> int:
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     detail = describe(exc.error) if isinstance(exc, InvalidBody) else exc.detail
-    return error_response(http_status(exc), exc.code, detail)
+    answer = error_response(http_status(exc), exc.code, detail)
+    if not exc.fields:
+        return answer
+    return JSONResponse({"error": exc.code, "detail": detail, **exc.fields}, status_code=http_status(exc))

@@ -42,12 +42,13 @@ securitySchemes:
 schemas:
   Chat:
     type: object
-    required: [id, channel_id, queue_id, contact, status, operator_id, unread_count, created_at, last_message_at,
-               closed_at, first_response_at, not_before, rating]
+    required: [id, channel_id, queue_id, contact_id, contact, status, operator_id, unread_count, created_at,
+               last_message_at, closed_at, labels, first_response_at, not_before, rating]
     properties:
       id: {type: string}
       channel_id: {type: string}
       queue_id: {type: string, nullable: true}
+      contact_id: {type: string, description: "the contact's id (`GET /api/contacts/{contact_id}`)"}
       contact:
         type: object
         required: [id, name]
@@ -60,6 +61,7 @@ schemas:
       created_at: {type: string, format: date-time, nullable: true}
       last_message_at: {type: string, format: date-time, nullable: true}
       closed_at: {type: string, format: date-time, nullable: true}
+      labels: {type: array, items: {type: string}, description: names of the admin's labels put on the chat}
       first_response_at: {type: string, format: date-time, nullable: true, description: the first operator reply}
       not_before:
         type: string
@@ -127,6 +129,28 @@ schemas:
     properties:
       p50: {type: number, nullable: true, description: "seconds; null: no such chats in the period"}
       p90: {type: number, nullable: true}
+  Contact:
+    type: object
+    required: [id, name, photo_url, attributes, identities, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      photo_url: {type: string, nullable: true}
+      attributes:
+        type: object
+        description: a flat object of strings (email, phone, CRM id, ...)
+        additionalProperties: {type: string}
+      identities:
+        type: array
+        description: the contact's id on each channel's messenger (its own first, then those merged into it)
+        items:
+          type: object
+          required: [channel_id, provider, external_id]
+          properties:
+            channel_id: {type: string}
+            provider: {type: string, nullable: true, description: null when the channel is deleted}
+            external_id: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
   Attachment:
     type: object
     required: [file_id, file_name, content_type, size, status, failure_reason]
@@ -139,22 +163,73 @@ schemas:
       failure_reason: {type: string, nullable: true}
   Message:
     type: object
-    required: [id, chat_id, direction, type, text, attachments, status, failure_reason, created_at, sent_at]
+    required: [id, chat_id, direction, type, text, attachments, template, status, failure_reason, created_at,
+               sent_at, author_id]
     properties:
       id: {type: string}
       chat_id: {type: string}
-      direction: {type: string, enum: [incoming, outgoing]}
-      type: {type: string, enum: [text, image, video, audio, file, location, sticker]}
+      direction:
+        type: string
+        enum: [incoming, outgoing, internal]
+        description: "`internal`: an operators' note (`type` note), never sent to the customer"
+      type: {type: string, enum: [text, image, video, audio, file, location, sticker, template, note]}
       text: {type: string, nullable: true}
       attachments: {type: array, items: {$ref: "#/components/schemas/Attachment"}}
+      template:
+        type: object
+        nullable: true
+        description: "a template reply's `{name, language, parameters}`"
+        properties:
+          name: {type: string}
+          language: {type: string, nullable: true}
+          parameters: {type: array, items: {type: string}}
       status:
         type: string
-        enum: [received, queued, sent, delivered, read, failed]
+        enum: [received, queued, sent, delivered, read, failed, stored]
         description: >-
-          `received` for customer messages; a reply goes `queued`, `sent`, then `delivered` / `read`, or `failed`
+          `received` for customer messages; a reply goes `queued`, `sent`, then `delivered` / `read`, or `failed`;
+          a note is `stored`
       failure_reason: {type: string, nullable: true}
       created_at: {type: string, format: date-time, nullable: true}
       sent_at: {type: string, format: date-time, nullable: true}
+      author_id: {type: string, nullable: true, description: the operator who wrote a reply or a note}
+  Note:
+    type: object
+    required: [id, chat_id, author_id, text, created_at]
+    properties:
+      id: {type: string}
+      chat_id: {type: string}
+      author_id: {type: string}
+      text: {type: string}
+      created_at: {type: string, format: date-time, nullable: true}
+  Label:
+    type: object
+    required: [id, name, color, created_at]
+    properties:
+      id: {type: string}
+      name: {type: string}
+      color: {type: string, description: "#rgb or #rrggbb, lower case"}
+      created_at: {type: string, format: date-time, nullable: true}
+  CannedResponse:
+    type: object
+    required: [id, shortcut, text, scope, queue_id, created_at]
+    properties:
+      id: {type: string}
+      shortcut: {type: string}
+      text: {type: string, description: "as written, placeholders unfilled"}
+      scope: {type: string, enum: [global, queue, personal]}
+      queue_id: {type: string, nullable: true}
+      created_at: {type: string, format: date-time, nullable: true}
+  SearchHit:
+    type: object
+    required: [kind, chat_id, contact_id, message_id, text, created_at]
+    properties:
+      kind: {type: string, enum: [message, contact]}
+      chat_id: {type: string, nullable: true, description: "the message's chat, or a chat of the contact one may see"}
+      contact_id: {type: string}
+      message_id: {type: string, nullable: true}
+      text: {type: string, description: "the message's text, or the contact's name and attribute values"}
+      created_at: {type: string, format: date-time, nullable: true}
   Operator:
     type: object
     required: [id, name, role, max_chats, active_chats, status, created_at]
@@ -285,6 +360,9 @@ responses:
     description: >-
       an operator's token (`forbidden`), or an API token whose scopes do not open this endpoint
       (`insufficient_scope`)
+    content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+  ContactNotFound:
+    description: "`contact_not_found`: no such contact (merged away), or none this operator may see (the same answer)"
     content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
   ChatNotFound:
     description: "`chat_not_found`: no such chat, or not one this operator may see (the same answer)"

@@ -5,7 +5,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from omni_contracts import Attachment
+from omni_contracts import Attachment, Template
 from omni_router.domain.model import OPERATOR_STATUSES
 from omni_router.domain.views import chat_view, message_view
 from omni_router.entrypoints.context import services, signed_in
@@ -33,10 +33,21 @@ class TransferBody(BaseModel):
         return self
 
 
+class TemplateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=512)
+    language: str | None = Field(default=None, min_length=1, max_length=16)
+    parameters: list[str] = Field(default_factory=list, max_length=100)
+
+    def template(self) -> Template:
+        return Template(name=self.name, language=self.language, parameters=tuple(self.parameters))
+
+
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(default=None, max_length=65_536)
     attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+    template: TemplateBody | None = None
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -136,6 +147,11 @@ async def list_chats(request: Request) -> Response:
         schema: {type: string, enum: ["", new, assigned, closed]}
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
       - {name: cursor, in: query, description: the `next_cursor` of the page before, schema: {type: string}}
+      - {name: label, in: query, description: only the chats carrying this label, schema: {type: string}}
+      - name: operator_id
+        in: query
+        description: "supervisors: the chats this operator was offered or holds (GetChats for a given operator)"
+        schema: {type: string}
     responses:
       "200":
         description: a page of chats
@@ -149,14 +165,28 @@ async def list_chats(request: Request) -> Response:
                 next_cursor: {type: string, nullable: true}
       "400": {$ref: "#/components/responses/InvalidQuery"}
       "401": {$ref: "#/components/responses/Unauthorized"}
+      "403":
+        description: "`forbidden`: `operator_id` given by an operator who is not a supervisor"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+      "422":
+        description: "`unknown_labels`: `label` names no label"
+        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
       "503": {$ref: "#/components/responses/NotReady"}
     """
     operator = await signed_in(request)
     limit = int_param(request, "limit", 50, 1, 200)
-    status = request.query_params.get("status")
+    query = request.query_params
+    status = query.get("status")
     if status not in (None, "", "new", "assigned", "closed"):
         raise ApiError(400, "invalid_query", "status must be new, assigned or closed")
-    page = await services(request).desk.chats(operator, status or None, request.query_params.get("cursor"), limit)
+    page = await services(request).workplace.chats(
+        operator,
+        status or None,
+        query.get("cursor"),
+        limit,
+        label=query.get("label") or None,
+        of_operator=query.get("operator_id") or None,
+    )
     return JSONResponse(
         {"items": [chat_view(c, unread_count=n) for c, n in page.items], "next_cursor": page.next_cursor}
     )
@@ -294,7 +324,7 @@ async def conversation(request: Request) -> Response:
     """
     operator = await signed_in(request)
     desk = services(request).desk
-    chat = await desk.visible_chat(request.path_params["chat_id"], operator)
+    chat = await desk.readable_chat(request.path_params["chat_id"], operator)
     limit = int_param(request, "limit", 50, 1, 200)
     page = await desk.conversation(chat, request.query_params.get("before") or None, limit)
     return JSONResponse({"items": [message_view(m) for m in page.items], "next_cursor": page.next_cursor})
@@ -318,7 +348,9 @@ async def send(request: Request) -> Response:
         schema: {type: string, minLength: 1, maxLength: 255, pattern: "^[!-~]+$"}
     requestBody:
       required: true
-      description: text, attachments, or both
+      description: >-
+        text, attachments, or both; or a template alone (WhatsApp Cloud and Twilio, outside the 24-hour window).
+        Attachments by `file_id` are files this operator uploaded with `POST /api/files`.
       content:
         application/json:
           schema:
@@ -339,6 +371,18 @@ async def send(request: Request) -> Response:
                     content_type: {type: string, nullable: true}
                     file_name: {type: string, nullable: true}
                     size: {type: integer, nullable: true}
+              template:
+                type: object
+                nullable: true
+                additionalProperties: false
+                required: [name]
+                description: >-
+                  WhatsApp Cloud: the template's name and language code (`en_US`); Twilio: the Content SID (`HX...`)
+                  as `name`. `parameters`: the body's variables in order.
+                properties:
+                  name: {type: string, minLength: 1, maxLength: 512}
+                  language: {type: string, nullable: true, minLength: 1, maxLength: 16}
+                  parameters: {type: array, maxItems: 100, items: {type: string}}
     responses:
       "202":
         description: stored and queued for the messenger
@@ -366,20 +410,36 @@ async def send(request: Request) -> Response:
           `contact_missing`, or `idempotency_key_busy` (racing requests under the key; retry)
         content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
       "422":
-        description: "`idempotency_key_reused`: the key came with another chat or another body"
-        content: {application/json: {schema: {$ref: "#/components/schemas/Error"}}}
+        description: >-
+          `idempotency_key_reused` (the key came with another chat or another body); `file_not_found` (a `file_id`
+          this operator did not upload, nor sees a chat of); `template_required` (free text outside the
+          messenger's window: WhatsApp Cloud and Twilio take only a template), `reply_window_closed` (Messenger
+          after 24 h without the HUMAN_AGENT tag, or after 7 days), both with `window_ends_at` (when free text
+          ended; null when the customer never wrote); `templates_unsupported` (a template on a messenger without
+          templates)
+        content:
+          application/json:
+            schema:
+              allOf:
+                - {$ref: "#/components/schemas/Error"}
+                - type: object
+                  properties:
+                    window_ends_at: {type: string, format: date-time, nullable: true}
       "503": {$ref: "#/components/responses/NotReady"}
     """
     operator = await signed_in(request)
     body = parse_body(SendBody, await read_json(request))
-    if not (body.text and body.text.strip()) and not body.attachments:
-        raise ApiError(400, "invalid_body", "a reply needs text or attachments")
+    if body.template is not None and (body.text or body.attachments):
+        raise ApiError(400, "invalid_body", "a template reply carries no text and no attachments")
+    if not (body.text and body.text.strip()) and not body.attachments and body.template is None:
+        raise ApiError(400, "invalid_body", "a reply needs text, attachments or a template")
     key = idempotency_key(request)
     message, repeat = await services(request).replies.send(
         request.path_params["chat_id"],
         operator,
         body.text,
         body.attachments,
+        template=body.template.template() if body.template is not None else None,
         key=key,
         request=body.model_dump(mode="json"),
     )

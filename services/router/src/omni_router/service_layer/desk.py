@@ -4,8 +4,17 @@ and read chats, accept, decline, transfer and close them, fetch their files. Rep
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from omni_router.domain.access import allowed_actions, is_offered_to, may_see, queue_allows, token_hash, visibility
+from omni_router.domain.access import (
+    Visibility,
+    allowed_actions,
+    is_offered_to,
+    may_see,
+    queue_allows,
+    token_hash,
+    visibility,
+)
 from omni_router.domain.changes import NEW_ONLY, OPEN
+from omni_router.domain.contacts import may_read_history
 from omni_router.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from omni_router.domain.model import Chat, FileRef, Message, Operator
 from omni_router.service_layer.engine import Engine
@@ -71,6 +80,17 @@ class Desk:
             raise NotFound("chat_not_found", f"no chat {chat_id}")
         return chat
 
+    async def readable_chat(self, chat_id: str, operator: Operator) -> Chat:
+        """A chat to read (never to act on): one the operator may see, or an earlier (or other) chat of a contact
+        one of whose open chats the operator may see; else NotFound."""
+        try:
+            return await self.visible_chat(chat_id, operator)
+        except NotFound:
+            chat = await self._chats.get(chat_id)
+            if chat is None or not may_read_history(await self._chats.of_contact(chat.contact_id), operator):
+                raise
+            return chat
+
     async def _reread(self, chat_id: str) -> Chat:
         chat = await self._chats.get(chat_id)
         if chat is None:
@@ -78,17 +98,25 @@ class Desk:
         return chat
 
     async def chats(
-        self, operator: Operator, status: str | None, cursor: str | None, limit: int
+        self,
+        operator: Operator,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+        *,
+        label: str | None = None,
+        fence: Visibility | None = None,
     ) -> Page[tuple[Chat, int]]:
-        """The chats the operator may see (open ones, or those of `status`), newest first, with unread counts."""
-        chats = await self._chats.page(visibility(operator), status, cursor, limit + 1)
+        """The chats the operator may see (or those `fence` selects), open ones or those of `status`, with `label`
+        if given; newest first, with unread counts."""
+        chats = await self._chats.page(fence or visibility(operator), status, cursor, limit + 1, label=label)
         page = chats[:limit]
         unread = await self._messages.unread_counts([c.id for c in page])
         return Page([(c, unread.get(c.id, 0)) for c in page], page[-1].id if len(chats) > limit else None)
 
     async def chat(self, chat_id: str, operator: Operator) -> tuple[Chat, int]:
-        """One chat and its unread count."""
-        chat = await self.visible_chat(chat_id, operator)
+        """One chat and its unread count (an earlier chat of a contact the operator sees an open chat of, too)."""
+        chat = await self.readable_chat(chat_id, operator)
         unread = await self._messages.unread_counts([chat.id])
         return chat, unread.get(chat.id, 0)
 
@@ -199,17 +227,26 @@ class Desk:
         return await self._messages.mark_read(chat_id)
 
     async def file(self, file_id: str, operator: Operator) -> tuple[FileRef, FileDownload]:
-        """An attachment's description and bytes, only for an operator who may see its chat; the same NotFound
-        whether the file does not exist or is someone else's."""
+        """A file's description and bytes, only for an operator who may see a chat it is in, or who uploaded it;
+        the same NotFound whether the file does not exist or is someone else's."""
         missing = NotFound("file_not_found", f"no file {file_id}")
-        message = await self._messages.with_file(file_id)
-        if message is None:
-            raise missing
-        try:
-            await self.visible_chat(message.chat_id, operator)
-        except NotFound:
-            raise missing from None
+        described = await self._visible_file(file_id, operator)
+        if described is None:
+            upload = await self._files.describe(file_id)
+            if upload is None or upload.uploaded_by != operator.id:
+                raise missing
+            described = upload.as_attachment()
         download = await self._files.open(file_id)
         if download is None:
             raise missing
-        return next(a for a in message.attachments if a.file_id == file_id), download
+        return described, download
+
+    async def _visible_file(self, file_id: str, operator: Operator) -> FileRef | None:
+        message = await self._messages.with_file(file_id)
+        if message is None:
+            return None
+        try:
+            await self.visible_chat(message.chat_id, operator)
+        except NotFound:
+            return None
+        return next(a for a in message.attachments if a.file_id == file_id)

@@ -34,6 +34,7 @@ from omni_router.domain.notifications import audience
 from omni_router.domain.views import chat_view, message_view
 from omni_router.service_layer.courtesy import Courtesy
 from omni_router.service_layer.engine import Engine
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices, Telling
 from omni_router.service_layer.ports import (
@@ -133,9 +134,11 @@ class Inbox:
         notices: Notices,
         courtesy: Courtesy,
         events: Events,
+        indexer: Indexer,
         integration: IntegrationEvents,
         clock: Clock,
     ) -> None:
+        self._indexer = indexer
         self._notices = notices
         self._known = KnownContacts(clock)
         self._integration = integration
@@ -157,7 +160,8 @@ class Inbox:
         channel = await self._settings.channel(message.channel_id)
         if channel is None:
             raise NotFound("channel_not_found", f"channel {message.channel_id} does not exist")
-        contact = await self._contacts.find_or_add(self._new_contact(channel, message))
+        candidate = self._new_contact(channel, message)
+        contact = await self._contacts.find_or_add(candidate)
         chat, stored = await self._store(channel, contact, message, stored)
         await self._announce(chat, stored)
         if self._courtesy.answers_question(chat, stored):  # a rating, stored on its closed chat: nothing to route
@@ -166,6 +170,9 @@ class Inbox:
             return
         await self._courtesy.welcome(chat, contact)
         await self._engine.route(chat, stored)
+        await self._indexer.message(stored, contact.id)  # before `routed`: a redelivery indexes it again
+        if contact.id == candidate.id:  # added now; a resolved profile indexes it again (Updates)
+            await self._indexer.contact(contact.id, contact.name, at=contact.created_at)
         if contact.profile_status == "pending":
             await self._events.publish(self._profile_request(channel, contact, message))
         for request in self._file_requests(channel, chat, stored, message):
@@ -226,6 +233,8 @@ class Inbox:
         await self._store_all(items)
         items = left.keep(items, lambda item: item.stored is not None)
         routing = [item for item in items if not _stored(item).routed]
+        # Indexed before `routed`, as `receive` does: a redelivery indexes it again.
+        await _together(self._indexer.message(_stored(item), _contact(item).id) for item in routing)
         asked = await self._ask_all(routing)
         routing = left.keep(routing, lambda item: item.position not in asked)
         told = await self._tell_all(routing)
@@ -403,6 +412,11 @@ def _open_key(item: _Item) -> str:
 def _chat(item: _Item) -> Chat:
     assert item.chat is not None
     return item.chat
+
+
+def _contact(item: _Item) -> Contact:
+    assert item.contact is not None
+    return item.contact
 
 
 def _stored(item: _Item) -> Message:

@@ -2,7 +2,7 @@
 
 from omni_contracts import MessageOutgoing
 from omni_router.domain.model import Message
-from omni_router.domain.replies import outgoing_files
+from omni_router.domain.replies import outgoing_files, outgoing_template
 from omni_router.domain.views import message_view
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.ports import BrokerUnavailable, Events, Messages, RoutingSettings
@@ -27,6 +27,7 @@ async def publish_reply(
         recipient=message.recipient or "",
         text=message.text,
         attachments=outgoing_files(message),
+        template=outgoing_template(message),
     )
     try:
         await integration.emit("message.created", {"message": message_view(message)}, key=message.id)

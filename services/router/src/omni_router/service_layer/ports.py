@@ -5,7 +5,7 @@ contract tests run the same behaviours against both. Every write a use case reli
 here (a chat's compare-and-set change, a capacity claim), and says so.
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,13 +13,16 @@ from typing import Any, Protocol
 from omni_contracts import ChatNotification
 from omni_contracts.events import Event
 from omni_router.domain.access import Visibility
+from omni_router.domain.canned import CannedResponse
 from omni_router.domain.capacity import Holdings
 from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.integration import DeliveryAttempt, Subscription
-from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue
+from omni_router.domain.labels import Label
+from omni_router.domain.model import Channel, Chat, Contact, Message, Operator, Queue, Upload
 from omni_router.domain.notifications import Outbox
-from omni_router.domain.replies import KeyClaim
+from omni_router.domain.replies import KeyClaim, ReplyWindow
 from omni_router.domain.reports import Period, ReportFilter, Summary
+from omni_router.domain.search import SearchEntry
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_runtime.errors import BrokerUnavailable
 
@@ -27,6 +30,7 @@ __all__ = [
     "ApiTokens",
     "AuditLog",
     "BrokerUnavailable",  # what a publisher raises when the broker did not confirm (the consumers retry on it)
+    "CannedResponses",
     "Channels",
     "Chats",
     "Clock",
@@ -35,6 +39,7 @@ __all__ = [
     "Events",
     "Files",
     "IdempotencyKeys",
+    "Labels",
     "Messages",
     "Messengers",
     "NotificationLog",
@@ -46,6 +51,7 @@ __all__ = [
     "Reports",
     "RouterInstances",
     "RoutingSettings",
+    "SearchIndex",
     "StoredNotification",
     "StreamTickets",
     "WebhookDeliveries",
@@ -89,6 +95,14 @@ class Postponement:
 
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
+
+    async def of_contact(self, contact_id: str) -> list[Chat]:
+        """Every chat of the contact (open and closed), newest first."""
+        ...
+
+    async def move_contact(self, chat: Chat, contact_id: str, contact_name: str) -> None:
+        """The chat is now of another contact (a merge); an open one keeps one open chat per contact and channel."""
+        ...
 
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
@@ -190,8 +204,27 @@ class Chats(Protocol):
 
     async def open_chats(self) -> list[Chat]: ...
 
-    async def page(self, visible: Visibility, status: str | None, before: str | None, limit: int) -> list[Chat]:
-        """Chats `visible` selects, open ones or those of `status`, newest first, ids below `before`."""
+    async def page(
+        self, visible: Visibility, status: str | None, before: str | None, limit: int, label: str | None = None
+    ) -> list[Chat]:
+        """Chats `visible` selects, open ones or those of `status` (and, with `label`, carrying it), newest first,
+        ids below `before`."""
+        ...
+
+    async def set_labels(self, chat_id: str, labels: Sequence[str]) -> Chat | None:
+        """Replace the chat's labels; the chat after it (None: no such chat)."""
+        ...
+
+    async def drop_label(self, name: str) -> None:
+        """Remove the label from every chat carrying it."""
+        ...
+
+    async def seen_by(self, operator_id: str) -> dict[str, str]:
+        """Every chat (any status) the operator holds or held, or is offered now: chat id to contact id."""
+        ...
+
+    async def latest_of_contact(self, contact_id: str) -> Chat | None:
+        """The contact's newest chat."""
         ...
 
     async def open_ids(self, visible: Visibility) -> list[str]: ...
@@ -314,8 +347,21 @@ class Contacts(Protocol):
         """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> None:
-        """The profile service named the contact."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+        """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
+        ...
+
+    async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
+        """An operator's change (None: left as it is; a name given is kept over later profiles); the contact as
+        changed, or None if there is none."""
+        ...
+
+    async def absorb(self, contact: Contact) -> None:
+        """Store a merge's outcome on the contact kept: its identities, merged ids and attributes."""
+        ...
+
+    async def mark_merged(self, contact_id: str, into_id: str) -> None:
+        """The contact is gone into `into_id`: its sender finds that one from now on."""
         ...
 
 
@@ -343,6 +389,10 @@ class Messages(Protocol):
         """Store an operator's reply; False if a message with its id is stored already."""
         ...
 
+    async def add_note(self, note: Message) -> None:
+        """Store an operators' note (direction internal): never in the reply outbox."""
+        ...
+
     async def mark_published(self, message_id: str) -> None: ...
 
     async def fail(self, message_id: str, reason: str) -> None:
@@ -351,6 +401,10 @@ class Messages(Protocol):
 
     async def publish_due(self, before: float) -> list[Message]:
         """Replies not yet published whose publishing was due before `before`, oldest first: the reply outbox."""
+        ...
+
+    async def last_from_customer(self, chat_id: str) -> Message | None:
+        """The chat's newest incoming message (by id), or None when the customer never wrote in it."""
         ...
 
     async def unread_counts(self, chat_ids: Sequence[str]) -> dict[str, int]: ...
@@ -398,6 +452,52 @@ class Messages(Protocol):
     ) -> None: ...
 
     async def with_file(self, file_id: str) -> Message | None: ...
+
+
+class Labels(Protocol):
+    async def add(self, label: Label) -> bool:
+        """False if a label of that name exists (names are unique)."""
+        ...
+
+    async def all(self) -> list[Label]: ...
+
+    async def delete(self, label_id: str) -> Label | None:
+        """The label removed, None if there was none."""
+        ...
+
+
+class CannedResponses(Protocol):
+    async def add(self, response: CannedResponse) -> None: ...
+
+    async def get(self, response_id: str) -> CannedResponse | None: ...
+
+    async def shared(self) -> list[CannedResponse]:
+        """The admin's: global and every queue's."""
+        ...
+
+    async def usable(self, operator_id: str, queue_ids: Sequence[str]) -> list[CannedResponse]:
+        """The global ones, those of `queue_ids` and the operator's own."""
+        ...
+
+    async def save(self, response: CannedResponse) -> None: ...
+
+    async def delete(self, response_id: str) -> None: ...
+
+
+class SearchIndex(Protocol):
+    """Words of messages and contacts; each lookup is by one word (see domain/search.py)."""
+
+    async def put(self, entry: SearchEntry) -> None:
+        """Store (or replace) the entry with its id: repeating it stores it once."""
+        ...
+
+    async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
+        """Entries holding `word` with ids below `before`, newest (highest id) first (their texts left out)."""
+        ...
+
+    async def texts(self, entries: list[SearchEntry]) -> dict[str, str]:
+        """The texts of these entries (by id): a message's text, a contact's name and attribute values."""
+        ...
 
 
 class IdempotencyKeys(Protocol):
@@ -494,6 +594,13 @@ class Messengers(Protocol):
         """Connect the channel to its messenger (Invalid `unknown_provider` if its provider is unknown)."""
         ...
 
+    def reply_window(
+        self, channel: Channel, last_customer_message_at: datetime | None, now: datetime, kind: str
+    ) -> ReplyWindow:
+        """May a reply of `kind` (`text` or `template`) go to the customer of `channel` now, by the messenger's
+        customer-service window that runs from `last_customer_message_at` (the messenger's time)?"""
+        ...
+
 
 class ParkingLots(Protocol):
     async def list(self, queue: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -513,6 +620,17 @@ class FileDownload(Protocol):
 class Files(Protocol):
     async def open(self, file_id: str) -> FileDownload | None:
         """A stored attachment's bytes; None if there is no such file."""
+        ...
+
+    async def describe(self, file_id: str) -> Upload | None:
+        """A stored file's name, type, size and uploader (None for an attachment a customer sent); None if there
+        is no such file (or `file_id` is no file id at all)."""
+        ...
+
+    async def put(
+        self, file_name: str, content_type: str | None, chunks: AsyncIterable[bytes], max_bytes: int, uploaded_by: str
+    ) -> Upload:
+        """Store an operator's upload chunk by chunk; past `max_bytes` nothing is kept and TooLarge is raised."""
         ...
 
 

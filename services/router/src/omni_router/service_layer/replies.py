@@ -12,11 +12,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from omni_contracts import Attachment
+from omni_contracts import Attachment, Template
 from omni_router.domain.errors import Conflict, Unprocessable
 from omni_router.domain.model import Chat, Message, Operator
-from omni_router.domain.replies import KeyClaim, fingerprint, reply
+from omni_router.domain.replies import (
+    KeyClaim,
+    fingerprint,
+    given_files,
+    refusal,
+    reply,
+)
 from omni_router.service_layer.desk import Desk
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.outgoing import publish_reply
 from omni_router.service_layer.ports import (
@@ -26,8 +33,10 @@ from omni_router.service_layer.ports import (
     Events,
     IdempotencyKeys,
     Messages,
+    Messengers,
     RoutingSettings,
 )
+from omni_router.service_layer.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +80,15 @@ class Replies:
         settings: RoutingSettings,
         keys: IdempotencyKeys,
         events: Events,
+        indexer: Indexer,
         integration: IntegrationEvents,
         clock: Clock,
+        uploads: Uploads,
+        messengers: Messengers,
     ) -> None:
+        self._indexer = indexer
+        self._uploads = uploads
+        self._messengers = messengers
         self._integration = integration
         self._desk = desk
         self._chats = chats
@@ -91,6 +106,7 @@ class Replies:
         text: str | None,
         files: list[Attachment],
         *,
+        template: Template | None = None,
         key: str | None = None,
         request: Mapping[str, Any] | None = None,
     ) -> tuple[Message, bool]:
@@ -100,6 +116,10 @@ class Replies:
         it is answered as it is and neither stored nor published again; the second answer says whether that was so
         (a repeat). Racing repeats are told apart by the messages' unique id: one stores and publishes, the others
         find it.
+
+        Files named by `file_id` must be this operator's uploads (or of a chat it sees): else 422 `file_not_found`.
+        The messenger's reply window decides first (422 `template_required`, `reply_window_closed` or
+        `templates_unsupported`, with `window_ends_at`), before an offered chat is accepted by the reply.
         """
         message_id = None
         if key is not None:
@@ -107,19 +127,36 @@ class Replies:
             earlier = await self._messages.get(message_id)
             if earlier is not None:
                 return earlier, True
+        chat = await self._desk.visible_chat(chat_id, operator)
+        await self._check_window(chat, "template" if template is not None else "text")
+        ours = await self._uploads.attachments([f.file_id for f in files if f.file_id is not None], operator)
+        attached = ours + given_files([f for f in files if f.file_id is None])
         chat = await self._answerable(chat_id, operator)
         contact = await self._contacts.get(chat.contact_id)
         if contact is None:
             raise Conflict("contact_missing", "the chat's contact no longer exists")
         at, now = self._clock.now(), self._clock.time()
-        message = reply(message_id or self._clock.new_id(), chat, contact, operator.id, text, files, at=at, now=now)
+        new_id = message_id or self._clock.new_id()
+        message = reply(new_id, chat, contact, operator.id, text, attached, at=at, now=now, template=template)
         if not await self._messages.add_reply(message):
             return await self._stored_under(message.id, message_id), True
         await self._desk.engine.postpone_completion(chat)
         waited = (at - chat.created_at).total_seconds() if chat.created_at else None
         await self._chats.replied(chat.id, at, None if waited is None else max(0.0, waited))
         await self.publish(message)
+        await self._indexer.message(message, chat.contact_id)
         return message, False
+
+    async def _check_window(self, chat: Chat, kind: str) -> None:
+        """Refuse a reply the messenger's window would refuse (the dispatcher decides again at send time)."""
+        channel = await self._settings.channel(chat.channel_id)
+        if channel is None:
+            return  # the reply fails as `channel deleted` when published
+        last = await self._messages.last_from_customer(chat.id)
+        wrote_at = None if last is None else last.sent_at or last.created_at
+        refused = refusal(self._messengers.reply_window(channel, wrote_at, self._clock.now(), kind))
+        if refused is not None:
+            raise refused
 
     async def _answerable(self, chat_id: str, operator: Operator) -> Chat:
         """The chat, if the operator may reply in it now; an offer of it is accepted by replying."""

@@ -12,6 +12,7 @@ from omni_contracts import (
 )
 from omni_router.domain.model import Message, statuses_before
 from omni_router.domain.notifications import audience
+from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices
 from omni_router.service_layer.ports import Chats, Contacts, Messages
@@ -19,8 +20,16 @@ from omni_router.service_layer.ports import Chats, Contacts, Messages
 
 class Updates:
     def __init__(
-        self, *, chats: Chats, contacts: Contacts, messages: Messages, notices: Notices, integration: IntegrationEvents
+        self,
+        *,
+        chats: Chats,
+        contacts: Contacts,
+        messages: Messages,
+        notices: Notices,
+        indexer: Indexer,
+        integration: IntegrationEvents,
     ) -> None:
+        self._indexer = indexer
         self._integration = integration
         self._chats = chats
         self._contacts = contacts
@@ -34,8 +43,11 @@ class Updates:
             case MessageStatusChanged():
                 await self._receipt(update)
             case ProfileResolved():
-                await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
-                await self._chats.rename_contact(update.contact_id, update.name)
+                if await self._contacts.resolve(update.contact_id, update.name, update.photo_url):
+                    await self._chats.rename_contact(update.contact_id, update.name)
+                    contact = await self._contacts.get(update.contact_id)
+                    if contact is not None:  # its entry is written again whole: name and attributes
+                        await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
             case AttachmentStored():
                 await self._attachment(update)
 

@@ -1,0 +1,90 @@
+"""The search index in MongoDB, a word index of our own that works the same on MongoDB and on nx-27017.
+
+`search_words`: one posting per word of a message or a contact, under `key` = "<word> <entry id>" with its own
+unique index, so the entries holding a word, newest first and below a cursor, are one range of one indexed field
+(`{"key": {"$gt": "<word> ", "$lt": "<word> <cursor>"}}` sorted by `key`), which nx-27017 answers from the index. A
+MongoDB text index would not do: nx-27017 has no `$text`, and an index on an array of words finds nothing there
+(tests/integration/test_stand_in.py). Each posting carries what the search checks before reading any text: the
+entry's kind, chat, contact and all its words. A message's postings are written once (it never changes): one
+unordered `insert_many`, a repeat's duplicates ignored. A contact's entry (`search_entries`, its text and words) is
+kept so that a rename removes the postings of words it lost, each by its key. The texts shown are read at the end,
+for the page's hits only: a message's from `messages`, a contact's from `search_entries`.
+"""
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError
+
+from omni_router.adapters.documents import Database, Document, moment
+from omni_router.domain.search import SearchEntry
+
+DUPLICATE_KEY = 11000
+
+
+def _key(word: str, entry_id: str) -> str:
+    return f"{word} {entry_id}"
+
+
+def _posting(entry: SearchEntry, word: str) -> Document:
+    return {
+        "key": _key(word, entry.id),
+        "entry_id": entry.id,
+        "kind": entry.kind,
+        "chat_id": entry.chat_id,
+        "contact_id": entry.contact_id,
+        "words": list(entry.words),
+        "created_at": entry.created_at,
+    }
+
+
+def _entry(doc: Document) -> SearchEntry:
+    return SearchEntry(
+        id=doc["entry_id"],
+        kind=doc.get("kind", "message"),
+        contact_id=doc.get("contact_id", ""),
+        text="",
+        words=tuple(doc.get("words") or ()),
+        chat_id=doc.get("chat_id"),
+        created_at=moment(doc.get("created_at")),
+    )
+
+
+class MongoSearchIndex:
+    def __init__(self, db: Database) -> None:
+        self._entries = db.search_entries
+        self._words = db.search_words
+        self._messages = db.messages
+
+    async def put(self, entry: SearchEntry) -> None:
+        if entry.kind == "contact":
+            await self._forget_lost_words(entry)
+        try:
+            await self._words.insert_many([_posting(entry, word) for word in entry.words], ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            # A repeat (or a contact's words kept): what is there stays; a contact's postings are brought up to date.
+            if entry.kind == "contact":
+                for word in entry.words:
+                    await self._words.update_one({"key": _key(word, entry.id)}, {"$set": _posting(entry, word)})
+
+    async def _forget_lost_words(self, entry: SearchEntry) -> None:
+        doc = {"text": entry.text, "words": list(entry.words), "contact_id": entry.contact_id}
+        before = await self._entries.find_one_and_update(
+            {"_id": entry.id}, {"$set": doc}, upsert=True, return_document=ReturnDocument.BEFORE
+        )
+        for word in set((before or {}).get("words") or ()) - set(entry.words):
+            await self._words.delete_one({"key": _key(word, entry.id)})
+
+    async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
+        upper = _key(word, before) if before else f"{word}!"  # "!" sorts just after the separator " "
+        found = self._words.find({"key": {"$gt": f"{word} ", "$lt": upper}}).sort("key", -1).limit(limit)
+        return [_entry(doc) async for doc in found]
+
+    async def texts(self, entries: list[SearchEntry]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for entry in entries:
+            source = self._entries if entry.kind == "contact" else self._messages
+            doc = await source.find_one({"_id": entry.id}, {"text": 1})
+            if doc is not None:
+                found[entry.id] = doc.get("text") or ""
+        return found

@@ -1,0 +1,25 @@
+"""Keeping the search index up to date as messages and contacts are written (inbox, replies, notes, profiles)."""
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from omni_router.domain.model import Message
+from omni_router.domain.search import contact_entry, message_entry
+from omni_router.service_layer.ports import SearchIndex
+
+
+class Indexer:
+    """Writes a message's or a contact's entry; writing one again replaces it (safe to repeat)."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self._index = index
+
+    async def message(self, message: Message, contact_id: str) -> None:
+        entry = message_entry(message.id, message.chat_id, contact_id, message.text, message.created_at)
+        if entry is not None:
+            await self._index.put(entry)
+
+    async def contact(
+        self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None = None, at: datetime | None = None
+    ) -> None:
+        await self._index.put(contact_entry(contact_id, name, dict(attributes or {}), at))
