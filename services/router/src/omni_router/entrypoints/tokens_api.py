@@ -7,7 +7,8 @@ from starlette.routing import Route
 
 from omni_router.domain.tokens import TokenSettings, audit_view, token_view
 from omni_router.entrypoints.context import authorized, services
-from omni_runtime.web import ApiError, parse_body, read_json
+from omni_router.entrypoints.operator_api import int_param
+from omni_runtime.web import parse_body, read_json
 
 AUDIT_PAGE = 100
 
@@ -134,10 +135,8 @@ async def audit(request: Request) -> Response:
       "503": {$ref: "#/components/responses/NotReady"}
     """
     await authorized(request)
-    limit = request.query_params.get("limit", str(AUDIT_PAGE))
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
-    entries, cursor = await services(request).audit.page(request.query_params.get("cursor") or None, int(limit))
+    limit = int_param(request, "limit", AUDIT_PAGE, 1, 1000)
+    entries, cursor = await services(request).audit.page(request.query_params.get("cursor") or None, limit)
     return JSONResponse({"items": [audit_view(entry) for entry in entries], "next_cursor": cursor})
 
 

@@ -6,7 +6,8 @@ from starlette.routing import Route
 
 from omni_router.domain.integration import WebhookSettings, attempt_view, subscription_view
 from omni_router.entrypoints.context import authorized, services
-from omni_runtime.web import ApiError, parse_body, read_json
+from omni_router.entrypoints.operator_api import int_param
+from omni_runtime.web import parse_body, read_json
 
 DELIVERIES_PAGE = 100
 
@@ -138,11 +139,9 @@ async def deliveries(request: Request) -> Response:
       "503": {$ref: "#/components/responses/NotReady"}
     """
     await authorized(request)
-    limit = request.query_params.get("limit", str(DELIVERIES_PAGE))
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
+    limit = int_param(request, "limit", DELIVERIES_PAGE, 1, 1000)
     cursor = request.query_params.get("cursor") or None
-    found, after = await services(request).webhooks.deliveries(request.path_params["webhook_id"], cursor, int(limit))
+    found, after = await services(request).webhooks.deliveries(request.path_params["webhook_id"], cursor, limit)
     return JSONResponse({"items": [attempt_view(a) for a in found], "next_cursor": after})
 
 
