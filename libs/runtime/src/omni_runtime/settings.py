@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # arrived within this many milliseconds of the first, and stores them in bulk. 1: one message at a time.
     router_batch_size: int = Field(default=64, ge=1, le=1000)
     router_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
+    # The partitions' batches combined into one bulk call, up to this many messages (omni_runtime/combining.py);
+    # at most ROUTER_BATCH_SIZE: each partition's batch alone, the partitions side by side.
+    router_combined_batch_size: int = Field(default=256, ge=1, le=10000)
     # How often each router process says it is alive; partitions are spread over the live ones.
     router_heartbeat_seconds: float = Field(default=2.0, gt=0)
     publish_timeout_seconds: float = 5.0

@@ -108,7 +108,8 @@ from omni_router.service_layer.updates import Updates
 from omni_router.service_layer.uploads import Uploads
 from omni_router.service_layer.workplace import Workplace
 from omni_runtime.broker import Broker
-from omni_runtime.consumer import Batching, Consumer
+from omni_runtime.combining import CombinedBatches
+from omni_runtime.consumer import BatchHandler, Batching, Consumer
 from omni_runtime.database import Database
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, Slot, hosted_app, running
@@ -369,7 +370,7 @@ async def consumers(
     """The input partitions' consumers (in partition order), and all the router's consumers."""
     received = MessageReceived.model_validate_json
     batching = (
-        Batching(router.inbox.receive_batch, settings.router_batch_size, settings.router_batch_wait_ms / 1000)
+        Batching(_inbox_batches(router, settings), settings.router_batch_size, settings.router_batch_wait_ms / 1000)
         if settings.router_batch_size > 1
         else None
     )
@@ -395,6 +396,14 @@ async def consumers(
         ctx.consumer(ROUTER_UPDATES, _updates.validate_json, router.updates.apply),
     ]
     return inbox, [*inbox, *others]
+
+
+def _inbox_batches(router: Router, settings: Settings) -> BatchHandler[MessageReceived]:
+    """The partitions' batch handler: their batches combined into one `Inbox.receive_batch` call (group commit), up
+    to ROUTER_COMBINED_BATCH_SIZE messages; each partition's alone when that is no more than one batch."""
+    if settings.router_combined_batch_size <= settings.router_batch_size:
+        return router.inbox.receive_batch
+    return CombinedBatches(router.inbox.receive_batch, settings.router_combined_batch_size)
 
 
 def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[], Awaitable[object]], str]]:
