@@ -179,6 +179,7 @@ class Consumer(Generic[M]):
         self._collector: asyncio.Task[None] | None = None
         self._given_up: set[str] = set()  # subscriptions the slow start closed: their deliveries went back
         self._resubscribe_due = False
+        self._resubscriber: asyncio.Task[None] | None = None  # without batches: the slow start's end, between messages
         self.batches = 0  # batches handed to the batch handler, ever
 
     @property
@@ -220,11 +221,13 @@ class Consumer(Generic[M]):
                 await self._idle.wait()
         except TimeoutError:
             log.warning("stopping with messages in flight", extra={"queue": self._queue_def.name})
-        if self._collector is not None:
-            self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._collector
-            self._collector = None
+        for task in (self._resubscriber, self._collector):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._resubscriber = None
+        self._collector = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -250,7 +253,7 @@ class Consumer(Generic[M]):
         try:
             if before is not None:
                 await before.wait()
-            if self._stopping or generation != self._generation:
+            if self._stopping or generation != self._generation or message.consumer_tag in self._given_up:
                 return  # left unsettled: closing the channel hands it back in order
             await self._process(message, parsed)
         finally:
@@ -278,13 +281,23 @@ class Consumer(Generic[M]):
                 self._idle.set()
 
     async def _ramp(self) -> None:
-        """A fresh message was settled: the full prefetch from now on. In batch mode by subscribing again between
-        batches (`_resubscribe`): a quorum queue applies a changed QoS only to consumers that subscribe after it."""
+        """A fresh message was settled: the full prefetch from now on, by subscribing again (`_resubscribe`) between
+        messages: a quorum queue applies a changed QoS only to consumers that subscribe after it. In batch mode
+        between batches; otherwise the slow start's subscription starts nothing more (what it is handed after this
+        stays unsettled and goes back when its channel closes) and is closed once what it began was settled."""
         self._ramped = True
         if self._batching is not None:
             self._resubscribe_due = True
-        elif self._channel is not None and not self._channel.is_closed:
-            await self._channel.set_qos(prefetch_count=self._prefetch)
+        elif self._tag is not None and not self._stopping:
+            self._given_up.add(self._tag)
+            # A task of our own: aio-pika cancels a channel's delivery tasks (this one among them) when it closes.
+            self._resubscriber = asyncio.create_task(self._resubscribe_when_idle(self._generation))
+
+    async def _resubscribe_when_idle(self, generation: int) -> None:
+        """Without batches: `_resubscribe` once no handler runs (the slow start's subscription begins none)."""
+        await self._idle.wait()
+        if generation == self._generation:
+            await self._resubscribe()
 
     def _arrive(self, delivery: _Delivery[M]) -> None:
         """Batch mode: a delivery waits for its batch, unless its subscription was closed (it went back)."""
