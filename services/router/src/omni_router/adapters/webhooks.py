@@ -2,6 +2,7 @@
 wanting an event kept SUBSCRIPTIONS_TTL_SECONDS, since every event reads them) and the dispatcher's delivery
 attempts (`webhook_deliveries`); and the destination check of URLs, shared with the dispatcher."""
 
+import asyncio
 import time
 
 import httpx
@@ -33,6 +34,9 @@ class MongoWebhookSubscriptions:
         self._subscriptions = db.webhook_subscriptions
         self._ttl = ttl_seconds
         self._cached: tuple[float, list[Subscription]] | None = None
+        # The read under way: callers who find the cache stale meanwhile (a batch's events, told together) share it.
+        self._loading: asyncio.Task[list[Subscription]] | None = None
+        self._version = 0  # one per change made here: a read begun before a change is not kept after it
 
     async def add(self, subscription: Subscription) -> None:
         await self._subscriptions.insert_one(
@@ -45,7 +49,7 @@ class MongoWebhookSubscriptions:
                 "created_at": subscription.created_at,
             }
         )
-        self._cached = None
+        self._forget()
 
     async def get(self, subscription_id: str) -> Subscription | None:
         doc = await self._subscriptions.find_one({"_id": subscription_id})
@@ -56,15 +60,40 @@ class MongoWebhookSubscriptions:
         return [subscription_from_document(doc) for doc in found]
 
     async def delete(self, subscription_id: str) -> bool:
-        self._cached = None
+        self._forget()
         return bool((await self._subscriptions.delete_one({"_id": subscription_id})).deleted_count)
 
     async def wanting(self, event: str) -> list[Subscription]:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > self._ttl:
-            # All of them, filtered here: few, and one read serves every event kind for the next seconds.
-            self._cached = (now, [subscription_from_document(doc) async for doc in self._subscriptions.find()])
-        return [s for s in self._cached[1] if s.active and event in s.events]
+        if self._cached is not None and time.monotonic() - self._cached[0] <= self._ttl:
+            subscriptions = self._cached[1]
+        else:
+            if self._loading is None:
+                self._loading = asyncio.create_task(self._load(self._version))
+                self._loading.add_done_callback(_retrieved)
+            subscriptions = await asyncio.shield(self._loading)
+        return [s for s in subscriptions if s.active and event in s.events]
+
+    async def _load(self, version: int) -> list[Subscription]:
+        """All of them, filtered by the callers: few, and one read serves every event kind for the next seconds."""
+        read_at = time.monotonic()
+        try:
+            found = [subscription_from_document(doc) async for doc in self._subscriptions.find()]
+        finally:
+            if version == self._version:
+                self._loading = None
+        if version == self._version:
+            self._cached = (read_at, found)
+        return found
+
+    def _forget(self) -> None:
+        self._cached, self._loading = None, None
+        self._version += 1
+
+
+def _retrieved(task: "asyncio.Task[list[Subscription]]") -> None:
+    """A read whose callers all gave up leaves no "exception never retrieved" behind."""
+    if not task.cancelled():
+        task.exception()
 
 
 def attempt_from_document(doc: Document) -> DeliveryAttempt:
