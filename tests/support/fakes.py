@@ -101,6 +101,9 @@ class FakeChats:
         self.stored[chat.id] = _StoredChat(replace(chat, offer_version=chat.offer_version or 0))
         return self.stored[chat.id].chat
 
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        return [await self.open(chat) for chat in chats]
+
     async def find_open(self, open_key: str) -> Chat | None:
         return next((s.chat for s in self.stored.values() if s.chat.open_key == open_key), None)
 
@@ -477,6 +480,9 @@ class FakeContacts:
                 return known
         self.stored[contact.id] = contact
         return contact
+
+    async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
+        return [await self.find_or_add(contact) for contact in contacts]
 
     async def find(self, sender_key: str) -> Contact | None:
         known = next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)

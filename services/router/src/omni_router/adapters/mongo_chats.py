@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment, stored
 from omni_router.adapters.upgrades import LEGACY_OUTBOX
@@ -35,6 +35,7 @@ REMOVED_WHEN_EMPTY = frozenset(
     }
 )
 OPEN = {"$in": list(OPEN_STATUSES)}
+DUPLICATE_KEY = 11000
 
 
 def chat_from_document(doc: Document) -> Chat:
@@ -186,6 +187,25 @@ class MongoChats:
             assert found is not None
             return chat_from_document(found)
         return chat
+
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        """One unordered `insert_many`: the unique `open_key` refuses each chat whose contact has an open one on
+        the channel already (reported per item), and each refused one reads the chat stored."""
+        if not chats:
+            return []
+        refused: set[int] = set()
+        try:
+            await self._chats.insert_many([new_chat_document(chat) for chat in chats], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            refused = {int(error["index"]) for error in errors}
+        opened = []
+        for n, chat in enumerate(chats):
+            found = await self.find_open(chat.open_key or "") if n in refused else chat
+            opened.append(found if found is not None else await self.open(chat))  # closed meanwhile: open it now
+        return opened
 
     async def find_open(self, open_key: str) -> Chat | None:
         found = await self._chats.find_one({"open_key": open_key})

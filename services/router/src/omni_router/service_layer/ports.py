@@ -108,6 +108,10 @@ class Chats(Protocol):
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
         ...
 
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        """`open` for each, in one write (each with its own `open_key`): the chat stored for each."""
+        ...
+
     async def find_open(self, open_key: str) -> Chat | None:
         """The open chat with this `open_key`, if there is one (one read by one indexed field)."""
         ...
@@ -341,6 +345,11 @@ class Contacts(Protocol):
 
     async def find_or_add(self, contact: Contact) -> Contact:
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
+        ...
+
+    async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
+        """`find_or_add` for each contact not found (each of its own sender), in one write: the contact stored for
+        each (`contact` itself when it was stored now, the one stored first when another came first)."""
         ...
 
     async def find(self, sender_key: str) -> Contact | None:
