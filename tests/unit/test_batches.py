@@ -116,7 +116,7 @@ async def test_new_customers_in_a_batch_get_a_contact_and_a_chat_each_offered_wi
     asked = [e for e in world.events.published if isinstance(e, ProfileRequested)]
     assert sorted(e.contact_id for e in asked) == sorted(chat.contact_id for chat in chats)
     page = await world.router.workplace.search(ann, "hi", None, 10)
-    assert sorted(hit.chat_id for hit in page.items if hit.entry.kind == "message") == sorted(c.id for c in chats)
+    assert sorted(str(hit.chat_id) for hit in page.items if hit.entry.kind == "message") == sorted(c.id for c in chats)
     for n, chat in enumerate(chats):
         contact = await world.router.ports.contacts.find(sender_key(channel.id, f"new-{n}"))
         assert contact is not None and contact.id == chat.contact_id
