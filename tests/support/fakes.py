@@ -35,6 +35,7 @@ from omni_router.service_layer.ports import (
     BrokerUnavailable,
     Postponement,
     Registration,
+    Removal,
     StoredNotification,
     Written,
 )
@@ -210,6 +211,10 @@ class FakeChats:
             stored.legacy.clear()
         if (whole and stored.chat.offer_version == outbox.version) or not (stored.outbox or stored.legacy):
             stored.chat = replace(stored.chat, outbox_at=None)
+
+    async def remove_published_many(self, removals: Sequence[Removal]) -> None:
+        for r in removals:
+            await self.remove_published(r.outbox, r.keys, legacy=r.legacy, whole=r.whole)
 
     async def of_contact(self, contact_id: str) -> list[Chat]:
         return sorted((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, reverse=True)
@@ -720,6 +725,10 @@ class FakeSearchIndex:
 
     async def put(self, entry: SearchEntry) -> None:
         self.stored[entry.id] = entry
+
+    async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        for entry in entries:
+            await self.put(entry)
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
         found = [replace(e, text="") for e in self.stored.values() if word in e.words and (not before or e.id < before)]

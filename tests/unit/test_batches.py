@@ -209,6 +209,31 @@ async def test_duplicates_of_a_new_customers_message_in_a_batch_store_one_contac
     assert len(await world.router.ports.chats.of_contact(chat.contact_id)) == 1
 
 
+async def test_a_contact_and_a_chat_another_router_added_first_are_the_ones_the_batch_uses(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    theirs = await world.write(
+        channel, sender="racer", text="via the other router"
+    )  # this router's batches never saw it
+    chats = world.router.ports.chats
+    find_open = chats.find_open
+    reads: list[str] = []
+
+    async def before_they_opened_it(open_key: str) -> Chat | None:
+        reads.append(open_key)
+        return None if len(reads) == 1 else await find_open(open_key)  # the batch's read came first
+
+    monkeypatch.setattr(chats, "find_open", before_they_opened_it)
+    batch = [world.message(channel, sender="racer", text="r1"), world.message(channel, sender="new-1", text="n1")]
+    assert await world.write_batch(batch) == set()
+    monkeypatch.undo()
+    assert (await stored(world, batch[0])).chat_id == theirs.id  # their contact and their chat: no second of either
+    assert [c.id for c in await chats.of_contact(theirs.contact_id)] == [theirs.id]
+    assert new_texts(world, ann, theirs) == ["r1"]
+    assert [text for _, text in offers(world, ann)] == ["via the other router", "n1"]
+
+
 async def test_a_new_chat_out_of_hours_in_a_batch_is_answered_once_and_waits_for_the_opening(world: World) -> None:
     _, channel, (ann,) = await world.team(
         "to_available", [5], business_hours=OPENS_IN_TWO_HOURS, greeting_text="Hi", out_of_hours_text="Closed now"

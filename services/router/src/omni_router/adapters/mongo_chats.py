@@ -16,7 +16,7 @@ from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.model import OPEN_STATUSES, Chat
 from omni_router.domain.notifications import Notification, Outbox, Queued
-from omni_router.service_layer.ports import Clock, Postponement, Written
+from omni_router.service_layer.ports import Clock, Postponement, Removal, Written
 
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
 OUTBOX = "unpublished"
@@ -295,6 +295,25 @@ class MongoChats:
                 {"_id": outbox.chat_id, "offer_version": _version(after.get("offer_version"))},
                 {"$unset": {"outbox_at": ""}},
             )
+
+    async def remove_published_many(self, removals: Sequence[Removal]) -> None:
+        """The outboxes emptied whole with no change since, in one `bulk_write` (each by its version); if any of them
+        changed since (fewer matched), and for the others, one by one (removing notes again is harmless)."""
+        whole = [r for r in removals if r.whole and (r.keys or r.legacy)]
+        rest = [r for r in removals if not r.whole]
+        if whole:
+            writes = []
+            for r in whole:
+                removed = {f"{OUTBOX}.{key}": "" for key in r.keys}
+                if r.legacy:
+                    removed[LEGACY_OUTBOX] = ""
+                query = {"_id": r.outbox.chat_id, "offer_version": _version(r.outbox.version)}
+                writes.append(UpdateOne(query, {"$unset": {**removed, "outbox_at": ""}}))
+            done = await self._chats.bulk_write(writes, ordered=False)
+            if done.matched_count < len(whole):
+                rest += whole
+        for r in rest:
+            await self.remove_published(r.outbox, r.keys, legacy=r.legacy, whole=r.whole)
 
     async def rename_contact(self, contact_id: str, name: str) -> None:
         # Found through their index, then updated by id: an update filtered by any other field reads every chat in

@@ -213,7 +213,7 @@ class Engine:
                 done = await self._dispatch_arrivals(routing, mine, arrived)
             written += done.written
             freed += done.freed
-        await asyncio.gather(*(self._notices.publish(done.outbox) for done in written))
+        await self._notices.publish_many([done.outbox for done in written])
         await self.after_release(freed)
         return arrived
 

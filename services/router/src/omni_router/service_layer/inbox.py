@@ -224,7 +224,7 @@ class Inbox:
             else:
                 items.append(_Item(position, message, channel, key))
         added = await self._find_contacts(items)
-        await self._find_chats(items)
+        await self._find_chats(items, added)
         # A rating (a message starting with 1-5) from a customer with no open chat may answer a closed chat's
         # question: `receive` decides.
         items = left.keep(items, lambda item: item.chat is not None or parse_rating(item.message.text) is None)
@@ -242,12 +242,7 @@ class Inbox:
         items = left.keep(items, lambda item: item.stored is not None)
         routing = [item for item in items if not _stored(item).routed]
         # Indexed before `routed`, as `receive` does: a redelivery indexes it again.
-        await _together(
-            [
-                *(self._indexer.message(_stored(item), _contact(item).id) for item in routing),
-                *(self._indexer.contact(c.id, c.name, at=c.created_at) for c in added.values()),
-            ]
-        )
+        await self._indexer.batch([(_stored(item), _contact(item).id) for item in routing], list(added.values()))
         asked = await self._ask_all(routing)
         routing = left.keep(routing, lambda item: item.position not in asked)
         arrived = await self._route_new(routing)
@@ -257,16 +252,12 @@ class Inbox:
         return left.positions
 
     async def _find_contacts(self, items: Sequence[_Item]) -> dict[str, Contact]:
-        """Each sender's contact: kept (KnownContacts), or read by its key, the keys not kept read side by side; the
-        senders still without one get theirs in one write (the unique index decides a race: the winner's is read).
-        Answers the contacts stored now, by sender key."""
-        unknown = list(dict.fromkeys(item.key for item in items if self._known.get(item.key) is None))
+        """Each sender's contact: kept (KnownContacts), or else added for the senders not kept, all in one write, the
+        unique sender key refusing each that has one (a returning customer this router does not keep, or one another
+        router added first), whose contact is then read. Answers the contacts stored now, by sender key."""
         missing: dict[str, Contact] = {}
-        for key, contact in zip(unknown, await _together(self._contacts.find(k) for k in unknown), strict=True):
-            if contact is not None:
-                self._known.keep(key, contact)
         for item in items:
-            if self._known.get(item.key) is None and item.key not in missing:
+            if item.key not in missing and self._known.get(item.key) is None:
                 missing[item.key] = self._new_contact(item.channel, item.message)
         added: dict[str, Contact] = {}
         candidates = list(missing.values())
@@ -299,14 +290,14 @@ class Inbox:
             if item.chat is None:
                 item.chat = chats.get(_open_key(item))
 
-    async def _find_chats(self, items: Sequence[_Item]) -> None:
+    async def _find_chats(self, items: Sequence[_Item], added: dict[str, Contact]) -> None:
         """Each sender's open chat, read by its `open_key` (one indexed field; `$in` would read every chat on the
-        nx-27017 stand-in), the chats of the batch side by side. Read for every batch, not kept: operators and the
-        sweeps of any router change and close chats."""
-        keys = list(dict.fromkeys(_open_key(item) for item in items))
+        nx-27017 stand-in), the chats of the batch side by side; a contact added now has none. Read for every batch,
+        not kept: operators and the sweeps of any router change and close chats."""
+        keys = list(dict.fromkeys(_open_key(item) for item in items if item.key not in added))
         chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
         for item in items:
-            item.chat = chats[_open_key(item)]
+            item.chat = chats.get(_open_key(item))
 
     async def _store_all(self, items: Sequence[_Item]) -> None:
         """The messages in one write; a repeat answers the message stored before (and its chat must be this one)."""

@@ -48,6 +48,7 @@ __all__ = [
     "ParkingLots",
     "Postponement",
     "Queues",
+    "Removal",
     "Reports",
     "RouterInstances",
     "RoutingSettings",
@@ -91,6 +92,16 @@ class Postponement:
     due_at: float | None
     last_message_at: datetime | None
     messages_in: int = 1  # the customer's messages it counts (reports), when `last_message_at` is given
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What `Chats.remove_published` takes, for `remove_published_many`."""
+
+    outbox: Outbox
+    keys: Sequence[str]
+    legacy: bool
+    whole: bool
 
 
 class Chats(Protocol):
@@ -177,6 +188,10 @@ class Chats(Protocol):
         """Remove the notes under `keys` (and, `legacy`, the 0.1 list) from the chat's outbox. `whole`: that is
         everything the chat held at `outbox.version`, so if no change came since, its sweep deadline ends with them
         in the same write; otherwise it ends once the outbox is empty and no change came since."""
+        ...
+
+    async def remove_published_many(self, removals: Sequence["Removal"]) -> None:
+        """`remove_published` for each (each of its own chat), in as few writes as may be."""
         ...
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
@@ -348,8 +363,8 @@ class Contacts(Protocol):
         ...
 
     async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
-        """`find_or_add` for each contact not found (each of its own sender), in one write: the contact stored for
-        each (`contact` itself when it was stored now, the one stored first when another came first)."""
+        """`find_or_add` for each contact (each of its own sender), adding them in one write: the contact stored
+        for each (`contact` itself when it was stored now, else the sender's, read as `find` reads it)."""
         ...
 
     async def find(self, sender_key: str) -> Contact | None:
@@ -498,6 +513,10 @@ class SearchIndex(Protocol):
 
     async def put(self, entry: SearchEntry) -> None:
         """Store (or replace) the entry with its id: repeating it stores it once."""
+        ...
+
+    async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        """`put` for each (each its own id), in as few writes as may be."""
         ...
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
