@@ -519,15 +519,15 @@ class FakeContacts:
         if contact_id in self.stored:
             self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
         if contact_id not in self.stored:
-            return True
+            return None
         contact = self.stored[contact_id]
         named = not contact.name_edited
         self.stored[contact_id] = replace(
             contact, name=name if named else contact.name, photo_url=photo_url, profile_status="resolved"
         )
-        return named
+        return self.stored[contact_id] if named else None
 
 
 class FakeMessages:

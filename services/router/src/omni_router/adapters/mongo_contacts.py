@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 
+from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment
@@ -132,9 +133,15 @@ class MongoContacts:
     async def mark_merged(self, contact_id: str, into_id: str) -> None:
         await self._contacts.update_one({"_id": contact_id}, {"$set": {"merged_into": into_id}})
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
-        found = await self._contacts.find_one({"_id": contact_id}, {"name_edited": 1})
-        named = not (found or {}).get("name_edited", False)
-        changes: Document = {"photo_url": photo_url, "profile_status": "resolved", **({"name": name} if named else {})}
-        await self._contacts.update_one({"_id": contact_id}, {"$set": changes})
-        return named
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+        """One write when the profile names the contact (the usual case): the contact as it is after it."""
+        resolved: Document = {"photo_url": photo_url, "profile_status": "resolved"}
+        named = await self._contacts.find_one_and_update(
+            {"_id": contact_id, "name_edited": {"$in": [None, False]}},
+            {"$set": {**resolved, "name": name}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if named is not None:
+            return contact_from_document(named)
+        await self._contacts.update_one({"_id": contact_id}, {"$set": resolved})
+        return None

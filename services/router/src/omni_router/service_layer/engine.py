@@ -11,14 +11,14 @@ fields of the chats, which the sweeps act on.
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from omni_router.domain import changes
 from omni_router.domain.capacity import Claim
-from omni_router.domain.changes import ChatUpdate, CsatAsk, Guard, Reoffer
+from omni_router.domain.changes import ChatUpdate, CsatAsk, Guard, OfferPlan, Reoffer
 from omni_router.domain.csat import CSAT_WINDOW_SECONDS, csat_of
 from omni_router.domain.errors import Conflict
 from omni_router.domain.model import Chat, Message, Operator, Queue
@@ -241,17 +241,34 @@ class Engine:
             if done.add(rerouted) is Outcome.NOBODY:
                 blocked = True
                 break
+        # Each newcomer decided in turn (its claim atomic), its write started at once and awaited with the others
+        # before the lock is let go: a decision needs the claims before it, not their chats' writes. A write that
+        # lost to another change gives its unit back (the team is read again).
+        writes: dict[str, Awaitable[Rerouted]] = {}
         for chat, message in arrivals:
             if chat.waiting:  # in the line: offered above (without the message), or still waiting in it
                 arrived[chat.id] = line.get(chat.id, Arrived(chat))
             elif blocked or not_yet(chat, now):
-                arrived[chat.id] = await self._wait(chat)
+                writes[chat.id] = asyncio.ensure_future(self._waits(chat))
             else:
-                rerouted = await self._reoffer(chat, routing, Reoffer(data={"message": message_view(message)}), team)
-                arrived[chat.id] = _arrived(chat, rerouted)
+                how = Reoffer(data={"message": message_view(message)})
+                choice, plan = await self._decide(chat, routing, how, team)
+                writes[chat.id] = asyncio.ensure_future(self._write_offer(chat, choice, plan, team))
                 # Offered to nobody, it waits now: the newcomers behind it wait behind it.
-                blocked = done.add(rerouted) is Outcome.NOBODY
+                blocked = choice.outcome is Outcome.NOBODY
+        outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
+        chats = {chat.id: chat for chat, _ in arrivals}
+        for chat_id, outcome in zip(writes, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.add(outcome)
+            arrived[chat_id] = _arrived(chats[chat_id], outcome)
         return done
+
+    async def _waits(self, chat: Chat) -> Rerouted:
+        """`_wait`, as offering it to nobody would answer."""
+        written = await self._chats.change(changes.mark_waiting(chat))
+        return Rerouted(Outcome.NOBODY, written=[written]) if written is not None else Rerouted(Outcome.SKIPPED)
 
     async def _dispatch_queue(self, routing: Routing, newcomer: Chat | None, data: Mapping[str, Any]) -> Rerouted:
         """The queue's waiting line, then the newcomer (behind the line: it waits if the line is blocked)."""
@@ -297,9 +314,18 @@ class Engine:
         queue's lock); a unit this chat held and no longer does is given back. `team`: the queue's operators as read
         for this and other decisions (default: read for this one)."""
         team = team or Team(self._operators, routing.queue.operator_ids)
+        choice, plan = await self._decide(chat, routing, how, team)
+        return await self._write_offer(chat, choice, plan, team)
+
+    async def _decide(self, chat: Chat, routing: Routing, how: Reoffer, team: Team) -> tuple[Choice, OfferPlan]:
+        """Who the chat is offered to now (its unit claimed), and what offering it so writes."""
         choice = await self._choose(chat, routing, how.declined(chat), how.later, team)
         deadline = offer_deadline(routing.queue, self._offer_timeout, self._clock.time())
-        plan = changes.plan_offer(chat, choice, how, deadline=deadline, new_id=self._clock.new_id)
+        return choice, changes.plan_offer(chat, choice, how, deadline=deadline, new_id=self._clock.new_id)
+
+    async def _write_offer(self, chat: Chat, choice: Choice, plan: OfferPlan, team: Team) -> Rerouted:
+        """The offer decided written (compare-and-set); the unit claimed for it given back if another change came
+        first, and a unit the chat held and no longer does given back."""
         if plan.update is None:
             return Rerouted(choice.outcome)
         written = await self._chats.change(plan.update)

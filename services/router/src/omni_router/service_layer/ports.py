@@ -371,8 +371,9 @@ class Contacts(Protocol):
         """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
-        """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+        """The profile service named the contact: the contact after it; None when an operator's name for it stays
+        (photo set alone) or there is no such contact."""
         ...
 
     async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
