@@ -238,12 +238,16 @@ class Inbox:
             return item.chat is not None and not repeat
 
         items = left.keep(items, routable)
-        await self._store_all(items)
+        postponed = await self._store_all(items)
         items = left.keep(items, lambda item: item.stored is not None)
         routing = [item for item in items if not _stored(item).routed]
-        # Indexed before `routed`, as `receive` does: a redelivery indexes it again.
-        await self._indexer.batch([(_stored(item), _contact(item).id) for item in routing], list(added.values()))
-        asked = await self._ask_all(routing)
+        # Side by side, before anyone is told: the chats' due times, the search entries (before `routed`, as `receive`
+        # does: a redelivery indexes them again), the requests and the webhooks' events.
+        _, _, asked = await _all(
+            self._engine.postpone_many(postponed),
+            self._indexer.batch([(_stored(item), _contact(item).id) for item in routing], list(added.values())),
+            self._ask_all(routing),
+        )
         routing = left.keep(routing, lambda item: item.position not in asked)
         arrived = await self._route_new(routing)
         told = await self._tell_all(routing, arrived)
@@ -299,8 +303,9 @@ class Inbox:
         for item in items:
             item.chat = chats.get(_open_key(item))
 
-    async def _store_all(self, items: Sequence[_Item]) -> None:
-        """The messages in one write; a repeat answers the message stored before (and its chat must be this one)."""
+    async def _store_all(self, items: Sequence[_Item]) -> list[tuple[Chat, datetime | None, int]]:
+        """The messages in one write; a repeat answers the message stored before (and its chat must be this one).
+        Answers what postpones the chats (Engine.postpone_many) for the messages stored now."""
         fresh = [self._new_message(self._clock.new_id(), _chat(item), item.message) for item in items]
         for item, message, new in zip(items, fresh, await self._messages.add_incoming_many(fresh), strict=True):
             if new:
@@ -313,7 +318,7 @@ class Inbox:
             if item.stored is message:
                 counted = last.get(_chat(item).id, (_chat(item), None, 0))[2]
                 last[_chat(item).id] = (_chat(item), message.sent_at, counted + 1)
-        await self._engine.postpone_many(list(last.values()))
+        return list(last.values())
 
     async def _ask_all(self, items: Sequence[_Item]) -> set[int]:
         """The profile and file requests of every item, side by side (each item's in order), before anyone is told:
@@ -480,6 +485,19 @@ def _contact(item: _Item) -> Contact:
 def _stored(item: _Item) -> Message:
     assert item.stored is not None
     return item.stored
+
+
+U = TypeVar("U")
+V = TypeVar("V")
+
+
+async def _all(first: Awaitable[T], second: Awaitable[U], third: Awaitable[V]) -> tuple[T, U, V]:
+    """Three different steps awaited side by side; the first failure raises once all are done."""
+    outcomes = await asyncio.gather(first, second, third, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes[0], outcomes[1], outcomes[2]  # type: ignore[return-value]
 
 
 async def _together(steps: Iterable[Awaitable[T]]) -> list[T]:
