@@ -251,11 +251,13 @@ async def test_a_rating_from_a_customer_without_an_open_chat_is_left_to_receive(
     _, channel, (ann,) = await world.team("to_all", [5], csat=CSAT)
     chat = await world.write(channel, sender="cust-1", text="help")
     await world.router.desk.close(chat.id, ann)
-    batch = [world.message(channel, sender="cust-1", text="5"), world.message(channel, sender="cust-2", text="hi")]
-    assert await world.write_batch(batch) == {0}
+    batch = [world.message(channel, sender="cust-1", text="5"), world.message(channel, sender="cust-2", text="1 more")]
+    assert await world.write_batch(batch) == {0}  # a new customer's "1 more" rates nothing: it opens a chat
     rated = await world.chat(chat.id)
     assert rated.rating is not None and rated.rating["score"] == 5
     assert (await stored(world, batch[0])).chat_id == chat.id
+    opened = await world.chat((await stored(world, batch[1])).chat_id)
+    assert opened.id != chat.id and opened.offered_to == (ann.id,)
 
 
 async def test_a_message_is_stored_once_within_and_across_batches(world: World) -> None:

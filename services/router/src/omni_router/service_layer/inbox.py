@@ -225,9 +225,12 @@ class Inbox:
                 items.append(_Item(position, message, channel, key))
         added = await self._find_contacts(items)
         await self._find_chats(items, added)
-        # A rating (a message starting with 1-5) from a customer with no open chat may answer a closed chat's
-        # question: `receive` decides.
-        items = left.keep(items, lambda item: item.chat is not None or parse_rating(item.message.text) is None)
+        # A rating (a message starting with 1-5) from a returning customer with no open chat may answer a closed
+        # chat's question: `receive` decides.
+        items = left.keep(
+            items,
+            lambda item: item.chat is not None or item.key in added or parse_rating(item.message.text) is None,
+        )
         await self._open_chats(items, added)
         seen: set[str] = set()
 
