@@ -35,6 +35,7 @@ from omni_router.service_layer.ports import (
     BrokerUnavailable,
     Postponement,
     Registration,
+    Removal,
     StoredNotification,
     Written,
 )
@@ -100,6 +101,9 @@ class FakeChats:
                 return stored.chat
         self.stored[chat.id] = _StoredChat(replace(chat, offer_version=chat.offer_version or 0))
         return self.stored[chat.id].chat
+
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        return [await self.open(chat) for chat in chats]
 
     async def find_open(self, open_key: str) -> Chat | None:
         return next((s.chat for s in self.stored.values() if s.chat.open_key == open_key), None)
@@ -207,6 +211,10 @@ class FakeChats:
             stored.legacy.clear()
         if (whole and stored.chat.offer_version == outbox.version) or not (stored.outbox or stored.legacy):
             stored.chat = replace(stored.chat, outbox_at=None)
+
+    async def remove_published_many(self, removals: Sequence[Removal]) -> None:
+        for r in removals:
+            await self.remove_published(r.outbox, r.keys, legacy=r.legacy, whole=r.whole)
 
     async def of_contact(self, contact_id: str) -> list[Chat]:
         return sorted((c for c in self._all() if c.contact_id == contact_id), key=lambda c: c.id, reverse=True)
@@ -478,6 +486,9 @@ class FakeContacts:
         self.stored[contact.id] = contact
         return contact
 
+    async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
+        return [await self.find_or_add(contact) for contact in contacts]
+
     async def find(self, sender_key: str) -> Contact | None:
         known = next((c for c in self.stored.values() if f"{c.channel_id}:{c.external_id}" == sender_key), None)
         while known is not None and known.merged_into is not None and known.merged_into in self.stored:
@@ -508,15 +519,15 @@ class FakeContacts:
         if contact_id in self.stored:
             self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
         if contact_id not in self.stored:
-            return True
+            return None
         contact = self.stored[contact_id]
         named = not contact.name_edited
         self.stored[contact_id] = replace(
             contact, name=name if named else contact.name, photo_url=photo_url, profile_status="resolved"
         )
-        return named
+        return self.stored[contact_id] if named else None
 
 
 class FakeMessages:
@@ -714,6 +725,10 @@ class FakeSearchIndex:
 
     async def put(self, entry: SearchEntry) -> None:
         self.stored[entry.id] = entry
+
+    async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        for entry in entries:
+            await self.put(entry)
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
         found = [replace(e, text="") for e in self.stored.values() if word in e.words and (not before or e.id < before)]

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import pytest
 from pymongo.errors import ConnectionFailure
 
-from omni_contracts import MessageReceived
+from omni_contracts import MessageReceived, ProfileRequested
 from omni_router.domain.errors import NotFound
-from omni_router.domain.model import Channel, Chat, Message, Operator, dedupe_key
+from omni_router.domain.model import Channel, Chat, Message, Operator, dedupe_key, sender_key
 from tests.support.world import World
+from tests.unit.test_courtesy import CSAT, OPENS_IN_TWO_HOURS, said
+from tests.unit.test_integration import delivered, subscribe
 
 
 async def stored(world: World, event: MessageReceived) -> Message:
@@ -56,7 +58,7 @@ async def test_returning_customers_messages_are_stored_and_told_in_bulk_each_cha
     assert file_request.message_id == (await stored(world, batch[2])).id  # type: ignore[attr-defined]
 
 
-async def test_new_customers_and_chats_nobody_was_offered_go_one_by_one_in_order(world: World) -> None:
+async def test_a_new_customer_and_a_chat_nobody_was_offered_are_taken_in_the_batch_in_order(world: World) -> None:
     channel, ann, chats = await returning(world, "to_available")
     await world.router.desk.set_status(ann, "offline")
     waiting = await world.write(channel, sender="cust-w", text="w0")  # nobody online: waits in line
@@ -69,14 +71,17 @@ async def test_new_customers_and_chats_nobody_was_offered_go_one_by_one_in_order
         world.message(channel, sender="new-1", text="x2"),
         world.message(channel, sender="cust-1", text="b1"),
     ]
-    assert await world.write_batch(batch) == {0, 2}
+    assert await world.write_batch(batch) == set()
     new_chat = await world.chat((await stored(world, batch[0])).chat_id)
     assert (await stored(world, batch[2])).chat_id == new_chat.id
+    assert new_chat.waiting and new_chat.offered_to == ()  # ann is away: it waits in line
     assert all([(await stored(world, event)).routed for event in batch])
     assert new_texts(world, ann, chats[0]) == ["a1"] and new_texts(world, ann, chats[1]) == ["b1"]
 
 
-async def test_a_chat_nobody_holds_or_was_offered_is_left_to_routing_with_its_later_messages(world: World) -> None:
+async def test_a_chat_nobody_holds_or_was_offered_is_routed_in_the_batch_with_its_later_messages(
+    world: World,
+) -> None:
     _, channel, (ann,) = await world.team("to_available", [1])
     taken = await world.write(channel, sender="cust-0", text="first")
     line = await world.write(channel, sender="cust-1", text="in line")  # ann is full: it waits
@@ -86,9 +91,173 @@ async def test_a_chat_nobody_holds_or_was_offered_is_left_to_routing_with_its_la
         world.message(channel, sender="cust-0", text="a1"),
         world.message(channel, sender="cust-1", text="hello?"),
     ]
-    assert await world.write_batch(batch) == {0, 2}
+    assert await world.write_batch(batch) == set()
     assert all([(await stored(world, event)).routed for event in batch])
     assert new_texts(world, ann, taken) == ["a1"] and new_texts(world, ann, line) == []
+    assert (await world.chat(line.id)).waiting
+
+
+def offers(world: World, operator: Operator) -> list[tuple[str, str | None]]:
+    """(chat id, text of the message it carried) of each `chat.offered` the operator got, in order."""
+    return [(n.chat_id, (n.data.get("message") or {}).get("text")) for n in world.told(operator, "chat.offered")]
+
+
+async def test_new_customers_in_a_batch_get_a_contact_and_a_chat_each_offered_with_their_first_message(
+    world: World,
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    batch = [world.message(channel, sender=f"new-{n}", text=f"hi {n}") for n in range(3)]
+    assert await world.write_batch(batch) == set()
+    chats = [await world.chat((await stored(world, event)).chat_id) for event in batch]
+    assert len({chat.id for chat in chats}) == 3 and len({chat.contact_id for chat in chats}) == 3
+    assert all(chat.offered_to == (ann.id,) for chat in chats)
+    assert offers(world, ann) == [(chat.id, f"hi {n}") for n, chat in enumerate(chats)]
+    assert world.told(ann, "message.new") == []  # the offers carried them
+    asked = [e for e in world.events.published if isinstance(e, ProfileRequested)]
+    assert sorted(e.contact_id for e in asked) == sorted(chat.contact_id for chat in chats)
+    page = await world.router.workplace.search(ann, "hi", None, 10)
+    assert sorted(str(hit.chat_id) for hit in page.items if hit.entry.kind == "message") == sorted(c.id for c in chats)
+    for n, chat in enumerate(chats):
+        contact = await world.router.ports.contacts.find(sender_key(channel.id, f"new-{n}"))
+        assert contact is not None and contact.id == chat.contact_id
+    assert all([(await stored(world, event)).routed for event in batch])
+
+
+async def test_two_new_customers_and_one_free_unit_one_is_offered_the_other_waits_in_order(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_available", [1])
+    batch = [
+        world.message(channel, sender="new-1", text="first"),
+        world.message(channel, sender="new-2", text="second"),
+        world.message(channel, sender="new-3", text="third"),
+    ]
+    assert await world.write_batch(batch) == set()
+    first, second, third = [await world.chat((await stored(world, event)).chat_id) for event in batch]
+    assert first.offered_to == (ann.id,) and first.reserved_for == ann.id
+    assert second.waiting and third.waiting and (await world.fresh(ann)).load == 1  # never over capacity
+    assert offers(world, ann) == [(first.id, "first")]
+    assert [chat.id for chat in await world.router.ports.chats.waiting(first.queue_id or "", 10)] == [
+        second.id,
+        third.id,
+    ]
+    await world.router.desk.close(first.id, await world.fresh(ann))  # a unit back: the line moves, in order
+    assert [chat_id for chat_id, _ in offers(world, ann)] == [first.id, second.id]
+
+
+async def test_a_new_chat_and_its_later_messages_in_one_batch_the_offer_first_then_each_in_order(
+    world: World,
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    batch = [world.message(channel, sender="new-1", text=f"m{n}") for n in range(3)]
+    assert await world.write_batch(batch) == set()
+    chat = await world.chat((await stored(world, batch[0])).chat_id)
+    assert all([(await stored(world, event)).chat_id == chat.id for event in batch])
+    assert [(n.event, n.data["message"]["text"]) for n in world.told(ann) if n.chat_id == chat.id] == [
+        ("chat.offered", "m0"),
+        ("message.new", "m1"),
+        ("message.new", "m2"),
+    ]
+    assert chat.messages_in == 3
+
+
+async def test_a_redelivered_batch_of_new_customers_stores_and_tells_nothing_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, channel, (ann,) = await world.team("to_available", [1], greeting_text="Hello")
+    await subscribe(world)
+    batch = [world.message(channel, sender="new-1", text="a"), world.message(channel, sender="new-2", text="b")]
+    messages = world.router.ports.messages
+
+    async def crash(ids: Sequence[str]) -> None:
+        raise ConnectionFailure("the router died before marking them routed")
+
+    monkeypatch.setattr(messages, "mark_routed_many", crash)
+    with pytest.raises(ConnectionFailure):
+        await world.router.inbox.receive_batch(batch)
+    monkeypatch.undo()
+    assert await world.write_batch(batch) == set()  # redelivered
+    assert await world.write_batch(batch) == set()  # and once more, all routed now
+    first, second = [await world.chat((await stored(world, event)).chat_id) for event in batch]
+    for event, chat in zip(batch, (first, second), strict=True):
+        contact = await world.router.ports.contacts.find(sender_key(channel.id, event.message.sender))
+        assert contact is not None and contact.id == chat.contact_id  # the contact the first delivery added
+        assert [c.id for c in await world.router.ports.chats.of_contact(contact.id)] == [chat.id]
+    assert first.offered_to == (ann.id,) and second.waiting and (await world.fresh(ann)).load == 1
+    offered = world.told(ann, "chat.offered")
+    assert [n.chat_id for n in offered] == [first.id]
+    told = world.told(ann)
+    assert len({n.event_id for n in told}) == len({(n.event, n.chat_id, n.event_id) for n in told})
+    assert len(said(world, "Hello")) == 2  # one greeting per chat, not per delivery
+    for chat in (first, second):
+        assert len(await world.router.ports.messages.page(chat.id, None, 50)) == 2  # the message and the greeting
+    created = delivered(world, "chat.created")
+    assert sorted({d.webhook.data["chat"]["id"] for d in created}) == sorted([first.id, second.id])
+    assert len({d.webhook.id for d in created}) == 2  # repeated under the same ids, never new ones
+
+
+async def test_duplicates_of_a_new_customers_message_in_a_batch_store_one_contact_one_chat_one_message(
+    world: World,
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    first = world.message(channel, sender="new-1", text="once", message_id="m-1")
+    again = world.message(channel, sender="new-1", text="once", message_id="m-1")
+    after = world.message(channel, sender="new-1", text="after")
+    assert await world.write_batch([first, again, after]) == {1, 2}  # the repeat, and what follows it in its chat
+    chat = await world.chat((await stored(world, first)).chat_id)
+    assert (await stored(world, after)).chat_id == chat.id
+    assert [m.text for m in await world.router.ports.messages.page(chat.id, None, 50)] == ["after", "once"]
+    assert [n.event for n in world.told(ann) if n.chat_id == chat.id] == ["chat.offered", "message.new"]
+    assert len(await world.router.ports.chats.of_contact(chat.contact_id)) == 1
+
+
+async def test_a_contact_and_a_chat_another_router_added_first_are_the_ones_the_batch_uses(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    theirs = await world.write(
+        channel, sender="racer", text="via the other router"
+    )  # this router's batches never saw it
+    chats = world.router.ports.chats
+    find_open = chats.find_open
+    reads: list[str] = []
+
+    async def before_they_opened_it(open_key: str) -> Chat | None:
+        reads.append(open_key)
+        return None if len(reads) == 1 else await find_open(open_key)  # the batch's read came first
+
+    monkeypatch.setattr(chats, "find_open", before_they_opened_it)
+    batch = [world.message(channel, sender="racer", text="r1"), world.message(channel, sender="new-1", text="n1")]
+    assert await world.write_batch(batch) == set()
+    monkeypatch.undo()
+    assert (await stored(world, batch[0])).chat_id == theirs.id  # their contact and their chat: no second of either
+    assert [c.id for c in await chats.of_contact(theirs.contact_id)] == [theirs.id]
+    assert new_texts(world, ann, theirs) == ["r1"]
+    assert [text for _, text in offers(world, ann)] == ["via the other router", "n1"]
+
+
+async def test_a_new_chat_out_of_hours_in_a_batch_is_answered_once_and_waits_for_the_opening(world: World) -> None:
+    _, channel, (ann,) = await world.team(
+        "to_available", [5], business_hours=OPENS_IN_TWO_HOURS, greeting_text="Hi", out_of_hours_text="Closed now"
+    )
+    batch = [world.message(channel, sender="new-1"), world.message(channel, sender="new-2")]
+    assert await world.write_batch(batch) == set()
+    first, second = [await world.chat((await stored(world, event)).chat_id) for event in batch]
+    assert first.waiting and second.waiting and world.told(ann, "chat.offered") == []
+    assert len(said(world, "Closed now")) == 2 and said(world, "Hi") == []
+    await world.later(7200)
+    assert [chat_id for chat_id, _ in offers(world, ann)] == [first.id, second.id]
+
+
+async def test_a_rating_from_a_customer_without_an_open_chat_is_left_to_receive(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5], csat=CSAT)
+    chat = await world.write(channel, sender="cust-1", text="help")
+    await world.router.desk.close(chat.id, ann)
+    batch = [world.message(channel, sender="cust-1", text="5"), world.message(channel, sender="cust-2", text="1 more")]
+    assert await world.write_batch(batch) == {0}  # a new customer's "1 more" rates nothing: it opens a chat
+    rated = await world.chat(chat.id)
+    assert rated.rating is not None and rated.rating["score"] == 5
+    assert (await stored(world, batch[0])).chat_id == chat.id
+    opened = await world.chat((await stored(world, batch[1])).chat_id)
+    assert opened.id != chat.id and opened.offered_to == (ann.id,)
 
 
 async def test_a_message_is_stored_once_within_and_across_batches(world: World) -> None:

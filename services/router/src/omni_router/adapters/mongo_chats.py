@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment, stored
 from omni_router.adapters.upgrades import LEGACY_OUTBOX
@@ -16,7 +16,7 @@ from omni_router.domain.changes import ChatUpdate
 from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.model import OPEN_STATUSES, Chat
 from omni_router.domain.notifications import Notification, Outbox, Queued
-from omni_router.service_layer.ports import Clock, Postponement, Written
+from omni_router.service_layer.ports import Clock, Postponement, Removal, Written
 
 # A chat's notifications written with its change and not yet published, by creation-ordered key.
 OUTBOX = "unpublished"
@@ -35,6 +35,7 @@ REMOVED_WHEN_EMPTY = frozenset(
     }
 )
 OPEN = {"$in": list(OPEN_STATUSES)}
+DUPLICATE_KEY = 11000
 
 
 def chat_from_document(doc: Document) -> Chat:
@@ -187,6 +188,25 @@ class MongoChats:
             return chat_from_document(found)
         return chat
 
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        """One unordered `insert_many`: the unique `open_key` refuses each chat whose contact has an open one on
+        the channel already (reported per item), and each refused one reads the chat stored."""
+        if not chats:
+            return []
+        refused: set[int] = set()
+        try:
+            await self._chats.insert_many([new_chat_document(chat) for chat in chats], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            refused = {int(error["index"]) for error in errors}
+        opened = []
+        for n, chat in enumerate(chats):
+            found = await self.find_open(chat.open_key or "") if n in refused else chat
+            opened.append(found if found is not None else await self.open(chat))  # closed meanwhile: open it now
+        return opened
+
     async def find_open(self, open_key: str) -> Chat | None:
         found = await self._chats.find_one({"open_key": open_key})
         return chat_from_document(found) if found is not None else None
@@ -275,6 +295,25 @@ class MongoChats:
                 {"_id": outbox.chat_id, "offer_version": _version(after.get("offer_version"))},
                 {"$unset": {"outbox_at": ""}},
             )
+
+    async def remove_published_many(self, removals: Sequence[Removal]) -> None:
+        """The outboxes emptied whole with no change since, in one `bulk_write` (each by its version); if any of them
+        changed since (fewer matched), and for the others, one by one (removing notes again is harmless)."""
+        whole = [r for r in removals if r.whole and (r.keys or r.legacy)]
+        rest = [r for r in removals if not r.whole]
+        if whole:
+            writes = []
+            for r in whole:
+                removed = {f"{OUTBOX}.{key}": "" for key in r.keys}
+                if r.legacy:
+                    removed[LEGACY_OUTBOX] = ""
+                query = {"_id": r.outbox.chat_id, "offer_version": _version(r.outbox.version)}
+                writes.append(UpdateOne(query, {"$unset": {**removed, "outbox_at": ""}}))
+            done = await self._chats.bulk_write(writes, ordered=False)
+            if done.matched_count < len(whole):
+                rest += whole
+        for r in rest:
+            await self.remove_published(r.outbox, r.keys, legacy=r.legacy, whole=r.whole)
 
     async def rename_contact(self, contact_id: str, name: str) -> None:
         # Found through their index, then updated by id: an update filtered by any other field reads every chat in

@@ -1,13 +1,15 @@
 """Contacts in MongoDB (`contacts`): one per channel and sender, found by `sender_key` (its own unique index)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment
 from omni_router.adapters.upgrades import key_contact
 from omni_router.domain.model import Contact, Identity, sender_key
 
+DUPLICATE_KEY = 11000
 # How many merges a sender's contact is followed through (each merge re-points the ones before, so one is usual).
 MAX_HOPS = 8
 
@@ -31,6 +33,18 @@ def contact_from_document(doc: Document) -> Contact:
     )
 
 
+def _new_document(contact: Contact) -> Document:
+    return {
+        "_id": contact.id,
+        "sender_key": sender_key(contact.channel_id, contact.external_id),
+        "channel_id": contact.channel_id,
+        "external_id": contact.external_id,
+        "name": contact.name,
+        "profile_status": contact.profile_status,
+        "created_at": contact.created_at,
+    }
+
+
 class MongoContacts:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -48,23 +62,37 @@ class MongoContacts:
         found = await self._contacts.find_one({"sender_key": key})
         if found is not None:
             return await self._kept(contact_from_document(found))
-        query = {"channel_id": contact.channel_id, "external_id": contact.external_id}
-        doc = {
-            "_id": contact.id,
-            "sender_key": key,
-            **query,
-            "name": contact.name,
-            "profile_status": contact.profile_status,
-            "created_at": contact.created_at,
-        }
         try:
-            await self._contacts.insert_one(doc)
+            await self._contacts.insert_one(_new_document(contact))
         except DuplicateKeyError:
+            return await self._winner(contact)
+        return contact
+
+    async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
+        """One unordered `insert_many`: the unique indexes refuse each contact a sender has already (reported per
+        item in the BulkWriteError), and each refused one is read again (the winner's)."""
+        if not contacts:
+            return []
+        refused: set[int] = set()
+        try:
+            await self._contacts.insert_many([_new_document(c) for c in contacts], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            refused = {int(error["index"]) for error in errors}
+        return [await self._winner(contact) if n in refused else contact for n, contact in enumerate(contacts)]
+
+    async def _winner(self, contact: Contact) -> Contact:
+        """The sender's contact stored before `contact` could be (a lost creation race), keyed by its sender."""
+        key = sender_key(contact.channel_id, contact.external_id)
+        found = await self._contacts.find_one({"sender_key": key})
+        if found is None:
+            query = {"channel_id": contact.channel_id, "external_id": contact.external_id}
             found = await self._contacts.find_one(query)
             assert found is not None
             await key_contact(self._db, found, key)
-            return await self._kept(contact_from_document(found))
-        return contact
+        return await self._kept(contact_from_document(found))
 
     async def find(self, sender_key: str) -> Contact | None:
         """The contact of a sender key (the one a merged contact went into)."""
@@ -105,9 +133,15 @@ class MongoContacts:
     async def mark_merged(self, contact_id: str, into_id: str) -> None:
         await self._contacts.update_one({"_id": contact_id}, {"$set": {"merged_into": into_id}})
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
-        found = await self._contacts.find_one({"_id": contact_id}, {"name_edited": 1})
-        named = not (found or {}).get("name_edited", False)
-        changes: Document = {"photo_url": photo_url, "profile_status": "resolved", **({"name": name} if named else {})}
-        await self._contacts.update_one({"_id": contact_id}, {"$set": changes})
-        return named
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+        """One write when the profile names the contact (the usual case): the contact as it is after it."""
+        resolved: Document = {"photo_url": photo_url, "profile_status": "resolved"}
+        named = await self._contacts.find_one_and_update(
+            {"_id": contact_id, "name_edited": {"$in": [None, False]}},
+            {"$set": {**resolved, "name": name}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if named is not None:
+            return contact_from_document(named)
+        await self._contacts.update_one({"_id": contact_id}, {"$set": resolved})
+        return None

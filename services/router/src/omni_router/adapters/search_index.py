@@ -11,6 +11,9 @@ kept so that a rename removes the postings of words it lost, each by its key. Th
 for the page's hits only: a message's from `messages`, a contact's from `search_entries`.
 """
 
+import asyncio
+from collections.abc import Sequence
+
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
@@ -55,17 +58,47 @@ class MongoSearchIndex:
         self._messages = db.messages
 
     async def put(self, entry: SearchEntry) -> None:
+        """A contact's entry is read and replaced in one write (a contact put alone is usually one renamed)."""
         if entry.kind == "contact":
             await self._forget_lost_words(entry)
+        await self._post([entry])
+
+    async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        """The contacts' entries (mostly new ones: a batch's new customers) in one write, then the postings of them
+        all in another."""
+        await self._keep_contacts([entry for entry in entries if entry.kind == "contact"])
+        await self._post(entries)
+
+    async def _post(self, entries: Sequence[SearchEntry]) -> None:
+        contacts = [entry for entry in entries if entry.kind == "contact"]
+        postings = [_posting(entry, word) for entry in entries for word in entry.words]
+        if not postings:
+            return
         try:
-            await self._words.insert_many([_posting(entry, word) for word in entry.words], ordered=False)
+            await self._words.insert_many(postings, ordered=False)
         except BulkWriteError as error:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                 raise
             # A repeat (or a contact's words kept): what is there stays; a contact's postings are brought up to date.
-            if entry.kind == "contact":
+            for entry in contacts:
                 for word in entry.words:
                     await self._words.update_one({"key": _key(word, entry.id)}, {"$set": _posting(entry, word)})
+
+    async def _keep_contacts(self, entries: Sequence[SearchEntry]) -> None:
+        """Each contact's entry stored: the new ones in one unordered `insert_many` (a new contact had no words to
+        lose), those stored before (refused by their `_id`) kept as `_forget_lost_words` keeps them."""
+        if not entries:
+            return
+        docs = [{"_id": e.id, "text": e.text, "words": list(e.words), "contact_id": e.contact_id} for e in entries]
+        refused: set[int] = set()
+        try:
+            await self._entries.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            refused = {int(e["index"]) for e in errors}
+        await asyncio.gather(*(self._forget_lost_words(entries[n]) for n in sorted(refused)))
 
     async def _forget_lost_words(self, entry: SearchEntry) -> None:
         doc = {"text": entry.text, "words": list(entry.words), "contact_id": entry.contact_id}

@@ -11,17 +11,17 @@ fields of the chats, which the sweeps act on.
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from omni_router.domain import changes
 from omni_router.domain.capacity import Claim
-from omni_router.domain.changes import ChatUpdate, CsatAsk, Guard, Reoffer
+from omni_router.domain.changes import ChatUpdate, CsatAsk, Guard, OfferPlan, Reoffer
 from omni_router.domain.csat import CSAT_WINDOW_SECONDS, csat_of
 from omni_router.domain.errors import Conflict
-from omni_router.domain.model import Chat, Message, Queue
+from omni_router.domain.model import Chat, Message, Operator, Queue
 from omni_router.domain.notifications import audience
 from omni_router.domain.routing import Choice, Outcome, Pick, RoutingRule, candidate, holds_capacity, pick
 from omni_router.domain.timeouts import due_time, offer_deadline
@@ -61,6 +61,49 @@ class Rerouted:
         self.freed += other.freed
         self.written += other.written
         return other.outcome
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """What routing a batch's chat nobody held or was offered did (`Engine.route_many`): the chat as it is now
+    (None: a change by someone else came first, read it again) and whether the offer written now carried the
+    message it was routed with (its operators need no `message.new` for it)."""
+
+    chat: Chat | None
+    carried: bool = False
+
+
+class Team:
+    """A queue's operators as routing reads them: read once, and kept as the claims made from them change them
+    (a unit taken is counted here); read again after anything else may have changed them (a claim refused, a unit
+    given back). A decision on a stale read only costs a refused claim: the claims stay atomic."""
+
+    def __init__(self, operators: Operators, operator_ids: Sequence[str]) -> None:
+        self._operators = operators
+        self._ids = operator_ids
+        self._known: list[Operator] | None = None
+
+    async def read(self) -> list[Operator]:
+        if self._known is None:
+            self._known = await self._operators.many(self._ids)
+        return self._known
+
+    def took(self, operator_id: str, at: float) -> None:
+        """A unit of the operator's was claimed from this read."""
+        if self._known is not None:
+            self._known = [
+                replace(op, load=op.load + 1, last_routed_at=at) if op.id == operator_id else op for op in self._known
+            ]
+
+    def forget(self) -> None:
+        self._known = None
+
+
+def _arrived(chat: Chat, rerouted: Rerouted) -> Arrived:
+    """The chat after offering it: as written, as it was (nothing to write), or unknown (another change came first)."""
+    if rerouted.written:
+        return Arrived(rerouted.written[-1].chat, rerouted.told)
+    return Arrived(None if rerouted.outcome is Outcome.SKIPPED else chat)
 
 
 def not_yet(chat: Chat, now: float) -> bool:
@@ -148,15 +191,95 @@ class Engine:
         await self.after_release(done.freed)
         return done.told
 
+    async def route_many(self, arrivals: Sequence[tuple[Chat, Message]]) -> dict[str, Arrived]:
+        """`route` for many chats nobody holds or was offered (each once, in the order they came, with the first
+        message routed), each queue's under one acquisition of its lock: its waiting line and its operators read
+        once, then the line offered in arrival order and each newcomer behind it (it waits if the line is blocked,
+        and so do the newcomers behind it), every claim atomic and every change compare-and-set as `dispatch`'s.
+        The notifications are published together after letting go of the locks. Answers what became of each chat."""
+        arrived: dict[str, Arrived] = {}
+        written: list[Written] = []
+        freed: list[str] = []
+        by_queue: dict[str | None, list[tuple[Chat, Message]]] = {}
+        for chat, message in arrivals:
+            by_queue.setdefault(chat.queue_id, []).append((chat, message))
+        for queue_id, mine in by_queue.items():
+            routing = await self._routing(queue_id)
+            if routing is None:  # in line for when the queue can route again (its rule is fixed by an admin)
+                for chat, _ in mine:
+                    arrived[chat.id] = await self._wait(chat)
+                continue
+            async with self._locks[routing.queue.id]:
+                done = await self._dispatch_arrivals(routing, mine, arrived)
+            written += done.written
+            freed += done.freed
+        await self._notices.publish_many([done.outbox for done in written])
+        await self.after_release(freed)
+        return arrived
+
+    async def _wait(self, chat: Chat) -> Arrived:
+        """The chat in its queue's waiting line (it is, or it joins it now)."""
+        if chat.waiting:
+            return Arrived(chat)
+        written = await self._chats.change(changes.mark_waiting(chat))
+        return Arrived(written.chat if written is not None else None)
+
+    async def _dispatch_arrivals(
+        self, routing: Routing, arrivals: Sequence[tuple[Chat, Message]], arrived: dict[str, Arrived]
+    ) -> Rerouted:
+        """`_dispatch_queue` for many newcomers, the queue's operators read once for them all."""
+        done = Rerouted()
+        team = Team(self._operators, routing.queue.operator_ids)
+        now = self._clock.time()
+        blocked = False
+        line: dict[str, Arrived] = {}
+        for chat in await self._chats.waiting(routing.queue.id, BATCH):
+            if not_yet(chat, now):
+                continue
+            rerouted = await self._reoffer(chat, routing, Reoffer(), team)
+            line[chat.id] = _arrived(chat, rerouted)
+            if done.add(rerouted) is Outcome.NOBODY:
+                blocked = True
+                break
+        # Each newcomer decided in turn (its claim atomic), its write started at once and awaited with the others
+        # before the lock is let go: a decision needs the claims before it, not their chats' writes. A write that
+        # lost to another change gives its unit back (the team is read again).
+        writes: dict[str, Awaitable[Rerouted]] = {}
+        for chat, message in arrivals:
+            if chat.waiting:  # in the line: offered above (without the message), or still waiting in it
+                arrived[chat.id] = line.get(chat.id, Arrived(chat))
+            elif blocked or not_yet(chat, now):
+                writes[chat.id] = asyncio.ensure_future(self._waits(chat))
+            else:
+                how = Reoffer(data={"message": message_view(message)})
+                choice, plan = await self._decide(chat, routing, how, team)
+                writes[chat.id] = asyncio.ensure_future(self._write_offer(chat, choice, plan, team))
+                # Offered to nobody, it waits now: the newcomers behind it wait behind it.
+                blocked = choice.outcome is Outcome.NOBODY
+        outcomes = await asyncio.gather(*writes.values(), return_exceptions=True)
+        chats = {chat.id: chat for chat, _ in arrivals}
+        for chat_id, outcome in zip(writes, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.add(outcome)
+            arrived[chat_id] = _arrived(chats[chat_id], outcome)
+        return done
+
+    async def _waits(self, chat: Chat) -> Rerouted:
+        """`_wait`, as offering it to nobody would answer."""
+        written = await self._chats.change(changes.mark_waiting(chat))
+        return Rerouted(Outcome.NOBODY, written=[written]) if written is not None else Rerouted(Outcome.SKIPPED)
+
     async def _dispatch_queue(self, routing: Routing, newcomer: Chat | None, data: Mapping[str, Any]) -> Rerouted:
         """The queue's waiting line, then the newcomer (behind the line: it waits if the line is blocked)."""
         done = Rerouted()
+        team = Team(self._operators, routing.queue.operator_ids)  # read once for the line and the newcomer
         blocked = False
         now = self._clock.time()
         for chat in await self._chats.waiting(routing.queue.id, BATCH):
             if not_yet(chat, now):  # opened out of hours: offered at the next opening, by the sweep then
                 continue
-            if done.add(await self._reoffer(chat, routing, Reoffer())) is Outcome.NOBODY:
+            if done.add(await self._reoffer(chat, routing, Reoffer(), team)) is Outcome.NOBODY:
                 blocked = True
                 break
         if newcomer is None or newcomer.waiting:
@@ -164,7 +287,7 @@ class Engine:
         if blocked or not_yet(newcomer, now):
             await self._chats.change(changes.mark_waiting(newcomer))
             return done
-        offered = await self._reoffer(newcomer, routing, Reoffer(data=data))
+        offered = await self._reoffer(newcomer, routing, Reoffer(data=data), team)
         done.add(offered)
         done.told = offered.told
         return done
@@ -186,47 +309,65 @@ class Engine:
         await self.after_release(rerouted.freed)
         return rerouted.outcome
 
-    async def _reoffer(self, chat: Chat, routing: Routing, how: Reoffer) -> Rerouted:
+    async def _reoffer(self, chat: Chat, routing: Routing, how: Reoffer, team: Team | None = None) -> Rerouted:
         """Decide who the chat is offered to now and write it (for the caller to publish once it let go of the
-        queue's lock); a unit this chat held and no longer does is given back."""
-        choice = await self._choose(chat, routing, how.declined(chat), how.later)
+        queue's lock); a unit this chat held and no longer does is given back. `team`: the queue's operators as read
+        for this and other decisions (default: read for this one)."""
+        team = team or Team(self._operators, routing.queue.operator_ids)
+        choice, plan = await self._decide(chat, routing, how, team)
+        return await self._write_offer(chat, choice, plan, team)
+
+    async def _decide(self, chat: Chat, routing: Routing, how: Reoffer, team: Team) -> tuple[Choice, OfferPlan]:
+        """Who the chat is offered to now (its unit claimed), and what offering it so writes."""
+        choice = await self._choose(chat, routing, how.declined(chat), how.later, team)
         deadline = offer_deadline(routing.queue, self._offer_timeout, self._clock.time())
-        plan = changes.plan_offer(chat, choice, how, deadline=deadline, new_id=self._clock.new_id)
+        return choice, changes.plan_offer(chat, choice, how, deadline=deadline, new_id=self._clock.new_id)
+
+    async def _write_offer(self, chat: Chat, choice: Choice, plan: OfferPlan, team: Team) -> Rerouted:
+        """The offer decided written (compare-and-set); the unit claimed for it given back if another change came
+        first, and a unit the chat held and no longer does given back."""
         if plan.update is None:
             return Rerouted(choice.outcome)
         written = await self._chats.change(plan.update)
         if written is None:
             if choice.claimed and choice.reserve:
                 await self._capacity.release(choice.reserve, chat.id)
+                team.forget()
             return Rerouted(Outcome.SKIPPED)
         freed = []
         reserved = chat.reserved_for
         if reserved and reserved != choice.reserve and await self._capacity.release(reserved, chat.id):
             freed.append(reserved)
+            team.forget()
         return Rerouted(choice.outcome, freed, [written], bool(plan.told))
 
-    async def _choose(self, chat: Chat, routing: Routing, declined: Sequence[str], later: Sequence[str]) -> Choice:
+    async def _choose(
+        self, chat: Chat, routing: Routing, declined: Sequence[str], later: Sequence[str], team: Team
+    ) -> Choice:
         """Whom the rule offers the chat to now. A rule that holds capacity gets the first operator, in its order of
         preference, whose unit could be claimed (a chat keeps the unit it holds)."""
         picked = Pick((), (), {})
         for _ in range(CLAIM_ROUNDS):
-            operators = await self._operators.many(routing.queue.operator_ids)
+            operators = await team.read()
             picked = pick(routing.rule, [candidate(op, chat.reserved_for) for op in operators], declined)
             if not holds_capacity(routing.rule):
                 return picked.to_everyone()
-            choice = await self._claim_first(chat, picked, later)
+            choice = await self._claim_first(chat, picked, later, team)
             if choice is not None:
                 return choice
             if not picked.allowed:
                 break
+            team.forget()  # a claim was refused: read them again
         return picked.to_nobody()
 
-    async def _claim_first(self, chat: Chat, picked: Pick, later: Sequence[str]) -> Choice | None:
+    async def _claim_first(self, chat: Chat, picked: Pick, later: Sequence[str], team: Team) -> Choice | None:
         for op in picked.preference(later):
             if op == chat.reserved_for:
                 return picked.to(op, claimed=False)
             if await self._capacity.claim(op, chat.id, expected_load=picked.loads.get(op, 0)) is Claim.TAKEN:
+                team.took(op, self._clock.time())
                 return picked.to(op, claimed=True)
+            team.forget()
         return None
 
     async def _publish(self, written: list[Written]) -> None:

@@ -1,12 +1,16 @@
 """A customer's message (`message.received`): its contact, its open chat, the message stored once, then routing
 and the requests for the sender's profile and the message's files.
 
-`receive` takes one message; `receive_batch` takes what a partition had ready and writes it in bulk: the messages
-in one unordered insert (the unique dedupe key refuses each repeat on its own), the chats' due times in one bulk
-write, the notifications in one insert, the publishes awaited together, the `routed` marks in one bulk write. It
-takes returning customers' messages to chats someone holds or was offered; a new customer's or a new chat's first
-message, a chat nobody holds or was offered (its routing stays atomic: the queue's lock, the claims), and every
-later message of such a chat in the batch are left to `receive`, one by one after it.
+`receive` takes one message; `receive_batch` takes what a partition had ready and writes it in bulk: the new
+customers' contacts in one unordered insert and the new chats in another (the unique indexes decide a race: the
+winner's is read), the messages in one unordered insert (the unique dedupe key refuses each repeat on its own), the
+chats' due times in one bulk write, the chats nobody holds or was offered routed with one acquisition of each
+queue's lock (Engine.route_many: the waiting line and the operators read once, each claim atomic, each change
+compare-and-set), the notifications in one insert, the publishes awaited together, the `routed` marks in one bulk
+write. Left to `receive`, one by one after it (with every later message of its chat in the batch): a repeat inside
+the batch, a message of an unknown channel, a rating from a customer without an open chat (it may answer a closed
+chat's question), a returning customer's message stored before whose chat closed since, and a message whose
+requests or notifications the broker did not confirm.
 """
 
 import asyncio
@@ -18,6 +22,7 @@ from typing import TypeVar
 
 from omni_contracts import AttachmentRequested, MessageReceived, ProfileRequested, UnifiedMessage
 from omni_contracts.events import Event
+from omni_router.domain.csat import parse_rating
 from omni_router.domain.errors import NotFound
 from omni_router.domain.hours import opening
 from omni_router.domain.model import (
@@ -33,7 +38,7 @@ from omni_router.domain.model import (
 from omni_router.domain.notifications import audience
 from omni_router.domain.views import chat_view, message_view
 from omni_router.service_layer.courtesy import Courtesy
-from omni_router.service_layer.engine import Engine
+from omni_router.service_layer.engine import Arrived, Engine
 from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices, Telling
@@ -218,50 +223,92 @@ class Inbox:
                 left.add(position, key)
             else:
                 items.append(_Item(position, message, channel, key))
-        await self._find_contacts(items)
-        items = left.keep(items, lambda item: item.contact is not None)  # a new customer's: `receive` adds them
-        await self._find_chats(items)
+        added = await self._find_contacts(items)
+        await self._find_chats(items, added)
+        # A rating (a message starting with 1-5) from a returning customer with no open chat may answer a closed
+        # chat's question: `receive` decides.
+        items = left.keep(
+            items,
+            lambda item: item.chat is not None or item.key in added or parse_rating(item.message.text) is None,
+        )
+        await self._open_chats(items, added)
         seen: set[str] = set()
 
         def routable(item: _Item) -> bool:
-            """To a chat someone holds or was offered, and not a repeat inside the batch."""
+            """To an open chat (found or opened now), and not a repeat inside the batch."""
             repeat = dedupe_key(item.message.channel_id, item.message.provider_message_id) in seen
             seen.add(dedupe_key(item.message.channel_id, item.message.provider_message_id))
-            return item.chat is not None and bool(audience(item.chat)) and not repeat
+            return item.chat is not None and not repeat
 
         items = left.keep(items, routable)
-        await self._store_all(items)
+        postponed = await self._store_all(items)
         items = left.keep(items, lambda item: item.stored is not None)
         routing = [item for item in items if not _stored(item).routed]
-        # Indexed before `routed`, as `receive` does: a redelivery indexes it again.
-        await _together(self._indexer.message(_stored(item), _contact(item).id) for item in routing)
-        asked = await self._ask_all(routing)
+        # Side by side, before anyone is told: the chats' due times, the search entries (before `routed`, as `receive`
+        # does: a redelivery indexes them again), the requests and the webhooks' events.
+        _, _, asked = await _all(
+            self._engine.postpone_many(postponed),
+            self._indexer.batch([(_stored(item), _contact(item).id) for item in routing], list(added.values())),
+            self._ask_all(routing),
+        )
         routing = left.keep(routing, lambda item: item.position not in asked)
-        told = await self._tell_all(routing)
+        arrived = await self._route_new(routing)
+        told = await self._tell_all(routing, arrived)
         routed = left.keep(routing, lambda item: item.position not in told)
         await self._messages.mark_routed_many([_stored(item).id for item in routed])
         return left.positions
 
-    async def _find_contacts(self, items: Sequence[_Item]) -> None:
-        """Each sender's contact: kept (KnownContacts), or read by its key, the keys not kept read side by side."""
-        unknown = list(dict.fromkeys(item.key for item in items if self._known.get(item.key) is None))
-        for key, contact in zip(unknown, await _together(self._contacts.find(k) for k in unknown), strict=True):
-            if contact is not None:
-                self._known.keep(key, contact)
+    async def _find_contacts(self, items: Sequence[_Item]) -> dict[str, Contact]:
+        """Each sender's contact: kept (KnownContacts), or else added for the senders not kept, all in one write, the
+        unique sender key refusing each that has one (a returning customer this router does not keep, or one another
+        router added first), whose contact is then read. Answers the contacts stored now, by sender key."""
+        missing: dict[str, Contact] = {}
+        for item in items:
+            if item.key not in missing and self._known.get(item.key) is None:
+                missing[item.key] = self._new_contact(item.channel, item.message)
+        added: dict[str, Contact] = {}
+        candidates = list(missing.values())
+        for key, candidate, contact in zip(missing, candidates, await self._contacts.add_many(candidates), strict=True):
+            self._known.keep(key, contact)
+            if contact.id == candidate.id:  # added now; a resolved profile indexes it again (Updates)
+                added[key] = contact
         for item in items:
             item.contact = self._known.get(item.key)
+        return added
 
-    async def _find_chats(self, items: Sequence[_Item]) -> None:
+    async def _open_chats(self, items: Sequence[_Item], added: dict[str, Contact]) -> None:
+        """A chat for each sender without an open one, opened by its first message in the batch, all in one write (the
+        unique `open_key` decides a race: the chat stored first is read). A returning customer's message stored
+        before (a redelivery after its chat closed) is left to `receive`, which finds it without opening a chat."""
+        first: dict[str, _Item] = {}
+        for item in items:
+            if item.chat is None and _open_key(item) not in first:
+                first[_open_key(item)] = item
+        returning = [item for item in first.values() if item.key not in added]
+        found = await _together(
+            self._messages.incoming(dedupe_key(i.message.channel_id, i.message.provider_message_id)) for i in returning
+        )
+        for item, stored in zip(returning, found, strict=True):
+            if stored is not None:
+                del first[_open_key(item)]
+        fresh = [await self._new_chat(item.channel, _contact(item), item.message) for item in first.values()]
+        chats = dict(zip(first, await self._chats.open_many(fresh), strict=True))
+        for item in items:
+            if item.chat is None:
+                item.chat = chats.get(_open_key(item))
+
+    async def _find_chats(self, items: Sequence[_Item], added: dict[str, Contact]) -> None:
         """Each sender's open chat, read by its `open_key` (one indexed field; `$in` would read every chat on the
-        nx-27017 stand-in), the chats of the batch side by side. Read for every batch, not kept: operators and the
-        sweeps of any router change and close chats."""
-        keys = list(dict.fromkeys(_open_key(item) for item in items))
+        nx-27017 stand-in), the chats of the batch side by side; a contact added now has none. Read for every batch,
+        not kept: operators and the sweeps of any router change and close chats."""
+        keys = list(dict.fromkeys(_open_key(item) for item in items if item.key not in added))
         chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
         for item in items:
-            item.chat = chats[_open_key(item)]
+            item.chat = chats.get(_open_key(item))
 
-    async def _store_all(self, items: Sequence[_Item]) -> None:
-        """The messages in one write; a repeat answers the message stored before (and its chat must be this one)."""
+    async def _store_all(self, items: Sequence[_Item]) -> list[tuple[Chat, datetime | None, int]]:
+        """The messages in one write; a repeat answers the message stored before (and its chat must be this one).
+        Answers what postpones the chats (Engine.postpone_many) for the messages stored now."""
         fresh = [self._new_message(self._clock.new_id(), _chat(item), item.message) for item in items]
         for item, message, new in zip(items, fresh, await self._messages.add_incoming_many(fresh), strict=True):
             if new:
@@ -274,7 +321,7 @@ class Inbox:
             if item.stored is message:
                 counted = last.get(_chat(item).id, (_chat(item), None, 0))[2]
                 last[_chat(item).id] = (_chat(item), message.sent_at, counted + 1)
-        await self._engine.postpone_many(list(last.values()))
+        return list(last.values())
 
     async def _ask_all(self, items: Sequence[_Item]) -> set[int]:
         """The profile and file requests of every item, side by side (each item's in order), before anyone is told:
@@ -299,21 +346,40 @@ class Inbox:
 
         return {position for position in await _together(requests(item) for item in items) if position is not None}
 
-    async def _tell_all(self, items: Sequence[_Item]) -> set[int]:
+    async def _route_new(self, items: Sequence[_Item]) -> dict[str, Arrived]:
+        """The chats nobody holds or was offered (new ones among them): the greetings they owe first, then routed
+        with the first of their messages here (Engine.route_many), each queue's under one acquisition of its lock."""
+        first: dict[str, _Item] = {}
+        for item in items:
+            if not audience(_chat(item)):
+                first.setdefault(_chat(item).id, item)
+        await _together(self._courtesy.welcome(_chat(item), _contact(item)) for item in first.values())
+        return await self._engine.route_many([(_chat(item), _stored(item)) for item in first.values()])
+
+    async def _tell_all(self, items: Sequence[_Item], arrived: dict[str, Arrived]) -> set[int]:
         """What `Engine.route` does for a chat someone holds or was offered: `message.new` to them, keyed by the
-        message, for every item at once. Answers the positions of those the broker did not confirm (with their
-        chat's later ones: not marked routed, `receive` tells them again with the same event ids)."""
-        told = [
-            Telling(
-                "message.new",
-                _chat(item).id,
-                audience(_chat(item)),
-                {"message": message_view(_stored(item))},
-                _stored(item).id,
-            )
-            for item in items
-        ]
-        return {items[n].position for n in await self._notices.tell_many(told)}
+        message, for every item at once; for a chat routed now (`arrived`), to whoever it was offered, except the
+        message its offer carried. Answers the positions of those the broker did not confirm (with their chat's
+        later ones: not marked routed, `receive` tells them again with the same event ids)."""
+        now: dict[str, Chat | None] = {}
+        for chat_id, done in arrived.items():
+            now[chat_id] = done.chat if done.chat is not None else await self._chats.get(chat_id)
+        told: list[Telling] = []
+        telling: list[_Item] = []
+        first: set[str] = set()
+        for item in items:
+            chat, stored = _chat(item), _stored(item)
+            if chat.id in arrived:
+                carried = arrived[chat.id].carried and chat.id not in first
+                first.add(chat.id)
+                if carried:
+                    continue  # the offer carried it: the first of its chat here, what the chat was routed with
+                chat = now[chat.id] or chat
+            if not chat.is_open or not audience(chat):
+                continue  # it waits: whoever is offered it later reads its messages
+            told.append(Telling("message.new", chat.id, audience(chat), {"message": message_view(stored)}, stored.id))
+            telling.append(item)
+        return {telling[n].position for n in await self._notices.tell_many(told)}
 
     async def _store(
         self, channel: Channel, contact: Contact, message: UnifiedMessage, stored: Message | None
@@ -422,6 +488,19 @@ def _contact(item: _Item) -> Contact:
 def _stored(item: _Item) -> Message:
     assert item.stored is not None
     return item.stored
+
+
+U = TypeVar("U")
+V = TypeVar("V")
+
+
+async def _all(first: Awaitable[T], second: Awaitable[U], third: Awaitable[V]) -> tuple[T, U, V]:
+    """Three different steps awaited side by side; the first failure raises once all are done."""
+    outcomes = await asyncio.gather(first, second, third, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes[0], outcomes[1], outcomes[2]  # type: ignore[return-value]
 
 
 async def _together(steps: Iterable[Awaitable[T]]) -> list[T]:

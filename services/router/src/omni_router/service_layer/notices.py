@@ -18,7 +18,15 @@ from omni_contracts.events import NotificationKind
 from omni_router.domain.integration import IntegrationEvent
 from omni_router.domain.notifications import Notification, Outbox, notifications
 from omni_router.service_layer.integration_events import IntegrationEvents
-from omni_router.service_layer.ports import BrokerUnavailable, Chats, Clock, NotificationLog, OperatorQueues, Operators
+from omni_router.service_layer.ports import (
+    BrokerUnavailable,
+    Chats,
+    Clock,
+    NotificationLog,
+    OperatorQueues,
+    Operators,
+    Removal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +112,32 @@ class Notices:
             log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
         return await self._remove_published(outbox, published)
 
+    async def publish_many(self, outboxes: Sequence[Outbox]) -> None:
+        """`publish` for each (each of its own chat): recorded in one write, published side by side (each in its
+        order), what was published removed in one write."""
+        if not outboxes:
+            return
+        notes = [
+            [note.to_contract(o.chat_id) if isinstance(note, Notification) else note for note in o.all]
+            for o in outboxes
+        ]
+        await self._log.record([n for line in notes for n in line if isinstance(n, ChatNotification)])
+        published = await asyncio.gather(*(self._publish_in_order(line) for line in notes))
+        removals = []
+        for outbox, line, count in zip(outboxes, notes, published, strict=True):
+            if count < len(line):
+                log.warning("notification left in the chat outbox for the sweep", extra={"chat_id": outbox.chat_id})
+            removal = _removal(outbox, count)
+            if removal is not None:
+                removals.append(removal)
+        await self._chats.remove_published_many(removals)
+
     async def _remove_published(self, outbox: Outbox, published: int) -> bool:
         """Remove the first `published` notes (the 0.1 list first) from the chat's outbox; whether that was all."""
-        legacy = len(outbox.legacy)
-        if published < legacy:
-            return False
-        keys = [key for key, _ in outbox.queued][: published - legacy]
-        everything = published == legacy + len(outbox.queued)
-        if keys or legacy:
-            await self._chats.remove_published(
-                outbox, keys, legacy=bool(legacy), whole=everything and not outbox.shared
-            )
-        return everything
+        removal = _removal(outbox, published)
+        if removal is not None:
+            await self._chats.remove_published(outbox, removal.keys, legacy=removal.legacy, whole=removal.whole)
+        return published == len(outbox.legacy) + len(outbox.queued)
 
     async def _publish_in_order(self, notes: list[ChatNotification | IntegrationEvent]) -> int:
         """How many of `notes` went out, in order, until the broker refused one."""
@@ -144,3 +166,15 @@ class Notices:
             if await self.publish(outbox):
                 delivered += 1
         return delivered
+
+
+def _removal(outbox: Outbox, published: int) -> Removal | None:
+    """What removing the first `published` notes (the 0.1 list first) from the chat's outbox writes; None: nothing."""
+    legacy = len(outbox.legacy)
+    if published < legacy:
+        return None
+    keys = [key for key, _ in outbox.queued][: published - legacy]
+    everything = published == legacy + len(outbox.queued)
+    if not (keys or legacy):
+        return None
+    return Removal(outbox, keys, bool(legacy), everything and not outbox.shared)

@@ -48,6 +48,7 @@ __all__ = [
     "ParkingLots",
     "Postponement",
     "Queues",
+    "Removal",
     "Reports",
     "RouterInstances",
     "RoutingSettings",
@@ -93,6 +94,16 @@ class Postponement:
     messages_in: int = 1  # the customer's messages it counts (reports), when `last_message_at` is given
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What `Chats.remove_published` takes, for `remove_published_many`."""
+
+    outbox: Outbox
+    keys: Sequence[str]
+    legacy: bool
+    whole: bool
+
+
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
 
@@ -106,6 +117,10 @@ class Chats(Protocol):
 
     async def open(self, chat: Chat) -> Chat:
         """The open chat with `chat.open_key`: the one stored, or `chat` stored now (a lost race reads the winner's)."""
+        ...
+
+    async def open_many(self, chats: Sequence[Chat]) -> list[Chat]:
+        """`open` for each, in one write (each with its own `open_key`): the chat stored for each."""
         ...
 
     async def find_open(self, open_key: str) -> Chat | None:
@@ -173,6 +188,10 @@ class Chats(Protocol):
         """Remove the notes under `keys` (and, `legacy`, the 0.1 list) from the chat's outbox. `whole`: that is
         everything the chat held at `outbox.version`, so if no change came since, its sweep deadline ends with them
         in the same write; otherwise it ends once the outbox is empty and no change came since."""
+        ...
+
+    async def remove_published_many(self, removals: Sequence["Removal"]) -> None:
+        """`remove_published` for each (each of its own chat), in as few writes as may be."""
         ...
 
     async def rename_contact(self, contact_id: str, name: str) -> None: ...
@@ -343,12 +362,18 @@ class Contacts(Protocol):
         """The contact of `contact`'s channel and sender: the one stored, or `contact` stored now."""
         ...
 
+    async def add_many(self, contacts: Sequence[Contact]) -> list[Contact]:
+        """`find_or_add` for each contact (each of its own sender), adding them in one write: the contact stored
+        for each (`contact` itself when it was stored now, else the sender's, read as `find` reads it)."""
+        ...
+
     async def find(self, sender_key: str) -> Contact | None:
         """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> bool:
-        """The profile service named the contact; False when an operator's name for it stays (photo set alone)."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+        """The profile service named the contact: the contact after it; None when an operator's name for it stays
+        (photo set alone) or there is no such contact."""
         ...
 
     async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
@@ -489,6 +514,10 @@ class SearchIndex(Protocol):
 
     async def put(self, entry: SearchEntry) -> None:
         """Store (or replace) the entry with its id: repeating it stores it once."""
+        ...
+
+    async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        """`put` for each (each its own id), in as few writes as may be."""
         ...
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:

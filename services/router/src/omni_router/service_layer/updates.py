@@ -43,11 +43,11 @@ class Updates:
             case MessageStatusChanged():
                 await self._receipt(update)
             case ProfileResolved():
-                if await self._contacts.resolve(update.contact_id, update.name, update.photo_url):
+                contact = await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
+                if contact is not None:
                     await self._chats.rename_contact(update.contact_id, update.name)
-                    contact = await self._contacts.get(update.contact_id)
-                    if contact is not None:  # its entry is written again whole: name and attributes
-                        await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
+                    # Its entry is written again whole: name and attributes.
+                    await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
             case AttachmentStored():
                 await self._attachment(update)
 
