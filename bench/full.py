@@ -539,9 +539,12 @@ IDLE_FRAMES = ("EpollSelector.select", "_worker (concurrent/futures/thread.py:81
 
 
 @contextlib.asynccontextmanager
-async def profiling(bench: Bench, label: str, names: Sequence[str], enabled: bool = True) -> AsyncIterator[None]:
+async def profiling(
+    bench: Bench, label: str, names: Sequence[str], enabled: bool = True, seconds: float | None = None
+) -> AsyncIterator[None]:
     """py-spy (a separate program: `uv pip install py-spy` into a scratch venv) sampling the named processes for
-    `--profile-seconds` while the block runs; collapsed stacks are written beside the JSON and summarised."""
+    `seconds` (default `--profile-seconds`) while the block runs; collapsed stacks are written beside the JSON and
+    summarised."""
     if not enabled or bench.options.py_spy is None:
         yield
         return
@@ -556,7 +559,7 @@ async def profiling(bench: Bench, label: str, names: Sequence[str], enabled: boo
             "--pid",
             str(pids[name]),
             "--duration",
-            str(int(bench.options.profile_seconds)),
+            str(int(seconds or bench.options.profile_seconds)),
             "--idle",
             "--format",
             "raw",
