@@ -6,6 +6,11 @@ collection, the shape of its filter/sort/pipeline (values replaced by their type
 waited for the database's lock (`wait`) and how long it held it (`run`), both in seconds. nx-27017 runs every
 command of a database under one lock, so a command that holds it long delays every other one.
 
+With `--watch-wal FILE` (a database's `-wal` file, e.g. DATA_DIR/bench.db-wal) a thread reads the WAL's header
+every 10 ms and writes `{"wal": "reset", "t": ...}` each time its salt changes: SQLite restarts the WAL after a
+checkpoint copied all of it into the database, so each line marks a completed (automatic) checkpoint, to line up
+with slow commands.
+
 `python -m bench.nx_timed --summary LOG [--since T0 --until T1]` prints the commands by shape: count, total, mean,
 p99 and max of `run`.
 """
@@ -67,6 +72,24 @@ def key_of(entry: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in entry.items() if k not in ("t", "wait", "run", "n")}, sort_keys=True)
 
 
+def watch_wal(path: Path, out: Any, write: threading.Lock) -> None:
+    """Notes each restart of the WAL (its header's salt changes after a checkpoint has copied it all back)."""
+    last = b""
+    while True:
+        try:
+            with path.open("rb") as wal:
+                header = wal.read(32)
+        except OSError:
+            header = b""
+        salt = header[16:24]
+        if salt and salt != last:
+            if last:
+                with write:
+                    out.write(json.dumps({"wal": "reset", "t": round(time.time(), 4)}) + "\n")
+            last = salt
+        time.sleep(0.01)
+
+
 def run(log_path: Path, argv: list[str]) -> None:
     from nx_27017 import handler as nx_handler
     from nx_27017.nx_27017 import main
@@ -109,6 +132,11 @@ def run(log_path: Path, argv: list[str]) -> None:
 
     cls.handle_command = timed(cls.handle_command.__wrapped__)  # type: ignore[attr-defined]
     cls.handle_insert = timed(cls.handle_insert.__wrapped__)  # type: ignore[attr-defined]
+    if "--watch-wal" in argv:
+        at = argv.index("--watch-wal")
+        wal = Path(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
+        threading.Thread(target=watch_wal, args=(wal, out, write), daemon=True).start()
     sys.argv = ["nx-27017", *argv]
     main()
 
