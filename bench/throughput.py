@@ -316,15 +316,17 @@ async def history(run: Run) -> None:
     stored = (await full.seed_history(bench, options.small_history)).stored
     await full.quiet(bench, 3.0)
     rate, count = options.history_rate, max(1, round(options.history_rate * options.history_seconds))
+    # The profiles (with `--py-spy`): the router, and nx-27017 where it is the bench's own, in both streams alike (a
+    # profiler takes CPU: profiling only one of them would tilt the comparison).
+    names = [name for name in ("router", "nx27017") if name in bench.pids()]
     small_window = time.time()
-    small = await full.stream(bench, rate, count, "small", "")
+    async with full.profiling(bench, "history-small", names, seconds=options.history_seconds):
+        small = await full.stream(bench, rate, count, "small", "")
     small_window = (small_window, time.time())
     seeding = await full.seed_history(bench, options.history)
     await full.quiet(bench, 5.0)
-    # The profile (with `--py-spy`): the router, and nx-27017 where it is the bench's own, at the large history.
-    names = [name for name in ("router", "nx27017") if name in bench.pids()]
     large_window = time.time()
-    async with full.profiling(bench, "history", names, seconds=options.history_seconds):
+    async with full.profiling(bench, "history-large", names, seconds=options.history_seconds):
         large = await full.stream(bench, rate, count, "large", "")
     large_window = (large_window, time.time())
     ratio = large.value("notify_p99") / max(small.value("notify_p99"), 1e-9)
