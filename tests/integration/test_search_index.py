@@ -6,35 +6,15 @@ every stored message)."""
 from collections.abc import AsyncIterator
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from omni_router.adapters.search_index import MongoSearchIndex
 from omni_router.domain.search import SearchEntry
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
+from tests.support.commands import Writes
 
 pytestmark = pytest.mark.integration
-
-WRITES = {"update": ("updates", "q"), "delete": ("deletes", "q")}
-
-
-class Writes(monitoring.CommandListener):
-    """The filters of the updates and deletes a client sends, by collection."""
-
-    def __init__(self) -> None:
-        self.filters: list[tuple[str, Document]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in WRITES:
-            items, query = WRITES[event.command_name]
-            for item in event.command.get(items) or ():
-                self.filters.append((event.command[event.command_name], dict(item[query])))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
@@ -62,6 +42,6 @@ async def test_a_renamed_contact_s_postings_are_rewritten_and_removed_by_id(
     kept = await search.with_word("berg", None, 10)
     assert [e.words for e in kept] == [("berg", "carlsen")]
     assert [e.id for e in await search.with_word("carlsen", None, 10)] == ["contact1"]
-    on_postings = [query for collection, query in writes.filters if collection == "search_words"]
+    on_postings = writes.on("search_words")
     assert len(on_postings) == 3  # the postings of the new words brought up to date, "anna"'s removed
     assert all(list(query) == ["_id"] for query in on_postings), on_postings

@@ -63,6 +63,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         # One field: nx-27017 uses no compound index, and a chat's page of messages read every message.
         IndexModel([("chat_id", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),  # replies still queued: few among all the messages
+        # A messenger's receipt names the reply by the provider's id: without this index MongoDB read every reply
+        # in the receipt's earlier statuses (most of them, over time), nx-27017 every message.
+        IndexModel([("provider_message_id", ASCENDING)], sparse=True),
     ],
     # Labels operators put on chats (unique names) and canned responses, read by one field at a time.
     "labels": [IndexModel([("name", ASCENDING)], unique=True)],
