@@ -78,6 +78,7 @@ class Options:
     history_seconds: float = 20.0
     seed_seconds: float = 420.0
     mongodb_url: str | None = None
+    keep_database: bool = False
     py_spy: str | None = None
     json_path: Path | None = None
 
@@ -315,10 +316,19 @@ async def history(run: Run) -> None:
     stored = (await full.seed_history(bench, options.small_history)).stored
     await full.quiet(bench, 3.0)
     rate, count = options.history_rate, max(1, round(options.history_rate * options.history_seconds))
-    small = await full.stream(bench, rate, count, "small", "")
+    # The profiles (with `--py-spy`): the router, and nx-27017 where it is the bench's own, in both streams alike (a
+    # profiler takes CPU: profiling only one of them would tilt the comparison).
+    names = [name for name in ("router", "nx27017") if name in bench.pids()]
+    small_window = time.time()
+    async with full.profiling(bench, "history-small", names, seconds=options.history_seconds):
+        small = await full.stream(bench, rate, count, "small", "")
+    small_window = (small_window, time.time())
     seeding = await full.seed_history(bench, options.history)
     await full.quiet(bench, 5.0)
-    large = await full.stream(bench, rate, count, "large", "")
+    large_window = time.time()
+    async with full.profiling(bench, "history-large", names, seconds=options.history_seconds):
+        large = await full.stream(bench, rate, count, "large", "")
+    large_window = (large_window, time.time())
     ratio = large.value("notify_p99") / max(small.value("notify_p99"), 1e-9)
     run.say(
         f"\n4. p99 at {rate:g}/s: {stored:,} stored: p50 {small.value('notify_p50'):,.0f} ms, p99 "
@@ -326,7 +336,13 @@ async def history(run: Run) -> None:
         f"{seeding.seconds:.0f} s): p50 {large.value('notify_p50'):,.0f} ms, p99 "
         f"{large.value('notify_p99'):,.0f} ms | ratio {ratio:.2f}"
     )
-    run.figures["history"] = {"small": small.to_json(), "large": large.to_json(), "p99_ratio": ratio}
+    run.figures["history"] = {
+        "small": small.to_json(),
+        "large": large.to_json(),
+        "p99_ratio": ratio,
+        # Epoch seconds each stream ran, to read a database's command log (bench/nx_timed.py) by phase.
+        "windows": {"small": small_window, "large": large_window},
+    }
 
 
 def memory(run: Run) -> None:
@@ -368,6 +384,9 @@ def given_database(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def database(options: Options, work_dir: Path) -> AsyncIterator[tuple[str, MongoServer | None]]:
+    if options.mongodb_url and options.keep_database:
+        yield options.mongodb_url, None
+        return
     if options.mongodb_url:
         url = given_database(options.mongodb_url)
         try:
@@ -454,7 +473,16 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--history-seconds", type=float, default=20.0)
     add("--seed-seconds", type=float, default=420.0, help="budget for seeding (4)'s history")
     add("--mongodb-url", default=None, help="a MongoDB to use (a database of the bench's own in it) for nx-27017")
-    add("--py-spy", default=None, help="a py-spy program: profile ingress (wrk, 1 worker) and the router's drain")
+    add(
+        "--keep-database",
+        action="store_true",
+        help="with --mongodb-url: use its database as named and keep it (a seeded history serves the next run)",
+    )
+    add(
+        "--py-spy",
+        default=None,
+        help="a py-spy program: profile ingress (wrk, 1 worker), the router's drain and (4)'s large history",
+    )
     add("--json", type=Path, default=None, dest="json_path", help="also write the figures here")
     args = parser.parse_args(argv)
     return Options(
@@ -474,6 +502,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         history_seconds=args.history_seconds,
         seed_seconds=args.seed_seconds,
         mongodb_url=args.mongodb_url,
+        keep_database=args.keep_database,
         py_spy=args.py_spy,
         json_path=args.json_path,
     )

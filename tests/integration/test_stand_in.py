@@ -129,3 +129,23 @@ async def test_percentile_and_median_are_dropped_and_to_date_refused_in_aggregat
             await (await db.probe.aggregate(as_date)).to_list()
     else:
         assert len(await (await db.probe.aggregate(as_date)).to_list()) == 10
+
+
+async def test_exists_on_a_sparse_index_reads_every_document(db: Database, infra: Infra) -> None:
+    """Why the dispatch sweep finds the waiting lines with `{"waiting_in": {"$gt": ""}}` (mongo_chats.WAITING), not
+    `$exists`: MongoDB answers both from the sparse index; the stand-in scans the collection for `$exists` (under
+    its one lock, as long as there are chats) and searches the index for the range."""
+    await db.probe.create_indexes([IndexModel([("waiting_in", ASCENDING)], sparse=True)])
+    await db.probe.insert_many([{"_id": n, **({"waiting_in": "q1"} if n % 50 == 0 else {})} for n in range(200)])
+
+    async def plan(query: dict[str, object]) -> str:
+        explained = await db.command({"explain": {"find": "probe", "filter": query}})
+        return str(explained["queryPlanner"]["winningPlan"])
+
+    exists, ranged = await plan({"waiting_in": {"$exists": True}}), await plan({"waiting_in": {"$gt": ""}})
+    assert await db.probe.count_documents({"waiting_in": {"$gt": ""}}) == 4
+    if infra.kind == "local":
+        assert "SCAN probe" in exists and "USING INDEX" not in exists
+        assert "SEARCH probe USING INDEX" in ranged
+    else:
+        assert "IXSCAN" in exists and "IXSCAN" in ranged

@@ -6,6 +6,7 @@ from typing import Any
 from prometheus_client import Counter
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 from pymongo.uri_parser import parse_uri
 
 Document = dict[str, Any]
@@ -57,13 +58,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     "messages": [
         # Incoming messages only: "<channel_id>:<provider message id>".
         IndexModel([("dedupe_key", ASCENDING)], unique=True, sparse=True),
-        IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)]),
-        IndexModel([("status", ASCENDING), ("published", ASCENDING)]),
         # Replies not yet published (epoch seconds; unset once published): the outbox sweep.
         IndexModel([("publish_due", ASCENDING)], sparse=True),
         # One field: nx-27017 uses no compound index, and a chat's page of messages read every message.
         IndexModel([("chat_id", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),  # replies still queued: few among all the messages
+        # A messenger's receipt names the reply by the provider's id: without this index MongoDB read every reply
+        # in the receipt's earlier statuses (most of them, over time), nx-27017 every message.
+        IndexModel([("provider_message_id", ASCENDING)], sparse=True),
     ],
     # Labels operators put on chats (unique names) and canned responses, read by one field at a time.
     "labels": [IndexModel([("name", ASCENDING)], unique=True)],
@@ -94,6 +96,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("operator_id", ASCENDING)]),
     ],
 }
+
+
+# Indexes earlier versions created that no query needs, by collection and key: dropped at start, since every write
+# of a document updates each of its collection's indexes (on nx-27017 each one is a B-tree of its own, with no
+# sparse ones). Messages: `(chat_id, seq)` (no message has a `seq`; `chat_id` has its own index) and
+# `(status, published)` (the one query with both, an upgrade at start, is served by `status`).
+RETIRED_INDEXES: dict[str, list[dict[str, int]]] = {
+    "messages": [{"chat_id": 1, "seq": 1}, {"status": 1, "published": 1}],
+}
+INDEX_NOT_FOUND = 27
 
 
 def open_database(
@@ -127,6 +139,24 @@ class CommandCounter(monitoring.CommandListener):
 async def ensure_indexes(db: Database) -> None:
     for collection, indexes in INDEXES.items():
         await db[collection].create_indexes(indexes)
+    await drop_retired_indexes(db)
+
+
+async def drop_retired_indexes(db: Database) -> list[str]:
+    """Drops the RETIRED_INDEXES still there, found by key and dropped by the name the server lists (nx-27017 names
+    its indexes its own way); another service starting at the same time may drop one first. Answers the names."""
+    dropped = []
+    for collection, keys in RETIRED_INDEXES.items():
+        listed = [index async for index in await db[collection].list_indexes()]
+        for index in listed:
+            if {str(k): int(v) for k, v in dict(index["key"]).items()} in keys:
+                try:
+                    await db[collection].drop_index(index["name"])
+                except OperationFailure as exc:
+                    if exc.code != INDEX_NOT_FOUND:
+                        raise
+                dropped.append(str(index["name"]))
+    return dropped
 
 
 async def ping(db: Database) -> bool:
