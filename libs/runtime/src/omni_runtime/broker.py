@@ -16,6 +16,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aiormq.abc import FieldTable
+from pamqp import commands as spec
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from omni_contracts import Event
@@ -25,6 +26,7 @@ from omni_runtime.topology import EVENTS_EXCHANGE, EXCHANGES, QueueDef, Topology
 log = logging.getLogger(__name__)
 
 Headers = Mapping[str, Any]
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 class Broker:
@@ -190,20 +192,34 @@ class Broker:
         headers: Headers | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Publish persistently and wait for the broker's confirm; unroutable or unconfirmed raises."""
-        message = aio_pika.Message(
-            body,
+        """Publish persistently and wait for the broker's confirm; unroutable or unconfirmed raises.
+
+        Straight on the channel's aiormq channel (what aio-pika's `Exchange.publish` does, less its per-message
+        objects), without waiting for the frames to reach the socket inside the channel's lock: concurrent
+        publishes queue their frames one after another and each still waits for its own confirm."""
+        properties = spec.Basic.Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=dict(headers or {}),
+            delivery_mode=PERSISTENT,
+            headers=dict(headers) if headers else {},
             message_id=message_id or uuid4().hex,
         )
         try:
-            target = self._exchange(exchange)
+            self._exchange(exchange)  # declared (or the default exchange), on an open channel
             async with asyncio.timeout(self._publish_timeout):
-                await target.publish(message, routing_key, mandatory=True)
+                channel = await self._publishing_channel().get_underlay_channel()
+                assert isinstance(channel, aiormq.Channel)  # `wait` is the concrete channel's
+                confirmed = await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                    wait=False,
+                )
         except Exception as exc:  # every failure to confirm means the same to callers: not queued
             raise BrokerUnavailable(f"publish to {exchange or 'default'}/{routing_key} not confirmed") from exc
+        if not isinstance(confirmed, spec.Basic.Ack):
+            raise BrokerUnavailable(f"publish to {exchange or 'default'}/{routing_key} not confirmed: {confirmed!r}")
 
     def _exchange(self, name: str) -> AbstractExchange:
         if name == "":
