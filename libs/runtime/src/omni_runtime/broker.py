@@ -20,6 +20,7 @@ from pamqp import commands as spec
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from omni_contracts import Event
+from omni_runtime.amqp_writes import CoalescingRobustConnection
 from omni_runtime.errors import BrokerUnavailable, TopologyConflict
 from omni_runtime.topology import EVENTS_EXCHANGE, EXCHANGES, QueueDef, Topology, amqp_arguments
 
@@ -58,7 +59,10 @@ class Broker:
         await self._declare_layout()
         properties: FieldTable | None = {"connection_name": self._connection_name} if self._connection_name else None
         self._connection = await aio_pika.connect_robust(
-            self._url, reconnect_interval=1.0, client_properties=properties
+            self._url,
+            reconnect_interval=1.0,
+            client_properties=properties,
+            connection_class=CoalescingRobustConnection,
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         assert isinstance(channel, AbstractRobustChannel)
