@@ -86,3 +86,25 @@ async def test_an_unroutable_publish_is_not_confirmed(broker: Broker, settings: 
 async def test_a_publish_to_an_undeclared_exchange_is_refused(broker: Broker) -> None:
     with pytest.raises(BrokerUnavailable, match="not confirmed"):
         await broker.publish("omni.nowhere", "x", b"{}")
+
+
+async def test_in_one_batch_only_the_unroutable_and_the_malformed_publishes_fail(
+    broker: Broker, settings: Settings
+) -> None:
+    results = await asyncio.gather(
+        broker.publish(EXCHANGE, KEY, b'{"n": 1}', message_id="ok-1"),
+        broker.publish(EXCHANGE, "nobody.listens.here", b"{}", message_id="lost"),
+        broker.publish(EXCHANGE, "k" * 300, b"{}", message_id="too-long"),
+        broker.publish(EXCHANGE, KEY, b'{"n": 2}', message_id="ok-2"),
+        return_exceptions=True,
+    )
+
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], BrokerUnavailable) and isinstance(results[2], BrokerUnavailable)
+    assert sorted(message.message_id or "" for message in await drain(settings)) == ["ok-1", "ok-2"]
+
+
+async def test_a_large_body_spans_frames_and_arrives_whole(broker: Broker, settings: Settings) -> None:
+    body = json.dumps({"text": "x" * 300_000}).encode()
+    await broker.publish(EXCHANGE, KEY, body)
+    assert [message.body for message in await drain(settings)] == [body]

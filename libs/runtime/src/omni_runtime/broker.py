@@ -16,12 +16,12 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aiormq.abc import FieldTable
-from pamqp import commands as spec
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from omni_contracts import Event
 from omni_runtime.amqp_writes import CoalescingRobustConnection
 from omni_runtime.errors import BrokerUnavailable, TopologyConflict
+from omni_runtime.pipeline import Publish, PublishPipeline
 from omni_runtime.topology import EVENTS_EXCHANGE, EXCHANGES, QueueDef, Topology, amqp_arguments
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._pipeline = PublishPipeline()
 
     @retry(
         retry=retry_if_exception_type((ConnectionError, OSError)),
@@ -198,32 +199,28 @@ class Broker:
     ) -> None:
         """Publish persistently and wait for the broker's confirm; unroutable or unconfirmed raises.
 
-        Straight on the channel's aiormq channel (what aio-pika's `Exchange.publish` does, less its per-message
-        objects), without waiting for the frames to reach the socket inside the channel's lock: concurrent
-        publishes queue their frames one after another and each still waits for its own confirm."""
-        properties = spec.Basic.Properties(
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            headers=dict(headers) if headers else {},
-            message_id=message_id or uuid4().hex,
-        )
+        Pipelined (`PublishPipeline`): the publishes made during one step of the event loop go to the broker as
+        one write, each still waiting for its own confirm."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
             self._exchange(exchange)  # declared (or the default exchange), on an open channel
             async with asyncio.timeout(self._publish_timeout):
                 channel = await self._publishing_channel().get_underlay_channel()
-                assert isinstance(channel, aiormq.Channel)  # `wait` is the concrete channel's
-                confirmed = await channel.basic_publish(
+                assert isinstance(channel, aiormq.Channel)
+                item = Publish(
+                    exchange,
+                    routing_key,
                     body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=True,
-                    wait=False,
+                    "application/json",
+                    PERSISTENT,
+                    message_id or uuid4().hex,
+                    headers or {},
+                    done,
                 )
+                self._pipeline.publish(channel, item)
+                await done
         except Exception as exc:  # every failure to confirm means the same to callers: not queued
             raise BrokerUnavailable(f"publish to {exchange or 'default'}/{routing_key} not confirmed") from exc
-        if not isinstance(confirmed, spec.Basic.Ack):
-            raise BrokerUnavailable(f"publish to {exchange or 'default'}/{routing_key} not confirmed: {confirmed!r}")
 
     def _exchange(self, name: str) -> AbstractExchange:
         if name == "":
