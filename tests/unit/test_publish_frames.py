@@ -1,14 +1,15 @@
 """The frames PublishPipeline writes are byte for byte those aiormq's basic_publish writes through pamqp."""
 
 import pytest
-from aiormq.abc import ChannelFrame
+from aiormq.abc import ChannelFrame, FrameType
 from pamqp import commands as spec
 from pamqp.body import ContentBody
+from pamqp.common import FieldTable
 from pamqp.header import ContentHeader
 
 from omni_runtime.pipeline import encode_publish
 
-CASES = [
+CASES: list[tuple[str, str, bytes, FieldTable | None]] = [
     ("omni.events", "message.received.3", b'{"kind": "message.received"}', {}),
     ("omni.events", "message.status", b"{}", {"x-attempt": 2, "x-cause": "timeout", "x-nested": {"a": [1, "b"]}}),
     ("", "router.received.0", b"", {}),
@@ -17,12 +18,12 @@ CASES = [
 ]
 
 
-def pamqp_frames(exchange: str, key: str, body: bytes, headers: dict[str, object] | None, size: int) -> bytes:
+def pamqp_frames(exchange: str, key: str, body: bytes, headers: FieldTable | None, size: int) -> bytes:
     properties = spec.Basic.Properties(
         content_type="application/json", delivery_mode=2, headers=headers, message_id="m-1"
     )
     chunks = [ContentBody(body[start : start + size]) for start in range(0, len(body), size)]
-    frames = [
+    frames: list[FrameType | ContentBody] = [
         spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=True),
         ContentHeader(properties=properties, body_size=len(body)),
         *chunks,
@@ -32,9 +33,7 @@ def pamqp_frames(exchange: str, key: str, body: bytes, headers: dict[str, object
 
 @pytest.mark.parametrize(("exchange", "key", "body", "headers"), CASES)
 @pytest.mark.parametrize("size", [131_064, 100])
-def test_the_frames_are_pamqps(
-    exchange: str, key: str, body: bytes, headers: dict[str, object] | None, size: int
-) -> None:
+def test_the_frames_are_pamqps(exchange: str, key: str, body: bytes, headers: FieldTable | None, size: int) -> None:
     ours = encode_publish(
         7,
         exchange,
