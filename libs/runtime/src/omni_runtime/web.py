@@ -126,7 +126,8 @@ def parse_untrusted_json(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _parse_with_json(body)
-    _check_depth(value)
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:  # fewer opening brackets cannot nest deeper
+        _check_depth(value)
     return value
 
 
