@@ -630,6 +630,7 @@ def bench_settings(infra: Infra, vhost: str, mongo: MongoServer, simulator_url: 
         # Every benchmark message opens a chat that nobody accepts: without a long offer timeout the router
         # would offer tens of thousands of them again every minute, which is not the load being measured.
         offer_timeout_seconds=86_400.0,
+        ingress_workers=1,  # one process (py-spy profiles it by pid); throughput.py sets its counts per round
     )
 
 

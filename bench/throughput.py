@@ -371,6 +371,7 @@ def bench_settings(infra: Infra, vhost: str, mongodb_url: str, simulator_url: st
         allow_private_fetch=True,
         # Nobody accepts the bench's chats: without a long offer timeout they would be offered again and again.
         offer_timeout_seconds=86_400.0,
+        ingress_workers=1,  # one process (py-spy profiles it by pid); throughput.py sets its counts per round
     )
 
 

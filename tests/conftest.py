@@ -51,6 +51,9 @@ def settings(infra: Infra, vhost: str, simulator: Simulator) -> Settings:
         outbox_sweep_seconds=1.0,
         allow_private_fetch=True,
         media_signing_key=MEDIA_SIGNING_KEY,
+        # One ingress process (the default is one per CPU): tests read its /metrics, which answers per worker;
+        # tests/e2e/test_ingress_workers.py runs two.
+        ingress_workers=1,
     )
 
 

@@ -97,3 +97,21 @@ def test_orjson_reads_the_ordinary_bodies() -> None:
 def test_depth_is_refused_with_its_reason() -> None:
     with pytest.raises(MalformedJson, match=f"deeper than {MAX_JSON_DEPTH}"):
         parse_untrusted_json(b"[" * 100 + b"]" * 100)
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1])
+def test_the_depth_limit_is_exact_whether_or_not_the_nesting_is_walked(levels: int) -> None:
+    """A body with few opening brackets is not walked: at most that many levels; the limit is the same."""
+    nested = b'{"a": ' * (levels // 2) + b"[" * (levels - levels // 2) + b"1" + b"]" * (levels - levels // 2)
+    body = nested + b"}" * (levels // 2)
+    padded = b'{"pad": "' + b"[{" * 40 + b'", "v": ' + body + b"}"  # brackets in text: walked, one level more
+    if levels > MAX_JSON_DEPTH:
+        with pytest.raises(MalformedJson, match=f"deeper than {MAX_JSON_DEPTH}"):
+            parse_untrusted_json(body)
+    else:
+        assert parse_untrusted_json(body) == json.loads(body)
+    if levels + 1 > MAX_JSON_DEPTH:
+        with pytest.raises(MalformedJson, match=f"deeper than {MAX_JSON_DEPTH}"):
+            parse_untrusted_json(padded)
+    else:
+        assert parse_untrusted_json(padded) == json.loads(padded)

@@ -78,3 +78,9 @@ def test_random_json_is_converted_or_rejected_with_400_never_crashes(payload: ob
         assert rejected.status == 400
     else:
         assert all(m.provider_message_id for m in messages)
+
+
+def test_the_signature_is_hmac_sha256_as_rfc_4231_gives_it() -> None:
+    assert hmac_sha256_signature("Jefe", b"what do ya want for nothing?") == (
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )

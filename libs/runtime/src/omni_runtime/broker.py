@@ -19,12 +19,15 @@ from aiormq.abc import FieldTable
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from omni_contracts import Event
+from omni_runtime.amqp_writes import CoalescingRobustConnection
 from omni_runtime.errors import BrokerUnavailable, TopologyConflict
+from omni_runtime.pipeline import Publish, PublishPipeline
 from omni_runtime.topology import EVENTS_EXCHANGE, EXCHANGES, QueueDef, Topology, amqp_arguments
 
 log = logging.getLogger(__name__)
 
 Headers = Mapping[str, Any]
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 class Broker:
@@ -45,6 +48,7 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._pipeline = PublishPipeline()
 
     @retry(
         retry=retry_if_exception_type((ConnectionError, OSError)),
@@ -56,7 +60,10 @@ class Broker:
         await self._declare_layout()
         properties: FieldTable | None = {"connection_name": self._connection_name} if self._connection_name else None
         self._connection = await aio_pika.connect_robust(
-            self._url, reconnect_interval=1.0, client_properties=properties
+            self._url,
+            reconnect_interval=1.0,
+            client_properties=properties,
+            connection_class=CoalescingRobustConnection,
         )
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         assert isinstance(channel, AbstractRobustChannel)
@@ -190,18 +197,28 @@ class Broker:
         headers: Headers | None = None,
         message_id: str | None = None,
     ) -> None:
-        """Publish persistently and wait for the broker's confirm; unroutable or unconfirmed raises."""
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=dict(headers or {}),
-            message_id=message_id or uuid4().hex,
-        )
+        """Publish persistently and wait for the broker's confirm; unroutable or unconfirmed raises.
+
+        Pipelined (`PublishPipeline`): the publishes made during one step of the event loop go to the broker as
+        one write, each still waiting for its own confirm."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            target = self._exchange(exchange)
+            self._exchange(exchange)  # declared (or the default exchange), on an open channel
             async with asyncio.timeout(self._publish_timeout):
-                await target.publish(message, routing_key, mandatory=True)
+                channel = await self._publishing_channel().get_underlay_channel()
+                assert isinstance(channel, aiormq.Channel)
+                item = Publish(
+                    exchange,
+                    routing_key,
+                    body,
+                    "application/json",
+                    PERSISTENT,
+                    message_id or uuid4().hex,
+                    headers or {},
+                    done,
+                )
+                self._pipeline.publish(channel, item)
+                await done
         except Exception as exc:  # every failure to confirm means the same to callers: not queued
             raise BrokerUnavailable(f"publish to {exchange or 'default'}/{routing_key} not confirmed") from exc
 

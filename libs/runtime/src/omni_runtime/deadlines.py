@@ -7,17 +7,68 @@ the request being read in `cycle`, with `more_body` until its body is in and `re
 """
 
 import asyncio
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
 
 def protocol_class(http: str, header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's protocol class named by `http` ("auto", "h11", "httptools"), with the read deadlines."""
+    """uvicorn's protocol class named by `http` ("auto", "h11", "httptools"), with the read deadlines and each
+    answer's writes sent together (`CoalescedWrites`)."""
     base: type[asyncio.Protocol] = import_from_string(HTTP_PROTOCOLS.get(http, http))
     attributes = {"header_timeout": header_timeout, "body_timeout": body_timeout}
-    return type(f"{base.__name__}WithDeadlines", (_ReadDeadlines, base), attributes)
+    return type(f"{base.__name__}WithDeadlines", (_ReadDeadlines, _CoalescedWrites, base), attributes)
+
+
+class CoalescedWrites:
+    """A transport whose writes made in one step of the event loop go out as one: uvicorn writes an answer's
+    head and its body separately, and each write on an idle socket is a send of its own (two segments, two
+    system calls, two wake-ups of the client). What is written waits until the loop's next turn (or the
+    transport's close, which sends it first); everything else is the transport's own."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._pending is None:
+            self._pending = [bytes(data)]
+            self._loop.call_soon(self.flush)
+        else:
+            self._pending.append(bytes(data))
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _CoalescedWrites(asyncio.Protocol):
+    """Gives uvicorn's protocol a `CoalescedWrites` in place of the connection's transport."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        coalesced = CoalescedWrites(cast(asyncio.Transport, transport), asyncio.get_running_loop())
+        super().connection_made(cast(asyncio.Transport, coalesced))
 
 
 class _ReadDeadlines(asyncio.Protocol):

@@ -1,9 +1,33 @@
 """The one settings object: every service reads the environment variables listed in docs/configuration.md through it."""
 
+import math
+import os
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MAX_DEFAULT_INGRESS_WORKERS = 8
+
+
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may run on (its affinity), fewer if a cgroup (v2) quota allows less (a container's
+    CPU limit): `cpu.max` reads `<quota> <period>` or `max <period>`."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def default_ingress_workers() -> int:
+    """One ingress worker per available CPU, at most MAX_DEFAULT_INGRESS_WORKERS (each is a process of its own
+    with its own broker and database connections)."""
+    return min(available_cpus(), MAX_DEFAULT_INGRESS_WORKERS)
 
 
 class Settings(BaseSettings):
@@ -35,8 +59,9 @@ class Settings(BaseSettings):
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     webhook_max_bytes: int = 1_048_576
     # Ingress's worker processes, all on INGRESS_PORT (SO_REUSEPORT: the kernel spreads connections), each with
-    # its own broker and database connections; Telegram's pollers run in the first one only.
-    ingress_workers: int = Field(default=1, ge=1, le=64)
+    # its own broker and database connections; Telegram's pollers run in the first one only. By default one per
+    # available CPU (at most 8): one worker is one core's worth of webhooks.
+    ingress_workers: int = Field(default_factory=default_ingress_workers, ge=1, le=64)
     # Growing waits between attempts of a failed consumer step, then the parking lot. NoDecode: the environment
     # spells it `1000,5000,...`, which pydantic-settings would otherwise try (and fail) to read as JSON.
     retry_delays_ms: Annotated[list[int], NoDecode] = Field(

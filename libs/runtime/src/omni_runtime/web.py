@@ -60,6 +60,9 @@ async def internal_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "the server failed to answer; the error is logged")
 
 
+NO_STORE = (b"cache-control", b"no-store")
+
+
 class NoStore:
     """Answers carry `Cache-Control: no-store` unless they say otherwise: API answers are private and current."""
 
@@ -73,9 +76,11 @@ class NoStore:
 
         async def send_no_store(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
+                headers = message.get("headers")
+                if not headers:
+                    message["headers"] = [NO_STORE]
+                elif not any(name.lower() == b"cache-control" for name, _ in headers):
+                    MutableHeaders(scope=message).append("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_no_store)
@@ -121,7 +126,8 @@ def parse_untrusted_json(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _parse_with_json(body)
-    _check_depth(value)
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:  # fewer opening brackets cannot nest deeper
+        _check_depth(value)
     return value
 
 

@@ -1,5 +1,6 @@
 """Composition root of ingress: builds the clients, the provider registry and the routes."""
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -159,5 +160,14 @@ def _provider(registry: ProviderRegistry, name: str, channel_id: str | None) -> 
 
 def public_url(base: str, request: Request) -> str:
     """The URL as the messenger called it: behind a proxy only PUBLIC_BASE_URL knows scheme and host."""
-    query = request.url.query
-    return base.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+    path: str = request.scope["path"]
+    query = request.scope["query_string"].decode()
+    if path.startswith("//") or _UNUSUAL_PATH.search(path) or _UNUSUAL_QUERY.search(query):
+        path, query = request.url.path, request.url.query  # as Starlette escapes and splits them
+    return base.rstrip("/") + path + (f"?{query}" if query else "")
+
+
+# What Starlette's `request.url` changes in a path or query (escaped, or dropped by urlsplit); anything else, the
+# scope's path and query string are already what it answers, without parsing a URL per webhook.
+_UNUSUAL_PATH = re.compile(r"[?#\\\t\r\n]")
+_UNUSUAL_QUERY = re.compile(r"[#\t\r\n]")
