@@ -3,13 +3,12 @@
 aiormq's `basic_publish` takes the channel's lock, builds the frames with pamqp and queues them, once per message.
 `PublishPipeline` gathers the publishes of one step, then under one hold of the lock gives each its delivery tag
 and its confirmation (registered with the channel exactly as `basic_publish` registers it, so aiormq's reader
-resolves acks, nacks, returns and a closing channel as usual), and queues all their frames as one write. Frames are
-encoded here (`encode_publish`, checked against pamqp's in the tests). Each caller still waits for its own
-message's confirm: nothing is answered before the broker has it.
+resolves acks, nacks, returns and a closing channel as usual), and queues all their frames (marshalled by pamqp,
+as aiormq does) as one write. Each caller still waits for its own message's confirm: nothing is answered before the
+broker has it.
 """
 
 import asyncio
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,29 +16,8 @@ from typing import Any
 import aiormq
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
-from pamqp import encode
-
-FRAME_END = b"\xce"
-_FRAME_HEAD = struct.Struct(">BHI")  # type, channel, payload size
-_PUBLISH_HEAD = struct.Struct(">HHH")  # class 60 (basic), method 40 (publish), reserved
-_CONTENT_HEAD = struct.Struct(">HHQH")  # class 60, weight 0, body size, property flags
-_METHOD, _HEADER, _BODY = 1, 2, 3
-# Basic properties we set, as flag bits, in the order their values follow the flags.
-_CONTENT_TYPE, _HEADERS, _DELIVERY_MODE, _MESSAGE_ID = 1 << 15, 1 << 13, 1 << 12, 1 << 7
-
-
-_EMPTY_TABLE = b"\x00\x00\x00\x00"
-
-
-def _short_string(value: str) -> bytes:
-    data = value.encode()
-    if len(data) > 255:
-        raise ValueError(f"{value[:20]!r}...: longer than 255 bytes")
-    return bytes((len(data),)) + data
-
-
-def _frame(kind: int, channel: int, payload: bytes) -> bytes:
-    return _FRAME_HEAD.pack(kind, channel, len(payload)) + payload + FRAME_END
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
 
 
 def encode_publish(
@@ -55,27 +33,19 @@ def encode_publish(
     max_content_size: int,
     mandatory: bool = True,
 ) -> bytes:
-    """Basic.Publish, its content header (content type, headers, delivery mode, message id) and its body frames,
-    as pamqp marshals them."""
-    method = (
-        _PUBLISH_HEAD.pack(60, 40, 0)
-        + _short_string(exchange)
-        + _short_string(routing_key)
-        + bytes((1 if mandatory else 0,))
+    """Basic.Publish, its content header and its body frames, marshalled by pamqp as `basic_publish` does."""
+    properties = spec.Basic.Properties(
+        content_type=content_type,
+        delivery_mode=delivery_mode,
+        headers=dict(headers) if headers is not None else None,
+        message_id=message_id,
     )
-    flags = _CONTENT_TYPE | _DELIVERY_MODE | _MESSAGE_ID
-    properties = [_short_string(content_type)]
-    if headers is not None:
-        flags |= _HEADERS
-        properties.append(encode.field_table(dict(headers)) if headers else _EMPTY_TABLE)
-    properties += [bytes((delivery_mode,)), _short_string(message_id)]
-    parts = [
-        _frame(_METHOD, channel, method),
-        _frame(_HEADER, channel, _CONTENT_HEAD.pack(60, 0, len(body), flags) + b"".join(properties)),
+    frames: list[Any] = [
+        spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory),
+        ContentHeader(properties=properties, body_size=len(body)),
     ]
-    for start in range(0, len(body), max_content_size):
-        parts.append(_frame(_BODY, channel, body[start : start + max_content_size]))
-    return b"".join(parts)
+    frames += [ContentBody(body[start : start + max_content_size]) for start in range(0, len(body), max_content_size)]
+    return ChannelFrame.marshall(channel_number=channel, frames=frames).payload
 
 
 @dataclass(frozen=True)
