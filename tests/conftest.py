@@ -1,4 +1,4 @@
-"""Fixtures: the session's broker and database, and per test its own vhost, database and services."""
+"""Fixtures: the session's broker and database, and per test its own vhost, database, broker connection and services."""
 
 from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
@@ -6,7 +6,9 @@ from uuid import uuid4
 import pytest
 from pymongo import AsyncMongoClient
 
+from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
+from omni_runtime.service import topology_of
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
 from tests.support.infra import Infra, create_vhost, delete_vhost, free_port, start_infra
@@ -64,6 +66,15 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     yield database
     await client.drop_database(database.name)
     await client.close()
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[Broker]:
+    """A connected broker with the services' topology declared (a test may define its own in place of it)."""
+    connected = Broker(settings.amqp_url, topology=topology_of(settings))
+    await connected.connect()
+    yield connected
+    await connected.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ attempt recorded in `webhook_deliveries`. The router's subscriptions API comes l
 to the database here as it will write them."""
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +15,6 @@ from omni_runtime.broker import Broker
 from omni_runtime.database import Database, Document
 from omni_runtime.ids import new_id
 from omni_runtime.parking import list_parked, replay_parked
-from omni_runtime.service import topology_of
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_WEBHOOKS
 from tests.support.outbound import publish
@@ -25,14 +23,6 @@ from tests.support.stack import Simulator, Stack, eventually
 pytestmark = pytest.mark.e2e
 
 SECRET = "whsec-crm-0123456789"
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 async def subscribe(db: Database, url: str, secret: str = SECRET) -> str:

@@ -3,7 +3,7 @@ subscription with the full prefetch) batches fill; each key's messages are handl
 batch or one by one; what the batch handler leaves and a batch that fails go one by one, where a refusal is parked."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -13,7 +13,7 @@ from omni_runtime.consumer import Batching
 from omni_runtime.errors import PermanentError
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked
-from omni_runtime.service import configured_consumer, topology_of
+from omni_runtime.service import configured_consumer
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
 from tests.support.stack import eventually
@@ -22,14 +22,6 @@ pytestmark = pytest.mark.integration
 
 KEYS = ("ann", "bob", "cid")
 PER_KEY = 15
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 def request(key: str, number: int, what: str = "") -> ProfileRequested:

@@ -4,7 +4,7 @@ consumer acks its own messages, each key is handled once and in order, and a com
 batch in it one by one, where a refusal is parked."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -15,7 +15,7 @@ from omni_runtime.consumer import Batching, Consumer
 from omni_runtime.errors import PermanentError
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked
-from omni_runtime.service import configured_consumer, topology_of
+from omni_runtime.service import configured_consumer
 from omni_runtime.settings import Settings
 from tests.support.stack import eventually
 
@@ -24,14 +24,6 @@ pytestmark = pytest.mark.integration
 PARTITIONS = 4
 KEYS_PER_PARTITION = 3
 PER_KEY = 12
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 def request(key: str, number: int, what: str = "") -> ProfileRequested:

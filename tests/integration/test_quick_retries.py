@@ -3,7 +3,6 @@ named wait goes straight to the wait queue, and a refusal straight to the parkin
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,7 +12,7 @@ from omni_runtime.consumer import QuickRetries
 from omni_runtime.errors import PermanentError, RetryLater
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked
-from omni_runtime.service import configured_consumer, topology_of
+from omni_runtime.service import configured_consumer
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
 from tests.support.stack import eventually
@@ -27,14 +26,6 @@ SCRIPTS: dict[str, list[Exception | None]] = {
     "named-wait": [RetryLater("answered 503", retry_after=0.1), None],
     "refused": [PermanentError("answered 403")],
 }
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 async def test_blips_are_tried_again_at_once_rate_limits_and_named_waits_wait(

@@ -25,7 +25,7 @@ from omni_runtime.files import FileStore
 from omni_runtime.ids import new_id
 from omni_runtime.metrics import Metrics
 from omni_runtime.parking import list_parked, replay_parked
-from omni_runtime.service import configured_consumer, topology_of
+from omni_runtime.service import configured_consumer
 from omni_runtime.settings import Settings
 from omni_runtime.topology import DISPATCHER_OUTGOING, ROUTER_UPDATES
 from tests.support.processes import MongoServer
@@ -34,14 +34,6 @@ from tests.support.stack import Simulator, eventually
 pytestmark = pytest.mark.integration
 
 OUTCOME = '{"provider_message_id": "pm-1", "sent_at": "2026-12-04T10:00:00Z"}'
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 def reply(message_id: str = "msg-1") -> MessageOutgoing:

@@ -3,14 +3,14 @@ settled) ends with the full prefetch, although a quorum queue applies a changed 
 consumer subscribes again between messages. Each message is handled once; with an order key each key in order."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from omni_contracts import ProfileRequested
 from omni_runtime.broker import Broker
 from omni_runtime.metrics import Metrics
-from omni_runtime.service import configured_consumer, topology_of
+from omni_runtime.service import configured_consumer
 from omni_runtime.settings import Settings
 from omni_runtime.topology import PROFILES_REQUESTED
 from tests.support.stack import eventually
@@ -20,14 +20,6 @@ pytestmark = pytest.mark.integration
 KEYS = ("ann", "bob", "cid", "dan", "eve", "fay")
 PER_KEY = 8
 PREFETCH = 8
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    connected = Broker(settings.amqp_url, topology=topology_of(settings))
-    await connected.connect()
-    yield connected
-    await connected.close()
 
 
 def by_contact(item: ProfileRequested) -> str:
