@@ -12,7 +12,8 @@ of the bench's own in it, dropped at the end), the five services as processes an
 2. The router's drain: a backlog of `--drain` webhooks (`--senders` customers, so mostly returning ones) queued
    with the router stopped, then the router started: messages/s it stores and notifies, beside the database's
    raw `insert_many` rate of the same round; database commands per message from the router's
-   `omni_database_commands_total`.
+   `omni_database_commands_total`; then that every webhook of the backlog was stored once and its operator
+   notified once (`chat.offered` carrying it, or `message.new`).
 3. p99 webhook -> operator notification at `--notify-rate`/s offered (new customers' first messages).
 4. With `--history N`: p99 at `--history-rate` with about 10,000 stored messages, and again after seeding up to
    N (the 1,000,000 comparison; seeding takes minutes).
@@ -245,7 +246,7 @@ async def drain(run: Run) -> None:
         f"\n2. the router draining a backlog of {options.drain:,} webhooks ({options.senders} customers, so "
         f"{options.drain - options.senders:,} from returning ones) beside the database's raw insert_many"
     )
-    rates, raws, commands = [], [], []
+    rates, raws, commands, checks = [], [], [], []
     for round_ in range(1, options.repeats + 1):
         await full.quiet(run.bench, 1.0)
         inserts = await full.load(
@@ -253,10 +254,11 @@ async def drain(run: Run) -> None:
         )
         router = run.processes["router"]
         await router.stop()
+        prefix = f"drain{round_}-{uuid4().hex[:4]}"
         queued = await full.load(
             run.bench.job(
                 "webhooks",
-                prefix=f"drain{round_}-{uuid4().hex[:4]}",
+                prefix=prefix,
                 warm=0,
                 count=options.drain,
                 concurrency=options.connections,
@@ -265,6 +267,7 @@ async def drain(run: Run) -> None:
         )
         if set(queued["statuses"]) != {"200"}:
             run.say(f"   round {round_}: webhook answers {queued['statuses']}")
+        run.bench.arrivals.reset()
         await router.start()
         started = time.monotonic()
         done0 = await scrape(router.url, CONSUMED)
@@ -282,16 +285,40 @@ async def drain(run: Run) -> None:
         rates.append(rate)
         raws.append(inserts["insert_many_docs_rate"])
         commands.append(per_message)
+        check = await exactly_once(run, prefix, options.drain)
+        checks.append(check)
         run.say(
             f"   round {round_}: drained {handled:,.0f} in {seconds:.1f} s: {rate:,.0f} messages/s | raw insert_many "
             f"{inserts['insert_many_docs_rate']:,.0f} documents/s ({rate / inserts['insert_many_docs_rate']:.1%}) | "
-            f"{per_message:.1f} database commands per message"
+            f"{per_message:.1f} database commands per message | stored {check['stored']:,} of {options.drain:,}, "
+            f"notified {check['notified']:,} ({check['repeats']} more than once)"
         )
     run.say(
         f"   drain {spread(rates)} messages/s against raw insert_many {spread(raws)} documents/s; "
         f"{spread(commands, 1)} database commands per message"
     )
-    run.figures["drain"] = {"messages_per_s": rates, "raw_insert_many_per_s": raws, "commands_per_message": commands}
+    run.figures["drain"] = {
+        "messages_per_s": rates,
+        "raw_insert_many_per_s": raws,
+        "commands_per_message": commands,
+        "exactly_once": checks,
+    }
+
+
+async def exactly_once(run: Run, prefix: str, count: int) -> dict[str, int]:
+    """How many of a backlog's `count` webhooks (texts `<prefix> <n>`) are stored and how many were notified to the
+    operator, once the notifications stop coming; `repeats`: notifications of a message already notified."""
+    texts = {f"{prefix} {index}" for index in range(count)}
+    arrivals = run.bench.arrivals
+    await full.drained(arrivals, texts)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(run.settings.mongodb_url, tz_aware=True)
+    try:
+        messages = client.get_default_database()["messages"]
+        # A scan on the stand-in; the history is small at this point of the run.
+        stored = await messages.count_documents({"direction": "incoming", "text": {"$regex": f"^{re.escape(prefix)} "}})
+    finally:
+        await client.close()
+    return {"stored": stored, "notified": len(texts & arrivals.at.keys()), "repeats": arrivals.repeats}
 
 
 async def notify_p99(run: Run) -> None:

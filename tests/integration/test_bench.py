@@ -44,8 +44,11 @@ def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
     )
     assert drain is not None, out
     assert int(drain.group(1)) > 0 and float(drain.group(3)) > 0
+    # the backlog stored once and each of its messages notified once, counted by the bench itself
+    assert "stored 40 of 40, notified 40 (0 more than once)" in out, out
     assert re.search(r"notification at 20/s offered .*: 20 notified, p50 \d+ ms, p99 \d+ ms", out), out
     assert re.search(r"resident memory at the end: ingress \d+ MB, router \d+ MB, dispatcher \d+ MB", out), out
     assert "database: nx-27017" in out
     figures = json.loads(report.read_text())["figures"]
     assert set(figures) >= {"ingress_2w", "drain", "notify", "rss_mb"}
+    assert figures["drain"]["exactly_once"] == [{"stored": 40, "notified": 40, "repeats": 0}]
