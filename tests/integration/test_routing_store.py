@@ -281,9 +281,9 @@ async def test_chats_stored_before_reports_are_dated_for_them(db: Database) -> N
 async def test_a_start_upgrades_once_and_a_start_with_nothing_left_reads_one_document(
     db: Database, settings: Settings
 ) -> None:
-    """Each upgrade step scans a collection (`$exists: false` is answered from no index): at every start that held
-    the stand-in's one lock for as long as there are chats and messages. The first start upgrades and records it; a
-    later start reads the record by `_id` and nothing else."""
+    """The upgrade steps look for documents without a field (`$exists: false`), which MongoDB answers from no index
+    for the report times (the `created_ts` index is sparse): every chat read at every start. The first start upgrades
+    and records it; a later start reads the record by `_id` and nothing else."""
     await ensure_indexes(db)
     opened = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     await db.operators.insert_one({"_id": "op", "name": "Old", "status": "online"})

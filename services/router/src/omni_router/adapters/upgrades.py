@@ -7,9 +7,10 @@ met: a contact without `sender_key` is found once by the old query, then keyed; 
 select them by.
 
 The database records the data version its upgrades reached (`upgrades`, one document): a start with nothing left to
-upgrade reads that one document by `_id`. Each step scans a collection (`$exists: false` is answered from no index, by
-MongoDB or the nx-27017 stand-in, which holds its one lock meanwhile), so they run only until they are recorded done:
-on the first start of this version, and again after an interrupted one. Nothing this version writes needs them; a
+upgrade reads that one document by `_id`. The steps look for documents without a field (`$exists: false`): MongoDB
+answers the report times' from no index (the sparse `created_ts` one cannot), reading every chat at every start of
+every router; the capacity fields' reads every operator on both servers. So they run only until they are recorded
+done: on the first start of this version, and again after an interrupted one. Nothing this version writes needs them; a
 router of an earlier version still writing beside it (a rolling upgrade) does: remove the document
 (`db.upgrades.deleteOne({_id: "data"})`) and the next start upgrades again.
 """
