@@ -1,16 +1,23 @@
 """The contact card through the running router (issue 13 item 4): one person writes on two channels, the operator
 reads and edits the card, the admin merges the two contacts, and the card then holds both identities and chats."""
 
+import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from omni_contracts import MessageReceived, UnifiedMessage
+from omni_router.adapters.router_instances import INSTANCES
 from omni_runtime.database import Database
+from omni_runtime.settings import Settings
+from tests.support.infra import free_port
 from tests.support.outbound import publish
-from tests.support.stack import Stack, eventually
+from tests.support.processes import ServiceProcess
+from tests.support.stack import ADMIN_TOKEN, Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -35,11 +42,10 @@ async def writes(stack: Stack, db: Database, channel_id: str, provider: str, sen
     return str(stored["chat_id"])
 
 
-async def test_a_contact_card_is_read_edited_and_merged_across_channels(stack: Stack, db: Database) -> None:
-    await stack.start("router")
+async def desk(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Olga online on a `to_all` queue, and two channels into it (`acme`, `whatsapp`): Olga and the channels."""
     async with stack.admin() as admin:
         olga = (await admin.post("/api/admin/operators", json={"name": "Olga", "max_chats": 5})).json()
-        otto = (await admin.post("/api/admin/operators", json={"name": "Otto", "max_chats": 5})).json()
         queue = (
             await admin.post(
                 "/api/admin/queues", json={"name": "s", "routing_rule": "to_all", "operator_ids": [olga["id"]]}
@@ -64,6 +70,14 @@ async def test_a_contact_card_is_read_edited_and_merged_across_channels(stack: S
             channels[provider] = created.json()
     async with stack.client("router", olga["token"]) as client:
         assert (await client.put("/api/operator/status", json={"status": "online"})).status_code == 200
+    return olga, channels
+
+
+async def test_a_contact_card_is_read_edited_and_merged_across_channels(stack: Stack, db: Database) -> None:
+    await stack.start("router")
+    olga, channels = await desk(stack)
+    async with stack.admin() as admin:
+        otto = (await admin.post("/api/admin/operators", json={"name": "Otto", "max_chats": 5})).json()
     web_chat = await writes(stack, db, channels["acme"]["id"], "acme", "cust-1", "hi from the web")
     wa_chat = await writes(stack, db, channels["whatsapp"]["id"], "whatsapp", "4917612345678", "hi on WhatsApp")
 
@@ -114,3 +128,68 @@ async def test_a_contact_card_is_read_edited_and_merged_across_channels(stack: S
         assert [c["id"] for c in chats] == [wa_chat, web_chat]  # newest first, across channels
         assert {c["contact_id"] for c in chats} == {web["contact_id"]}
         assert (await otto_c.get(f"{path}/chats")).status_code == 404
+
+
+async def test_a_merge_is_seen_by_routers_that_kept_the_merged_contact(
+    stack: Stack, db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A router keeps the contacts its input found (KnownContacts). A merge makes the merged contact's sender the
+    contact kept, and moves its chats there: a router that kept the merged one must not open a chat for it (a second
+    open chat, on a contact that is gone). Two customers each write on WhatsApp and on the web; the first pair is merged
+    through another router process, the second, whose WhatsApp chat was closed, through this one; then both write on
+    WhatsApp again, to this router, which kept both merged contacts."""
+    # A contact whose profile is pending is read again after this long: the router keeps it resolved for good.
+    monkeypatch.setattr("omni_router.service_layer.inbox.PENDING_CONTACT_SECONDS", 0.2)
+    stack.settings = settings = settings.model_copy(update={"router_heartbeat_seconds": 0.5})
+    await stack.start("router", "profiles")
+    olga, channels = await desk(stack)
+    web, wa = channels["acme"]["id"], channels["whatsapp"]["id"]
+    web_1 = await writes(stack, db, web, "acme", "cust-1", "hi from the web")
+    wa_1 = await writes(stack, db, wa, "whatsapp", "4917600000001", "hi on WhatsApp")
+    web_2 = await writes(stack, db, web, "acme", "cust-2", "hi from the web")
+    wa_2 = await writes(stack, db, wa, "whatsapp", "4917600000002", "hi on WhatsApp")
+
+    async def resolved() -> bool:
+        return await db.contacts.count_documents({"profile_status": "resolved"}) == 4
+
+    await eventually(resolved, timeout=20)
+    await asyncio.sleep(0.3)
+    for sender, chat in (("4917600000001", wa_1), ("4917600000002", wa_2)):  # read again, and kept resolved
+        assert await writes(stack, db, wa, "whatsapp", sender, "still me") == chat
+
+    async def contact_of(chat_id: str) -> str:
+        return str((await db.chats.find_one({"_id": chat_id}) or {})["contact_id"])
+
+    kept_1, merged_1, kept_2, merged_2 = [await contact_of(chat) for chat in (web_1, wa_1, web_2, wa_2)]
+    async with stack.client("router", olga["token"]) as client:
+        assert (await client.post(f"/api/chats/{wa_2}/accept")).status_code == 200
+        assert (await client.post(f"/api/chats/{wa_2}/close")).status_code == 200
+
+    # Merged through another router process, which then stops: this one takes every partition again.
+    other = ServiceProcess("router", settings.model_copy(update={"router_port": free_port()}), tmp_path)
+    try:
+        await other.start()
+        async with httpx.AsyncClient(base_url=other.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+            merged = await admin.post("/api/admin/contacts/merge", json={"into": kept_1, "from": merged_1})
+            assert merged.status_code == 200, merged.text
+    except BaseException:
+        print(other.tail())
+        raise
+    finally:
+        await other.stop()
+
+    async def alone() -> bool:
+        return await db[INSTANCES].count_documents({}) == 1
+
+    await eventually(alone, timeout=15)
+    async with stack.admin() as admin:
+        merged = await admin.post("/api/admin/contacts/merge", json={"into": kept_2, "from": merged_2})
+        assert merged.status_code == 200, merged.text
+    assert await db.chats.find_one({"_id": wa_1, "contact_id": kept_1, "open_key": f"{wa}:{kept_1}"}) is not None
+
+    again_1 = await writes(stack, db, wa, "whatsapp", "4917600000001", "me again")
+    again_2 = await writes(stack, db, wa, "whatsapp", "4917600000002", "me again")
+    assert again_1 == wa_1  # its open chat, moved to the contact kept
+    assert again_2 != wa_2 and await contact_of(again_2) == kept_2  # a new chat, of the contact kept
+    assert await db.chats.count_documents({"contact_id": {"$in": [merged_1, merged_2]}}) == 0
+    assert await db.chats.count_documents({"contact_id": kept_1, "status": {"$ne": "closed"}}) == 2  # web and WhatsApp

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from omni_contracts.events import NotificationKind
 from omni_router.adapters.broker_publishers import BrokerEvents, BrokerOperatorQueues
@@ -15,7 +16,13 @@ from omni_router.adapters.mongo_contacts import MongoContacts
 from omni_router.adapters.mongo_operators import MongoOperators
 from omni_router.adapters.mongo_settings import CachedRoutingSettings
 from omni_router.adapters.notification_log import MongoNotificationLog
-from omni_router.adapters.upgrades import backfill_report_times, backfill_waiting_line, fresh_capacity
+from omni_router.adapters.upgrades import (
+    UPGRADES,
+    backfill_report_times,
+    backfill_waiting_line,
+    fresh_capacity,
+    upgrade,
+)
 from omni_router.adapters.webhooks import MongoWebhookSubscriptions
 from omni_router.domain.capacity import Claim
 from omni_router.domain.changes import NEW_ONLY, OPEN, update
@@ -25,10 +32,11 @@ from omni_router.service_layer.capacity import Capacity
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices
 from omni_runtime.broker import Broker
-from omni_runtime.database import Database, ensure_indexes
+from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.ids import new_id
 from omni_runtime.service import topology_of
 from omni_runtime.settings import Settings
+from tests.support.commands import Writes
 
 CLOCK = SystemClock()
 
@@ -268,3 +276,56 @@ async def test_chats_stored_before_reports_are_dated_for_them(db: Database) -> N
     assert closed["closed_ts"] == opened.timestamp() + 300 and closed["resolution_seconds"] == 300
     still = await db.chats.find_one({"_id": "new"})
     assert still is not None and still["created_ts"] == 1.0
+
+
+async def test_a_start_upgrades_once_and_a_start_with_nothing_left_reads_one_document(
+    db: Database, settings: Settings
+) -> None:
+    """The upgrade steps look for documents without a field (`$exists: false`), which MongoDB answers from no index
+    for the report times (the `created_ts` index is sparse): every chat read at every start. The first start upgrades
+    and records it; a later start reads the record by `_id` and nothing else."""
+    await ensure_indexes(db)
+    opened = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    await db.operators.insert_one({"_id": "op", "name": "Old", "status": "online"})
+    await db.chats.insert_many(
+        [
+            {"_id": "w", "status": "new", "waiting": True, "queue_id": "q", "created_at": opened},
+            {"_id": "done", "status": "closed", "queue_id": "q", "created_at": opened, "created_ts": 1.0},
+        ]
+        + [{"_id": f"c{n:03d}", "status": "closed", "created_ts": 1.0} for n in range(100)]
+    )
+    reply = {"_id": "r", "direction": "outgoing", "published": False, "status": "queued", "created_at": opened}
+    await db.messages.insert_one(reply)
+
+    async def start() -> Writes:
+        sent = Writes()
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.mongodb_url, tz_aware=True, event_listeners=[sent]
+        )
+        try:
+            await upgrade(client[db.name])
+        finally:
+            await client.close()
+        return sent
+
+    first = await start()
+    assert "find" in first.names and "update" in first.names
+    operator = await db.operators.find_one({"_id": "op"})
+    assert operator is not None and operator["load"] == 0 and operator["holds"] == []
+    waiting = await db.chats.find_one({"_id": "w"})
+    assert waiting is not None and waiting["waiting_in"] == "q" and waiting["created_ts"] == opened.timestamp()
+    stored = await db.messages.find_one({"_id": "r"})
+    assert stored is not None and stored["publish_due"] == opened.timestamp()
+
+    # A chat of the old shape after the record (none is written by this version): the next start does not look.
+    await db.chats.insert_one({"_id": "late", "status": "closed", "created_at": opened})
+    again = await start()
+    assert [n for n in again.names if n != "endSessions"] == ["find"] and again.reads == [(UPGRADES, {"_id": "data"})]
+    late = await db.chats.find_one({"_id": "late"})
+    assert late is not None and "created_ts" not in late
+
+    # The record removed (an operator's way to upgrade again): the next start upgrades.
+    await db[UPGRADES].delete_one({"_id": "data"})
+    await start()
+    late = await db.chats.find_one({"_id": "late"})
+    assert late is not None and late["created_ts"] == opened.timestamp()

@@ -4,66 +4,31 @@ history is big (the p99 at 1,000,000 stored messages, issue 12). Each sweep quer
 (a command listener) and explained by the server: it must be answered from an index, on MongoDB and on the
 stand-in."""
 
-import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from omni_router.adapters.clock import SystemClock
 from omni_router.adapters.mongo_chats import MongoChats
 from omni_router.adapters.mongo_messages import MongoMessages
 from omni_runtime.database import Database, Document, ensure_indexes
 from omni_runtime.settings import Settings
+from tests.support.commands import Writes, from_an_index, plan
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
-READS = {"find": "filter", "distinct": "query"}
-
-
-class Sent(monitoring.CommandListener):
-    """The reads a client sends: (collection, filter)."""
-
-    def __init__(self) -> None:
-        self.reads: list[tuple[str, Document]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in READS:
-            command = event.command
-            self.reads.append((command[event.command_name], dict(command.get(READS[event.command_name]) or {})))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
 
 @pytest.fixture
-async def watched(db: Database, settings: Settings) -> AsyncIterator[tuple[Database, Sent]]:
+async def watched(db: Database, settings: Settings) -> AsyncIterator[tuple[Database, Writes]]:
     """The test's database through a second client whose reads are recorded, with the services' indexes."""
     await ensure_indexes(db)
-    sent = Sent()
+    sent = Writes()
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True, event_listeners=[sent])
     yield client[db.name], sent
     await client.close()
-
-
-async def plan(db: Database, collection: str, query: Document) -> Any:
-    explained = await db.command({"explain": {"find": collection, "filter": query}})
-    return explained["queryPlanner"]["winningPlan"]
-
-
-def from_an_index(winning: Any, collection: str, kind: str) -> bool:
-    if kind == "local":  # SQLite's EXPLAIN QUERY PLAN rows: the table SEARCHed through an index, or SCANned
-        # (an `$in` adds a scan of its own few values, `json_each`: not the collection's rows)
-        details = [row["detail"] for row in winning if row["detail"].split(" ")[1:2] == [collection]]
-        return bool(details) and all(d.startswith(f"SEARCH {collection} USING INDEX") for d in details)
-    shown = json.dumps(winning, default=str)
-    return "IXSCAN" in shown and "COLLSCAN" not in shown
 
 
 async def seed(db: Database) -> None:
@@ -85,7 +50,7 @@ async def seed(db: Database) -> None:
 
 
 async def test_every_sweep_query_is_answered_from_an_index(
-    watched: tuple[Database, Sent], db: Database, infra: Infra
+    watched: tuple[Database, Writes], db: Database, infra: Infra
 ) -> None:
     database, sent = watched
     await seed(db)

@@ -7,7 +7,9 @@ import pytest
 from omni_contracts import ProfileResolved
 from omni_router.domain.contacts import check_attributes, merged
 from omni_router.domain.errors import Invalid, NotFound
+from omni_router.domain.model import Contact
 from tests.support.world import World
+from tests.unit.test_batches import stored
 
 
 async def test_the_card_is_for_whoever_sees_a_chat_of_the_contact_and_edits_rename_its_chats(world: World) -> None:
@@ -91,6 +93,52 @@ async def test_a_merge_moves_identities_chats_and_attributes_and_the_merged_cont
         await cards.merge(on_whatsapp.contact_id, on_web.contact_id)
     with pytest.raises(Invalid):
         await cards.merge(on_web.contact_id, on_web.contact_id)
+
+
+async def test_a_router_that_kept_merged_contacts_stores_their_senders_messages_on_the_contacts_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router's batches keep the contacts they found (KnownContacts); a merge, here or in another router, makes a
+    sender's contact the one kept and moves its chats there. One WhatsApp customer's chat is open, the other's closed:
+    after the merges their messages go to the contacts kept (the open chat moved, a new chat), none to a merged one;
+    a message to an open chat reads no contact."""
+    queue, web, (ann,) = await world.team("to_all", [5])
+    whatsapp = await world.channel(queue, source="5566", provider="whatsapp")
+    first = [
+        world.message(web, sender="cust-1", text="web 1"),
+        world.message(whatsapp, sender="4917600000001", text="wa 1"),
+        world.message(web, sender="cust-2", text="web 2"),
+        world.message(whatsapp, sender="4917600000002", text="wa 2"),
+    ]
+    assert await world.write_batch(first) == set()
+    web_1, wa_1, web_2, wa_2 = [await world.chat((await stored(world, event)).chat_id) for event in first]
+    await world.router.desk.accept(wa_2.id, await world.fresh(ann))
+    await world.router.desk.close(wa_2.id, await world.fresh(ann))
+    await world.router.contacts.merge(web_1.contact_id, wa_1.contact_id)
+    await world.router.contacts.merge(web_2.contact_id, wa_2.contact_id)
+
+    contacts = world.router.ports.contacts
+    find = contacts.find
+    reads: list[str] = []
+
+    async def counted(key: str) -> Contact | None:
+        reads.append(key)
+        return await find(key)
+
+    monkeypatch.setattr(contacts, "find", counted)
+    again = [
+        world.message(whatsapp, sender="4917600000001", text="me again"),
+        world.message(whatsapp, sender="4917600000002", text="me again"),
+    ]
+    assert await world.write_batch(again) == set()
+    again_1, again_2 = [await world.chat((await stored(world, event)).chat_id) for event in again]
+    assert (again_1.id, again_1.contact_id) == (wa_1.id, web_1.contact_id)  # its open chat, moved
+    assert again_2.id != wa_2.id and again_2.contact_id == web_2.contact_id and again_2.is_open
+    chats = world.router.ports.chats
+    assert await chats.of_contact(wa_1.contact_id) == [] and await chats.of_contact(wa_2.contact_id) == []
+    assert len(reads) == 2  # each sender's contact read again, once
+    assert await world.write_batch([world.message(web, sender="cust-1", text="web again")]) == set()
+    assert len(reads) == 2  # to an open chat: the kept contact is trusted
 
 
 async def test_a_merge_interrupted_after_its_commit_is_completed_by_its_repeat(world: World) -> None:

@@ -66,6 +66,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         # A messenger's receipt names the reply by the provider's id: without this index MongoDB read every reply
         # in the receipt's earlier statuses (most of them, over time), nx-27017 every message.
         IndexModel([("provider_message_id", ASCENDING)], sparse=True),
+        # A Messenger watermark names the customer, not the replies: its replies are found by `recipient` (set on
+        # replies only). Without it nx-27017 read every message for each watermark, MongoDB every reply in its
+        # statuses.
+        IndexModel([("recipient", ASCENDING)], sparse=True),
     ],
     # Labels operators put on chats (unique names) and canned responses, read by one field at a time.
     "labels": [IndexModel([("name", ASCENDING)], unique=True)],

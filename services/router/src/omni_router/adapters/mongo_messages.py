@@ -267,7 +267,11 @@ class MongoMessages:
     ) -> list[str]:
         """Selected by `created_at` (a reply is sent after it is written), then checked against `sent_at`: the
         nx-27017 stand-in stores dates written by `$set` as text (the dispatcher's `sent_at` among them), so `sent_at`
-        is compared here, not in the query, and only when it reads back as a date."""
+        is compared here, not in the query, and only when it reads back as a date. Found through the `recipient`
+        index (one customer's replies; without it both servers read every message, or every reply in `statuses`),
+        then moved by `_id` (move_status). A watermark names its recipient: without one there is nothing to move."""
+        if recipient is None:
+            return []
         candidates = self._messages.find(
             {
                 "channel_id": channel_id,

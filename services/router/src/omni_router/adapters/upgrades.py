@@ -5,11 +5,19 @@ line (`waiting_in`), unpublished replies gain `publish_due` (so the reply outbox
 met: a contact without `sender_key` is found once by the old query, then keyed; a chat outbox written as a list
 (`outbox`) is published by the routing sweep like any other. Chats stored before reports get the times reports
 select them by.
+
+The database records the data version its upgrades reached (`upgrades`, one document): a start with nothing left to
+upgrade reads that one document by `_id`. The steps look for documents without a field (`$exists: false`): MongoDB
+answers the report times' from no index (the sparse `created_ts` one cannot), reading every chat at every start of
+every router; the capacity fields' reads every operator on both servers. So they run only until they are recorded
+done: on the first start of this version, and again after an interrupted one. Nothing this version writes needs them; a
+router of an earlier version still writing beside it (a rolling upgrade) does: remove the document
+(`db.upgrades.deleteOne({_id: "data"})`) and the next start upgrades again.
 """
 
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from omni_router.adapters.documents import Database, Document, moment
 
@@ -19,8 +27,18 @@ log = logging.getLogger(__name__)
 LEGACY_OUTBOX = "outbox"
 
 
+# The version of the data this code's upgrades bring the database to; a new upgrade step raises it.
+DATA_VERSION = 1
+# Where the version reached is recorded: `{"_id": "data", "version": <int>, "at": <date>}`.
+UPGRADES = "upgrades"
+RECORD = {"_id": "data"}
+
+
 async def upgrade(db: Database) -> None:
-    """The upgrades run once at start (each is harmless to repeat)."""
+    """The upgrades run at start until one run of them is recorded (each is harmless to repeat)."""
+    recorded = await db[UPGRADES].find_one(RECORD)
+    if recorded is not None and int(recorded.get("version") or 0) >= DATA_VERSION:
+        return
     await ensure_capacity_fields(db)
     joined = await backfill_waiting_line(db)
     given = await backfill_publish_due(db)
@@ -30,6 +48,9 @@ async def upgrade(db: Database) -> None:
             "upgraded older data",
             extra={"waiting_chats": joined, "unpublished_replies": given, "chats_dated_for_reports": dated},
         )
+    # Only after every step: a start interrupted before this upgrades again.
+    changes = {"version": DATA_VERSION, "at": datetime.now(UTC)}
+    await db[UPGRADES].update_one(RECORD, {"$set": changes}, upsert=True)
 
 
 def fresh_capacity() -> Document:

@@ -61,9 +61,11 @@ PENDING_CONTACT_SECONDS = 10.0
 
 
 class KnownContacts:
-    """Contacts as the router's input found them, by sender key. Correct to keep without asking the database again:
-    a contact is never deleted and its id never changes (one per channel and sender, by a unique index); the one
-    field read from it that does change, the profile status, is read again while it is pending."""
+    """Contacts as the router's input found them, by sender key. A contact is never deleted, but an admin's merge (in
+    any router process) makes a sender's contact another one, the contact kept, and moves its chats there; an edit
+    renames it. So a kept contact is trusted only where its open chat, read for every batch by the contact's
+    `open_key`, is found and names it; before a chat is opened for it, or when its open chat names another contact,
+    it is read again (Inbox._read_kept_again). The profile status is read again while it is pending."""
 
     def __init__(self, clock: Clock, size: int = CONTACTS_KEPT) -> None:
         self._clock = clock
@@ -97,6 +99,7 @@ class _Item:
     channel: Channel
     key: str
     contact: Contact | None = None
+    kept: bool = False  # its contact came from KnownContacts (not read from the database for this batch)
     chat: Chat | None = None
     stored: Message | None = None
 
@@ -273,7 +276,7 @@ class Inbox:
             if contact.id == candidate.id:  # added now; a resolved profile indexes it again (Updates)
                 added[key] = contact
         for item in items:
-            item.contact = self._known.get(item.key)
+            item.contact, item.kept = self._known.get(item.key), item.key not in missing
         return added
 
     async def _open_chats(self, items: Sequence[_Item], added: dict[str, Contact]) -> None:
@@ -305,6 +308,31 @@ class Inbox:
         chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
         for item in items:
             item.chat = chats.get(_open_key(item))
+        await self._read_kept_again(items)
+
+    async def _read_kept_again(self, items: Sequence[_Item]) -> None:
+        """The kept contacts (KnownContacts) about to get a chat opened, or whose open chat names another contact,
+        read again by sender key (following merges: Contacts.find), the senders side by side; where a sender's
+        contact became another one (merged into it), that one's open chat is looked up. One indexed read for each new
+        chat of a customer this router kept, none for a message to an open chat."""
+        doubtful = {
+            item.key: _contact(item)
+            for item in items
+            if item.kept and (item.chat is None or item.chat.contact_id != _contact(item).id)
+        }
+        fresh: dict[str, Contact] = {}
+        for key, contact in zip(doubtful, await _together(self._contacts.find(key) for key in doubtful), strict=True):
+            if contact is not None:
+                self._known.keep(key, contact)
+                fresh[key] = contact
+        moved = {key for key, contact in fresh.items() if contact.id != doubtful[key].id}
+        for item in items:
+            item.contact = fresh.get(item.key, item.contact)
+        keys = list(dict.fromkeys(_open_key(item) for item in items if item.key in moved))
+        chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
+        for item in items:
+            if item.key in moved:
+                item.chat = chats.get(_open_key(item))
 
     async def _store_all(self, items: Sequence[_Item]) -> list[tuple[Chat, datetime | None, int]]:
         """The messages in one write; a repeat answers the message stored before (and its chat must be this one).
