@@ -329,3 +329,26 @@ async def test_a_start_upgrades_once_and_a_start_with_nothing_left_reads_one_doc
     await start()
     late = await db.chats.find_one({"_id": "late"})
     assert late is not None and late["created_ts"] == opened.timestamp()
+
+
+async def test_renaming_a_contact_writes_only_its_chats_that_do_not_carry_the_name(
+    db: Database, settings: Settings
+) -> None:
+    await ensure_indexes(db)
+    await db.chats.insert_many(
+        [
+            {"_id": "named", "contact_id": "k", "contact_name": "Ann Customer", "status": "closed"},
+            {"_id": "stale", "contact_id": "k", "contact_name": "New contact", "status": "new"},
+            {"_id": "other", "contact_id": "j", "contact_name": "New contact", "status": "new"},
+        ]
+    )
+    writes = Writes()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, event_listeners=[writes])
+    try:
+        await MongoChats(client[db.name], CLOCK).rename_contact("k", "Ann Customer")
+    finally:
+        await client.close()
+
+    assert writes.on("chats") == [{"_id": "stale"}]
+    names = {doc["_id"]: doc["contact_name"] async for doc in db.chats.find({})}
+    assert names == {"named": "Ann Customer", "stale": "Ann Customer", "other": "New contact"}

@@ -45,3 +45,34 @@ async def test_a_renamed_contact_s_postings_are_rewritten_and_removed_by_id(
     on_postings = writes.on("search_words")
     assert len(on_postings) == 3  # the postings of the new words brought up to date, "anna"'s removed
     assert all(list(query) == ["_id"] for query in on_postings), on_postings
+
+
+async def test_a_contact_put_again_as_it_is_is_one_read(
+    watched: tuple[MongoSearchIndex, Writes], db: Database
+) -> None:
+    search, writes = watched
+    await search.put_many([contact(("anna", "berg"))])  # a batch's new customer
+    before = len(writes.filters)
+    inserted = await db.search_words.count_documents({})
+
+    await search.put(contact(("anna", "berg")))  # a profile that names the contact as its webhook did
+
+    assert len(writes.filters) == before
+    assert await db.search_words.count_documents({}) == inserted
+    assert [e.id for e in await search.with_word("berg", None, 10)] == ["contact1"]
+
+
+async def test_an_entry_whose_postings_were_not_all_written_is_rewritten(
+    watched: tuple[MongoSearchIndex, Writes], db: Database
+) -> None:
+    """A crash between the entry's write and its postings' leaves it not posted: putting it again writes them."""
+    search, _ = watched
+    await search.put(contact(("anna", "berg")))
+    await db.search_words.delete_many({})  # its postings lost, as if the crash came before them
+    await db.search_entries.update_one({"_id": "contact1"}, {"$set": {"posted": False}})
+
+    await search.put(contact(("anna", "berg")))
+
+    assert [e.id for e in await search.with_word("anna", None, 10)] == ["contact1"]
+    assert [e.id for e in await search.with_word("berg", None, 10)] == ["contact1"]
+    assert (await db.search_entries.find_one({"_id": "contact1"}) or {}).get("posted")  # 1 on the stand-in

@@ -323,9 +323,11 @@ class MongoChats:
 
     async def rename_contact(self, contact_id: str, name: str) -> None:
         # Found through their index, then updated by id: an update filtered by any other field reads every chat in
-        # the nx-27017 stand-in, which made each new contact cost more the more chats were stored.
-        async for chat in self._chats.find({"contact_id": contact_id}, {"_id": 1}):
-            await self._chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": name}})
+        # the nx-27017 stand-in, which made each new contact cost more the more chats were stored. Only the chats
+        # that do not carry the name yet are written: a profile usually names the contact as its webhook did.
+        async for chat in self._chats.find({"contact_id": contact_id}, {"_id": 1, "contact_name": 1}):
+            if chat.get("contact_name") != name:
+                await self._chats.update_one({"_id": chat["_id"]}, {"$set": {"contact_name": name}})
 
     async def of_contact(self, contact_id: str) -> list[Chat]:
         # By the contact's index alone, newest first by id (ids grow with time).

@@ -7,12 +7,15 @@ MongoDB text index would not do: nx-27017 has no `$text`, and an index on an arr
 (tests/integration/test_stand_in.py). Each posting carries what the search checks before reading any text: the
 entry's kind, chat, contact and all its words. A message's postings are written once (it never changes): one
 unordered `insert_many`, a repeat's duplicates ignored. A contact's entry (`search_entries`, its text and words) is
-kept so that a rename removes the postings of words it lost, each by its key. The texts shown are read at the end,
-for the page's hits only: a message's from `messages`, a contact's from `search_entries`.
+kept so that a rename removes the postings of words it lost, each by its key; it says `posted` once its postings are
+all written, so putting it again as it is (a profile that names the contact as its webhook did) is one read. The
+texts shown are read at the end, for the page's hits only: a message's from `messages`, a contact's from
+`search_entries`.
 """
 
 import asyncio
 from collections.abc import Sequence
+from uuid import uuid4
 
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
@@ -39,6 +42,15 @@ def _posting(entry: SearchEntry, word: str) -> Document:
     }
 
 
+def _entry_doc(entry: SearchEntry) -> Document:
+    return {"text": entry.text, "words": list(entry.words), "contact_id": entry.contact_id}
+
+
+def _same(stored: Document, entry: SearchEntry) -> bool:
+    """Whether a stored contact entry says what `entry` says (its postings too, then: they are written from it)."""
+    return {key: stored.get(key) for key in ("text", "words", "contact_id")} == _entry_doc(entry)
+
+
 def _entry(doc: Document) -> SearchEntry:
     return SearchEntry(
         id=doc["entry_id"],
@@ -58,16 +70,22 @@ class MongoSearchIndex:
         self._messages = db.messages
 
     async def put(self, entry: SearchEntry) -> None:
-        """A contact's entry is read and replaced in one write (a contact put alone is usually one renamed)."""
-        if entry.kind == "contact":
-            await self._forget_lost_words(entry)
-        await self._post([entry])
+        """A contact's entry stored as it is and posted is left alone (one read); otherwise it is read and replaced in
+        one write, its postings brought up to date, then marked posted (a contact put alone is usually one renamed,
+        or one whose profile named it as its webhook did)."""
+        if entry.kind != "contact":
+            await self._post([entry])
+            return
+        stored = await self._entries.find_one({"_id": entry.id})
+        if stored is not None and stored.get("posted") and _same(stored, entry):
+            return
+        await self._rewrite(entry)
 
     async def put_many(self, entries: Sequence[SearchEntry]) -> None:
-        """The contacts' entries (mostly new ones: a batch's new customers) in one write, then the postings of them
-        all in another."""
-        await self._keep_contacts([entry for entry in entries if entry.kind == "contact"])
+        """The postings of them all in one write, then the contacts' entries (mostly new ones: a batch's new
+        customers) in another, marked posted: an entry stored posted has all its postings."""
         await self._post(entries)
+        await self._keep_contacts([entry for entry in entries if entry.kind == "contact"])
 
     async def _post(self, entries: Sequence[SearchEntry]) -> None:
         contacts = [entry for entry in entries if entry.kind == "contact"]
@@ -93,11 +111,11 @@ class MongoSearchIndex:
         return found["_id"] if found is not None else None
 
     async def _keep_contacts(self, entries: Sequence[SearchEntry]) -> None:
-        """Each contact's entry stored: the new ones in one unordered `insert_many` (a new contact had no words to
-        lose), those stored before (refused by their `_id`) kept as `_forget_lost_words` keeps them."""
+        """Each contact's entry stored, posted (its postings are written): the new ones in one unordered `insert_many`
+        (a new contact had no words to lose), those stored before (refused by their `_id`) rewritten as `put` does."""
         if not entries:
             return
-        docs = [{"_id": e.id, "text": e.text, "words": list(e.words), "contact_id": e.contact_id} for e in entries]
+        docs = [{"_id": e.id, **_entry_doc(e), "posted": True} for e in entries]
         refused: set[int] = set()
         try:
             await self._entries.insert_many(docs, ordered=False)
@@ -106,16 +124,23 @@ class MongoSearchIndex:
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             refused = {int(e["index"]) for e in errors}
-        await asyncio.gather(*(self._forget_lost_words(entries[n]) for n in sorted(refused)))
+        await asyncio.gather(*(self._rewrite(entries[n]) for n in sorted(refused)))
 
-    async def _forget_lost_words(self, entry: SearchEntry) -> None:
-        doc = {"text": entry.text, "words": list(entry.words), "contact_id": entry.contact_id}
+    async def _rewrite(self, entry: SearchEntry) -> None:
+        """The contact's entry replaced (not posted), the postings of the words it lost removed, those of its words
+        written, then the entry marked posted, if no other rewrite replaced it meanwhile (its `posting` token)."""
+        token = uuid4().hex
         before = await self._entries.find_one_and_update(
-            {"_id": entry.id}, {"$set": doc}, upsert=True, return_document=ReturnDocument.BEFORE
+            {"_id": entry.id},
+            {"$set": {**_entry_doc(entry), "posted": False, "posting": token}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
         )
         for word in set((before or {}).get("words") or ()) - set(entry.words):
             if (posting := await self._posting_id(word, entry.id)) is not None:
                 await self._words.delete_one({"_id": posting})
+        await self._post([entry])
+        await self._entries.update_one({"_id": entry.id, "posting": token}, {"$set": {"posted": True}})
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:
         upper = _key(word, before) if before else f"{word}!"  # "!" sorts just after the separator " "
