@@ -47,9 +47,7 @@ async def test_a_renamed_contact_s_postings_are_rewritten_and_removed_by_id(
     assert all(list(query) == ["_id"] for query in on_postings), on_postings
 
 
-async def test_a_contact_put_again_as_it_is_is_one_read(
-    watched: tuple[MongoSearchIndex, Writes], db: Database
-) -> None:
+async def test_a_contact_put_again_as_it_is_is_one_read(watched: tuple[MongoSearchIndex, Writes], db: Database) -> None:
     search, writes = watched
     await search.put_many([contact(("anna", "berg"))])  # a batch's new customer
     before = len(writes.filters)
