@@ -7,7 +7,7 @@ from functools import partial
 from starlette.applications import Starlette
 
 from omni_contracts import ProfileRequested
-from omni_profiles.profiles import give_up, resolve_profile
+from omni_profiles.profiles import KeptChannels, give_up, resolve_profile
 from omni_providers import ProviderRegistry
 from omni_runtime.metrics import Metrics
 from omni_runtime.service import ServiceContext, hosted_app, running
@@ -24,11 +24,12 @@ def create_app(settings: Settings | None = None, registry: ProviderRegistry | No
 
     @asynccontextmanager
     async def start(ctx: ServiceContext) -> AsyncIterator[None]:
+        channels = KeptChannels.of(ctx.db)
         consumer = ctx.consumer(
             PROFILES_REQUESTED,
             ProfileRequested.model_validate_json,
-            partial(resolve_profile, db=ctx.db, broker=ctx.broker, registry=registry, http=ctx.http),
-            on_park=partial(give_up, db=ctx.db, broker=ctx.broker),
+            partial(resolve_profile, channels=channels, broker=ctx.broker, registry=registry, http=ctx.http),
+            on_park=partial(give_up, channels=channels, broker=ctx.broker),
         )
         async with running([consumer]):
             yield
