@@ -36,6 +36,7 @@ from omni_router.service_layer.ports import (
     Postponement,
     Registration,
     Removal,
+    Resolved,
     StoredNotification,
     Written,
 )
@@ -519,7 +520,7 @@ class FakeContacts:
         if contact_id in self.stored:
             self.stored[contact_id] = replace(self.stored[contact_id], merged_into=into_id)
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Resolved | None:
         if contact_id not in self.stored:
             return None
         contact = self.stored[contact_id]
@@ -527,7 +528,8 @@ class FakeContacts:
         self.stored[contact_id] = replace(
             contact, name=name if named else contact.name, photo_url=photo_url, profile_status="resolved"
         )
-        return self.stored[contact_id] if named else None
+        renamed = contact.name != name or contact.profile_status != "pending"
+        return Resolved(self.stored[contact_id], renamed) if named else None
 
 
 class FakeMessages:

@@ -197,6 +197,27 @@ async def test_a_name_an_operator_gave_stays_when_the_profile_comes_later(world:
     assert (await world.chat(chat.id)).contact_name == "Ann as she asked"
 
 
+async def test_a_profile_naming_the_contact_as_it_was_keeps_it_named_and_found(world: World) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    chat = await world.write(channel, sender="cust-3", sender_name="Ann Customer")
+    await world.router.updates.apply(ProfileResolved(contact_id=chat.contact_id, name="Ann Customer", photo_url=None))
+    contact = await world.router.ports.contacts.get(chat.contact_id)
+    assert contact is not None and (contact.name, contact.profile_status) == ("Ann Customer", "resolved")
+    assert (await world.chat(chat.id)).contact_name == "Ann Customer"
+    page = await world.router.workplace.search(await world.fresh(ann), "customer", None, 10)
+    assert ("contact", chat.contact_id) in [(hit.entry.kind, hit.entry.contact_id) for hit in page.items]
+
+
+async def test_a_repeated_profile_renames_the_chats_a_crash_left_with_the_old_name(world: World) -> None:
+    _, channel, _ = await world.team("to_all", [5])
+    chat = await world.write(channel, sender="cust-4", sender_name="Ann")
+    # The first report's contact write went through, then the router crashed before renaming the chats.
+    await world.router.ports.contacts.resolve(chat.contact_id, "Ann Berg", None)
+    assert (await world.chat(chat.id)).contact_name == "Ann"
+    await world.router.updates.apply(ProfileResolved(contact_id=chat.contact_id, name="Ann Berg", photo_url=None))
+    assert (await world.chat(chat.id)).contact_name == "Ann Berg"
+
+
 async def test_an_edited_or_merged_contact_is_found_by_its_name_and_attributes(world: World) -> None:
     queue, web, (ann,) = await world.team("to_all", [5])
     whatsapp = await world.channel(queue, source="5566", provider="whatsapp")

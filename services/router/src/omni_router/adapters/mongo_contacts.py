@@ -8,6 +8,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from omni_router.adapters.documents import Database, Document, moment
 from omni_router.adapters.upgrades import key_contact
 from omni_router.domain.model import Contact, Identity, sender_key
+from omni_router.service_layer.ports import Resolved
 
 DUPLICATE_KEY = 11000
 # How many merges a sender's contact is followed through (each merge re-points the ones before, so one is usual).
@@ -133,15 +134,17 @@ class MongoContacts:
     async def mark_merged(self, contact_id: str, into_id: str) -> None:
         await self._contacts.update_one({"_id": contact_id}, {"$set": {"merged_into": into_id}})
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
-        """One write when the profile names the contact (the usual case): the contact as it is after it."""
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Resolved | None:
+        """One write when the profile names the contact (the usual case): the contact as it is after it (read as it
+        was before, to tell whether the name changed)."""
         resolved: Document = {"photo_url": photo_url, "profile_status": "resolved"}
         named = await self._contacts.find_one_and_update(
             {"_id": contact_id, "name_edited": {"$in": [None, False]}},
             {"$set": {**resolved, "name": name}},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
         if named is not None:
-            return contact_from_document(named)
+            renamed = named.get("name") != name or named.get("profile_status") != "pending"
+            return Resolved(contact_from_document({**named, **resolved, "name": name}), renamed)
         await self._contacts.update_one({"_id": contact_id}, {"$set": resolved})
         return None

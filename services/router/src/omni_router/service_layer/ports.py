@@ -84,6 +84,18 @@ class Written:
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """A contact named by its profile (`Contacts.resolve`). `renamed`: its chats may carry another name: the name
+    changed now, or the profile had been resolved before (this is a repeat, which may come after a crash that left
+    the chats unrenamed). A pending contact named as it was carries that name on every chat already: chats take
+    their contact's name as they open, and only a profile (or an operator's edit, which profiles never override)
+    changes it."""
+
+    contact: Contact
+    renamed: bool
+
+
+@dataclass(frozen=True)
 class Postponement:
     """A chat's completion timeout moved by a message (see `Chats.postpone`)."""
 
@@ -371,7 +383,7 @@ class Contacts(Protocol):
         """The contact of a channel and sender (`sender_key`), if there is one (one read by one indexed field)."""
         ...
 
-    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Contact | None:
+    async def resolve(self, contact_id: str, name: str, photo_url: str | None) -> Resolved | None:
         """The profile service named the contact: the contact after it; None when an operator's name for it stays
         (photo set alone) or there is no such contact."""
         ...

@@ -43,10 +43,13 @@ class Updates:
             case MessageStatusChanged():
                 await self._receipt(update)
             case ProfileResolved():
-                contact = await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
-                if contact is not None:
-                    await self._chats.rename_contact(update.contact_id, update.name)
-                    # Its entry is written again whole: name and attributes.
+                resolved = await self._contacts.resolve(update.contact_id, update.name, update.photo_url)
+                if resolved is not None:
+                    if resolved.renamed:  # else its chats carry the name already (Resolved)
+                        await self._chats.rename_contact(update.contact_id, update.name)
+                    # Its entry is put again whole (name and attributes), even unchanged: a crash may have left it
+                    # unwritten (a new contact found again on redelivery is not indexed by the inbox).
+                    contact = resolved.contact
                     await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
             case AttachmentStored():
                 await self._attachment(update)
