@@ -308,6 +308,22 @@ async def commands_by_name(url: str) -> dict[str, float]:
     return {name: float(value) for name, value in COMMAND.findall(text)}
 
 
+async def profiles_resolved(mongodb_url: str, prefix: str, limit: float = 30.0) -> None:
+    """Until no contact whose sender starts with `prefix` waits for its profile (or `limit` seconds passed): the
+    profiles service answers after the first messages were notified, and the router then writes each contact."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
+    try:
+        contacts = client.get_default_database()["contacts"]
+        started = time.monotonic()
+        pending = {"external_id": {"$regex": f"^{re.escape(prefix)}"}, "profile_status": "pending"}
+        while time.monotonic() - started < limit:
+            if not await contacts.count_documents(pending):
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await client.close()
+
+
 async def returning(run: Run) -> None:
     """(2b) returning customers' messages at a fixed offered rate: the customers' first messages (new chats, not
     measured), then their follow-ups, with the router's database commands over the follow-ups."""
@@ -317,6 +333,7 @@ async def returning(run: Run) -> None:
     router = run.processes["router"]
     await full.quiet(bench, 1.0)
     await full.stream(bench, rate, senders, prefix, "", senders=senders)  # each customer's first message
+    await profiles_resolved(run.settings.mongodb_url, f"{prefix}-cust-")  # their writes are not the follow-ups'
     await full.quiet(bench, 1.0)
     done0, cmds0 = await scrape(router.url, CONSUMED), await commands_by_name(router.url)
     count = max(1, round(rate * options.returning_seconds))
