@@ -34,6 +34,7 @@ lint: setup
 	$(UV) run --frozen mypy
 
 ## bench: the throughput benchmark (bench/throughput.py; Debian's wrk on PATH): ingress beside raw confirmed publishes,
-## the router's drain beside raw insert_many, commands per message, p99 at 100/s, RSS; options with ARGS="--help"
+## the router's drain beside raw insert_many, commands per message (drain, returning customers at 200/s), p99 at
+## 100/s, RSS; options with ARGS="--help"
 bench: setup
 	$(UV) run --frozen python -m bench.throughput $(ARGS)

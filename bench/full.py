@@ -253,15 +253,18 @@ async def raw_inserts(bench: Bench) -> Phase:
     return phase
 
 
-async def stream(bench: Bench, rate: float, count: int, prefix: str, title: str, senders: int = 0) -> Phase:
+async def stream(
+    bench: Bench, rate: float, count: int, prefix: str, title: str, senders: int = 0, first: int = 0
+) -> Phase:
     """Webhooks at a fixed offered rate to their notification on the operator's queue: with `senders` 0 each is
     a new customer's first message (`chat.offered`), otherwise `senders` customers take turns (after their
-    first message, `message.new`). Latency from the POST's start to the notification's arrival; the phase
+    first message, `message.new`; `first` skips that many of the prefix's webhooks, e.g. the customers' first
+    messages streamed before). Latency from the POST's start to the notification's arrival; the phase
     lasts until every notification arrived (a backlog drains) or none came for STRAGGLER_SECONDS."""
     phase = Phase(prefix, title)
     bench.arrivals.reset()
     cpu_before, started = bench.cpu(), time.monotonic()
-    job = bench.job("stream", prefix=prefix, rate=rate, count=count, connections=256, senders=senders)
+    job = bench.job("stream", prefix=prefix, rate=rate, count=count, connections=256, senders=senders, first=first)
     result = await load(job)
     sent: dict[str, float] = result["sent"]
     await drained(bench.arrivals, set(sent))

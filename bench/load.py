@@ -145,9 +145,10 @@ async def webhooks(job: Job) -> Job:
 
 
 async def stream(job: Job) -> Job:
-    """An open loop: webhook i is posted at i / rate seconds whatever became of the earlier ones."""
+    """An open loop: webhook `first` + i is posted at i / rate seconds whatever became of the earlier ones."""
     rate: float = job["rate"]
     count: int = job["count"]
+    first: int = job.get("first", 0)
     sent: dict[str, float] = {}  # text -> wall clock when its POST began
     answered: list[float] = []
     statuses: Counter[int] = Counter()
@@ -159,9 +160,9 @@ async def stream(job: Job) -> Job:
             free.put_nowait(client)
 
         async def one(index: int) -> None:
-            raw, headers = webhook(job, index)
+            raw, headers = webhook(job, first + index)
             # Noted before waiting for a free connection: a wait for one is part of what the sender sees.
-            sent[f"{job['prefix']} {index}"] = time.time()
+            sent[f"{job['prefix']} {first + index}"] = time.time()
             started = time.perf_counter()
             client = await free.get()
             try:

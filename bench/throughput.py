@@ -14,6 +14,11 @@ of the bench's own in it, dropped at the end), the five services as processes an
    raw `insert_many` rate of the same round; database commands per message from the router's
    `omni_database_commands_total`; then that every webhook of the backlog was stored once and its operator
    notified once (`chat.offered` carrying it, or `message.new`).
+2b. Returning customers' messages at `--returning-rate`/s offered for `--returning-seconds` (`--returning-senders`
+   customers, their first messages streamed before and not measured, then their profiles resolved as a returning
+   customer's are): offered and taken rates, p50/p99 webhook
+   -> `message.new`, the router's database commands per message over the measured part (by command too), the
+   router's and nx-27017's CPU.
 3. p99 webhook -> operator notification at `--notify-rate`/s offered (new customers' first messages).
 4. With `--history N`: p99 at `--history-rate` with about 10,000 stored messages, and again after seeding up to
    N (the 1,000,000 comparison; seeding takes minutes).
@@ -43,6 +48,7 @@ from bench import full
 from bench.load import webhook
 from bench.quick import bench_vhost, inbox_depth
 from omni_providers.signatures import OMNI_SIGNATURE_HEADER
+from omni_router.service_layer.inbox import PENDING_CONTACT_SECONDS
 from omni_runtime.database import Document
 from omni_runtime.settings import Settings
 from omni_runtime.web import HttpServer
@@ -55,6 +61,7 @@ from tests.support.traffic import PROVIDER, SECRET, seed_desk
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "webhooks.lua"
 COMMANDS = re.compile(r"^omni_database_commands_total\{[^}]*\} (\S+)$", re.M)
+COMMAND = re.compile(r'^omni_database_commands_total\{[^}]*command="([^"]*)"[^}]*\} (\S+)$', re.M)
 CONSUMED = re.compile(
     r'^omni_consumed_messages_total\{(?=[^}]*outcome="ok")(?=[^}]*queue="router\.received\.\d+")[^}]*\} (\S+)$', re.M
 )
@@ -71,6 +78,9 @@ class Options:
     ingress_workers: tuple[int, ...] = (1, 2)
     drain: int = 2_000
     senders: int = 50
+    returning_rate: float = 200.0
+    returning_seconds: float = 10.0
+    returning_senders: int = 100
     notify_rate: float = 100.0
     notify_seconds: float = 10.0
     history: int = 0
@@ -270,8 +280,8 @@ async def drain(run: Run) -> None:
         run.bench.arrivals.reset()
         await router.start()
         started = time.monotonic()
-        done0 = await scrape(router.url, CONSUMED)
-        cmds0 = await scrape(router.url, COMMANDS)
+        # A new router process counts from zero: a small backlog may be drained before a first scrape could answer.
+        done0 = cmds0 = 0.0
         done = done0
         profiled = round_ == 1 and run.mongo is not None
         async with full.profiling(run.bench, "drain", ("router", "nx27017"), enabled=profiled):
@@ -319,6 +329,67 @@ async def exactly_once(run: Run, prefix: str, count: int) -> dict[str, int]:
     finally:
         await client.close()
     return {"stored": stored, "notified": len(texts & arrivals.at.keys()), "repeats": arrivals.repeats}
+
+
+async def commands_by_name(url: str) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    return {name: float(value) for name, value in COMMAND.findall(text)}
+
+
+async def profiles_resolved(mongodb_url: str, prefix: str, limit: float = 30.0) -> None:
+    """Until no contact whose sender starts with `prefix` waits for its profile (or `limit` seconds passed): the
+    profiles service answers after the first messages were notified, and the router then writes each contact."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
+    try:
+        contacts = client.get_default_database()["contacts"]
+        started = time.monotonic()
+        pending = {"external_id": {"$regex": f"^{re.escape(prefix)}"}, "profile_status": "pending"}
+        while time.monotonic() - started < limit:
+            if not await contacts.count_documents(pending):
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await client.close()
+
+
+async def returning(run: Run) -> None:
+    """(2b) returning customers' messages at a fixed offered rate: the customers' first messages (new chats, not
+    measured), then their follow-ups, with the router's database commands over the follow-ups."""
+    options, bench = run.options, run.bench
+    rate, senders = options.returning_rate, options.returning_senders
+    prefix = f"back{uuid4().hex[:4]}"
+    router = run.processes["router"]
+    await full.quiet(bench, 1.0)
+    await full.stream(bench, rate, senders, prefix, "", senders=senders)  # each customer's first message
+    first_done = time.monotonic()
+    # Returning customers have their profiles: once stored, and once the router's kept contacts are read again (a
+    # contact kept while its profile is pending asks for it again with each message).
+    await profiles_resolved(run.settings.mongodb_url, f"{prefix}-cust-")
+    await asyncio.sleep(max(0.0, PENDING_CONTACT_SECONDS + 1.0 - (time.monotonic() - first_done)))
+    await full.quiet(bench, 1.0)
+    done0, cmds0 = await scrape(router.url, CONSUMED), await commands_by_name(router.url)
+    count = max(1, round(rate * options.returning_seconds))
+    phase = await full.stream(bench, rate, count, prefix, "", senders=senders, first=senders)
+    done, cmds = await scrape(router.url, CONSUMED), await commands_by_name(router.url)
+    handled = max(done - done0, 1.0)
+    spent = {name: (cmds[name] - cmds0.get(name, 0.0)) / handled for name in cmds}
+    spent = {name: per for name, per in sorted(spent.items(), key=lambda kv: -kv[1]) if per > 0}
+    per_message = sum(spent.values())
+    phase.add("commands_per_message", per_message)
+    phase.add("router_handled", handled)
+    used = {m.key.removeprefix("cpu_"): m.value for m in phase.metrics if m.key in ("cpu_router", "cpu_nx27017")}
+    cpu = ", ".join(f"{name} {cores:.2f}" for name, cores in used.items()) or "not measured (not our database)"
+    run.say(
+        f"\n2b. returning customers' messages at {rate:g}/s offered for {options.returning_seconds:g} s ({senders} "
+        f"customers): offered {phase.value('offered_rate'):,.0f}/s, taken {phase.value('throughput'):,.0f}/s, "
+        f"{phase.value('notified'):,.0f} notified, p50 {phase.value('notify_p50'):,.0f} ms, p99 "
+        f"{phase.value('notify_p99'):,.0f} ms | {per_message:.2f} database commands per message ("
+        + ", ".join(f"{name} {per:.2f}" for name, per in spent.items())
+        + f") | CPU cores: {cpu}"
+        + "".join(f"\n   note: {note}" for note in phase.notes)
+    )
+    run.figures["returning"] = {**phase.to_json(), "commands_by_name_per_message": spent}
 
 
 async def notify_p99(run: Run) -> None:
@@ -467,6 +538,8 @@ async def run_all(infra: Infra, vhost: str, options: Options, work_dir: Path) ->
                 await ingress_against_raw(run)
                 if options.drain:
                     await drain(run)
+                if options.returning_rate:
+                    await returning(run)
                 if options.notify_rate:
                     await notify_p99(run)
                 if options.history:
@@ -493,6 +566,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--ingress-workers", default="1,2", help="INGRESS_WORKERS counts to measure (1)")
     add("--drain", type=int, default=2_000, help="webhooks in the backlog the router drains (2); 0: skip it")
     add("--senders", type=int, default=50, help="customers the backlog's webhooks come from")
+    add("--returning-rate", type=float, default=200.0, help="offered returning customers' webhooks/s of (2b); 0: skip")
+    add("--returning-seconds", type=float, default=10.0, help="how long (2b) offers them")
+    add("--returning-senders", type=int, default=100, help="customers (2b)'s webhooks come from")
     add("--notify-rate", type=float, default=100.0, help="offered webhooks/s of (3); 0: skip it")
     add("--notify-seconds", type=float, default=10.0, help="how long (3) offers them")
     add("--history", type=int, default=0, help="stored messages for the p99 comparison (4); 0: skip it")
@@ -522,6 +598,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         ingress_workers=tuple(int(n) for n in args.ingress_workers.split(",") if n),
         drain=args.drain,
         senders=args.senders,
+        returning_rate=args.returning_rate,
+        returning_seconds=args.returning_seconds,
+        returning_senders=args.returning_senders,
         notify_rate=args.notify_rate,
         notify_seconds=args.notify_seconds,
         history=args.history,

@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
 CHATS = 50
 PER_CHAT = 20
+# Messages a router may handle again at most as partitions move between the two routers (see the last asserts).
+HANDOVER_REPEATS = 50
 CONSUMED = re.compile(r'^omni_consumed_messages_total\{outcome="ok",queue="router\.received\.(\d+)"\} (\S+)$', re.M)
 
 
@@ -141,5 +143,8 @@ async def test_two_routers_keep_each_chats_order(
     assert kinds == {"chat.offered": CHATS, "message.new": CHATS * (PER_CHAT - 1)}
     # Both routers did part of the work: the partitions were spread while the messages flowed. A webhook left
     # unanswered but queued all the same came twice (its retry too): handled twice, stored once (checked above).
-    assert CHATS * PER_CHAT <= sum(first.values()) + sum(later.values()) <= CHATS * PER_CHAT + customers.answers[0]
+    # So is a message the first router handled while its partition moved to the second, before its ack reached the
+    # broker (at-least-once: redelivered to the second, deduped): at most a batch per partition that moved.
+    handled = sum(first.values()) + sum(later.values())
+    assert CHATS * PER_CHAT <= handled <= CHATS * PER_CHAT + customers.answers[0] + HANDOVER_REPEATS
     assert sum(first.values()) > 0 and sum(later.values()) > 0

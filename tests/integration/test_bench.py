@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TINY = [
     "--repeats", "1", "--wrk-seconds", "1", "--webhooks", "200", "--publishes", "200", "--ingress-workers", "2",
-    "--drain", "40", "--senders", "5", "--notify-rate", "20", "--notify-seconds", "1",
+    "--drain", "40", "--senders", "5", "--returning-rate", "20", "--returning-seconds", "1", "--returning-senders",
+    "5", "--notify-rate", "20", "--notify-seconds", "1",
 ]  # fmt: skip
 
 
@@ -46,9 +47,25 @@ def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
     assert int(drain.group(1)) > 0 and float(drain.group(3)) > 0
     # the backlog stored once and each of its messages notified once, counted by the bench itself
     assert "stored 40 of 40, notified 40 (0 more than once)" in out, out
+    returning = re.search(
+        r"returning customers' messages at 20/s offered for 1 s \(5 customers\): offered ([\d,]+)/s, taken ([\d,]+)/s, "
+        r"20 notified, p50 \d+ ms, p99 \d+ ms \| ([\d.]+) database commands per message \((.*)\) \| CPU cores: "
+        r"router ([\d.]+), nx27017 ([\d.]+)",
+        out,
+    )
+    assert returning is not None, out
+    assert float(returning.group(1)) > 0 and float(returning.group(2)) > 0
+    # each message is at least stored: one insert at the most shared by all 20, one read of its chat at the most
+    assert 0.05 <= float(returning.group(3)) < 50, out
+    assert "insert" in returning.group(4) and "find" in returning.group(4), out
+    assert "message.new': 20}" in out, out
     assert re.search(r"notification at 20/s offered .*: 20 notified, p50 \d+ ms, p99 \d+ ms", out), out
     assert re.search(r"resident memory at the end: ingress \d+ MB, router \d+ MB, dispatcher \d+ MB", out), out
     assert "database: nx-27017" in out
     figures = json.loads(report.read_text())["figures"]
-    assert set(figures) >= {"ingress_2w", "drain", "notify", "rss_mb"}
+    assert set(figures) >= {"ingress_2w", "drain", "returning", "notify", "rss_mb"}
     assert figures["drain"]["exactly_once"] == [{"stored": 40, "notified": 40, "repeats": 0}]
+    assert figures["returning"]["notified"] == 20
+    assert figures["returning"]["commands_per_message"] == pytest.approx(
+        sum(figures["returning"]["commands_by_name_per_message"].values())
+    )

@@ -96,6 +96,9 @@ class FakeChats:
         found = self.stored.get(chat_id)
         return found.chat if found else None
 
+    async def get_many(self, chat_ids: Sequence[str]) -> list[Chat]:
+        return [self.stored[chat_id].chat for chat_id in dict.fromkeys(chat_ids) if chat_id in self.stored]
+
     async def open(self, chat: Chat) -> Chat:
         for stored in self.stored.values():
             if stored.chat.open_key is not None and stored.chat.open_key == chat.open_key:

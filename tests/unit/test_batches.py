@@ -362,3 +362,66 @@ async def test_messages_stored_by_a_batch_are_found_by_search(world: World) -> N
     assert await world.write_batch(batch) == set()
     page = await world.router.workplace.search(ann, "zebra", None, 10)
     assert [(hit.chat_id, hit.entry.kind) for hit in page.items] == [(chats[1].id, "message")]
+
+
+def reading(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The reads of open chats by the batches from now on, in order: `get_many` (the chats the router knows, by id)
+    and `find_open` (one by its open key)."""
+    chats = world.router.ports.chats
+    get_many, find_open = chats.get_many, chats.find_open
+    reads: list[str] = []
+
+    async def by_id(chat_ids: Sequence[str]) -> list[Chat]:
+        reads.append("get_many")
+        return await get_many(chat_ids)
+
+    async def by_key(open_key: str) -> Chat | None:
+        reads.append("find_open")
+        return await find_open(open_key)
+
+    monkeypatch.setattr(chats, "get_many", by_id)
+    monkeypatch.setattr(chats, "find_open", by_key)
+    return reads
+
+
+async def test_returning_customers_chats_are_read_again_each_batch_in_one_read_and_a_closed_one_is_not_taken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel, ann, chats = await returning(world)
+    assert (
+        await world.write_batch([world.message(channel, sender=f"cust-{n}", text=f"x{n}") for n in range(3)]) == set()
+    )
+    await world.router.desk.close(chats[0].id, ann)  # by an operator (of any router) between two batches
+    reads = reading(world, monkeypatch)
+    batch = [world.message(channel, sender=f"cust-{n}", text=f"y{n}") for n in range(3)]
+    assert await world.write_batch(batch) == set()
+    assert reads == ["get_many", "find_open"]  # the three chats in one read; the closed one's key read: no open chat
+    opened = (await stored(world, batch[0])).chat_id
+    assert opened != chats[0].id and offers(world, ann)[-1] == (opened, "y0")
+    assert [(await stored(world, event)).chat_id for event in batch[1:]] == [chats[1].id, chats[2].id]
+    assert new_texts(world, ann, chats[0]) == ["x0"]  # nothing stored in or told about the closed chat after "x0"
+    reads.clear()
+    assert await world.write_batch([world.message(channel, sender="cust-0", text="z0")]) == set()
+    assert reads == ["get_many"] and (await stored(world, batch[0])).chat_id == opened
+
+
+async def test_a_chat_opened_elsewhere_after_the_known_one_closed_is_the_one_the_batch_uses(world: World) -> None:
+    channel, ann, chats = await returning(world)
+    assert await world.write_batch([world.message(channel, sender="cust-0", text="a1")]) == set()
+    await world.router.desk.close(chats[0].id, ann)
+    theirs = await world.write(channel, sender="cust-0", text="back again")  # one by one, as another router does
+    assert theirs.id != chats[0].id
+    batch = [world.message(channel, sender="cust-0", text="a2")]
+    assert await world.write_batch(batch) == set()
+    assert (await stored(world, batch[0])).chat_id == theirs.id
+    assert new_texts(world, ann, theirs) == ["a2"] and new_texts(world, ann, chats[0]) == ["a1"]
+
+
+async def test_a_known_chat_is_told_about_as_it_is_now_not_as_it_was_when_first_read(world: World) -> None:
+    _, channel, (ann, bob) = await world.team("to_all", [5, 5])
+    chat = await world.write(channel, sender="cust-0", text="first")
+    assert set(chat.offered_to) == {ann.id, bob.id}
+    assert await world.write_batch([world.message(channel, sender="cust-0", text="m1")]) == set()
+    await world.router.desk.accept(chat.id, await world.fresh(bob))  # between two batches
+    assert await world.write_batch([world.message(channel, sender="cust-0", text="m2")]) == set()
+    assert new_texts(world, ann, chat) == ["m1"] and new_texts(world, bob, chat) == ["m1", "m2"]

@@ -1,8 +1,9 @@
 """A customer's message (`message.received`): its contact, its open chat, the message stored once, then routing
 and the requests for the sender's profile and the message's files.
 
-`receive` takes one message; `receive_batch` takes what a partition had ready and writes it in bulk: the new
-customers' contacts in one unordered insert and the new chats in another (the unique indexes decide a race: the
+`receive` takes one message; `receive_batch` takes what a partition had ready and writes it in bulk: the returning
+customers' open chats read again, those the router knows (KnownChats) in one read by `_id`, the new customers'
+contacts in one unordered insert and the new chats in another (the unique indexes decide a race: the
 winner's is read), the messages in one unordered insert (the unique dedupe key refuses each repeat on its own), the
 chats' due times in one bulk write, the chats nobody holds or was offered routed with one acquisition of each
 queue's lock (Engine.route_many: the waiting line and the operators read once, each claim atomic, each change
@@ -58,6 +59,8 @@ T = TypeVar("T")
 # profile is pending before reading it again (profile requests stop soon after the profile was resolved).
 CONTACTS_KEPT = 20_000
 PENDING_CONTACT_SECONDS = 10.0
+# Open chats' ids a router keeps by open key (the least recently used forgotten first).
+CHATS_KEPT = 20_000
 
 
 class KnownContacts:
@@ -88,6 +91,31 @@ class KnownContacts:
         self._known.move_to_end(key)
         while len(self._known) > self._size:
             self._known.popitem(last=False)
+
+
+class KnownChats:
+    """Which chat each sender's open chat was when this router last read or opened it, by open key: a guess of which
+    chat to read, never its state. A batch still reads every chat it uses (the guessed ones together, in one read by
+    `_id`), and a guess holds only if the chat read still has the open key: as the unique sparse `open_key` is
+    removed in the write that closes a chat (or moved in a contact merge), a chat that has it is the one chat that
+    `find_open` would have read at that moment, whichever router, operator or sweep changed it meanwhile. A wrong
+    guess is forgotten and costs the `find_open` it saved."""
+
+    def __init__(self, size: int = CHATS_KEPT) -> None:
+        self._size = size
+        self._known: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, open_key: str) -> str | None:
+        return self._known.get(open_key)
+
+    def keep(self, open_key: str, chat_id: str) -> None:
+        self._known[open_key] = chat_id
+        self._known.move_to_end(open_key)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+    def forget(self, open_key: str) -> None:
+        self._known.pop(open_key, None)
 
 
 @dataclass
@@ -149,6 +177,7 @@ class Inbox:
         self._indexer = indexer
         self._notices = notices
         self._known = KnownContacts(clock)
+        self._open = KnownChats()
         self._integration = integration
         self._chats = chats
         self._contacts = contacts
@@ -296,16 +325,30 @@ class Inbox:
                 del first[_open_key(item)]
         fresh = [await self._new_chat(item.channel, _contact(item), item.message) for item in first.values()]
         chats = dict(zip(first, await self._chats.open_many(fresh), strict=True))
+        for key, chat in chats.items():
+            self._open.keep(key, chat.id)
         for item in items:
             if item.chat is None:
                 item.chat = chats.get(_open_key(item))
 
     async def _find_chats(self, items: Sequence[_Item], added: dict[str, Contact]) -> None:
-        """Each sender's open chat, read by its `open_key` (one indexed field; `$in` would read every chat on the
-        nx-27017 stand-in), the chats of the batch side by side; a contact added now has none. Read for every batch,
-        not kept: operators and the sweeps of any router change and close chats."""
+        """Each sender's open chat, read for every batch (operators and the sweeps of any router change and close
+        chats); a contact added now has none. The chats this router knows (KnownChats) in one read by `_id`, each
+        taken only if it still has its open key; the others by their `open_key` (one indexed field; `$in` on it would
+        read every chat on the nx-27017 stand-in), side by side."""
         keys = list(dict.fromkeys(_open_key(item) for item in items if item.key not in added))
-        chats = dict(zip(keys, await _together(self._chats.find_open(k) for k in keys), strict=True))
+        guessed = {key: chat_id for key in keys if (chat_id := self._open.get(key)) is not None}
+        read = {chat.id: chat for chat in await self._chats.get_many(list(guessed.values()))} if guessed else {}
+        chats = {key: chat for key, chat_id in guessed.items() if (chat := read.get(chat_id)) and chat.open_key == key}
+        missing = [key for key in keys if key not in chats]
+        for key, found in zip(missing, await _together(self._chats.find_open(k) for k in missing), strict=True):
+            if found is not None:
+                chats[key] = found
+        for key in keys:
+            if key in chats:
+                self._open.keep(key, chats[key].id)
+            else:
+                self._open.forget(key)
         for item in items:
             item.chat = chats.get(_open_key(item))
         await self._read_kept_again(items)

@@ -119,6 +119,10 @@ class Removal:
 class Chats(Protocol):
     async def get(self, chat_id: str) -> Chat | None: ...
 
+    async def get_many(self, chat_ids: Sequence[str]) -> list[Chat]:
+        """The chats stored under these ids (in any order; those not stored left out), in one read by `_id`."""
+        ...
+
     async def of_contact(self, contact_id: str) -> list[Chat]:
         """Every chat of the contact (open and closed), newest first."""
         ...
