@@ -373,8 +373,7 @@ async def consumers(
     if settings.router_batch_size > 1:
         handler, partition_wait = _inbox_batches(router, settings)
         batching = Batching(handler, settings.router_batch_size, partition_wait)
-        # Reports in batches too: a new customer's profile comes back soon after its first message.
-        wait = settings.router_batch_wait_ms / 1000
+        wait = settings.router_updates_wait_ms / 1000
         updates = Batching(router.updates.apply_batch, settings.router_batch_size, wait)
     inbox = [
         ctx.consumer(
