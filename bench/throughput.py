@@ -61,7 +61,8 @@ from tests.support.traffic import PROVIDER, SECRET, seed_desk
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "webhooks.lua"
 COMMANDS = re.compile(r"^omni_database_commands_total\{[^}]*\} (\S+)$", re.M)
-COMMAND = re.compile(r'^omni_database_commands_total\{[^}]*command="([^"]*)"[^}]*\} (\S+)$', re.M)
+COMMAND = re.compile(r"^omni_database_commands_total\{([^}]*)\} (\S+)$", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 CONSUMED = re.compile(
     r'^omni_consumed_messages_total\{(?=[^}]*outcome="ok")(?=[^}]*queue="router\.received\.\d+")[^}]*\} (\S+)$', re.M
 )
@@ -331,10 +332,18 @@ async def exactly_once(run: Run, prefix: str, count: int) -> dict[str, int]:
     return {"stored": stored, "notified": len(texts & arrivals.at.keys()), "repeats": arrivals.repeats}
 
 
-async def commands_by_name(url: str) -> dict[str, float]:
+async def commands_by_name(url: str, by_collection: bool = False) -> dict[str, float]:
+    """The process's database commands so far by command name (`find`), or by name and collection (`find chats`)."""
     async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
         text = (await client.get(f"{url}/metrics")).text
-    return {name: float(value) for name, value in COMMAND.findall(text)}
+    counted: dict[str, float] = {}
+    for labels, value in COMMAND.findall(text):
+        named = dict(LABEL.findall(labels))
+        name = named.get("command", "")
+        if by_collection and named.get("collection"):
+            name = f"{name} {named['collection']}"
+        counted[name] = counted.get(name, 0.0) + float(value)
+    return counted
 
 
 async def profiles_resolved(mongodb_url: str, prefix: str, limit: float = 30.0) -> None:
@@ -368,10 +377,10 @@ async def returning(run: Run) -> None:
     await profiles_resolved(run.settings.mongodb_url, f"{prefix}-cust-")
     await asyncio.sleep(max(0.0, PENDING_CONTACT_SECONDS + 1.0 - (time.monotonic() - first_done)))
     await full.quiet(bench, 1.0)
-    done0, cmds0 = await scrape(router.url, CONSUMED), await commands_by_name(router.url)
+    done0, cmds0 = await scrape(router.url, CONSUMED), await commands_by_name(router.url, by_collection=True)
     count = max(1, round(rate * options.returning_seconds))
     phase = await full.stream(bench, rate, count, prefix, "", senders=senders, first=senders)
-    done, cmds = await scrape(router.url, CONSUMED), await commands_by_name(router.url)
+    done, cmds = await scrape(router.url, CONSUMED), await commands_by_name(router.url, by_collection=True)
     handled = max(done - done0, 1.0)
     spent = {name: (cmds[name] - cmds0.get(name, 0.0)) / handled for name in cmds}
     spent = {name: per for name, per in sorted(spent.items(), key=lambda kv: -kv[1]) if per > 0}
@@ -393,18 +402,35 @@ async def returning(run: Run) -> None:
 
 
 async def notify_p99(run: Run) -> None:
-    """(3) webhook -> operator notification at a fixed offered rate."""
+    """(3) webhook -> operator notification at a fixed offered rate, new customers: the latency split at the moment
+    the router built the message (webhook -> stored, stored -> notified), the router's database commands per
+    message by name (the profile results that follow included), and the CPU each process used."""
     options = run.options
+    router = run.processes["router"]
     await full.quiet(run.bench, 1.0)
     rate = options.notify_rate
-    phase = await full.stream(run.bench, rate, max(1, round(rate * options.notify_seconds)), "notify", "")
+    done0, cmds0 = await scrape(router.url, CONSUMED), await commands_by_name(router.url, by_collection=True)
+    profiled = run.mongo is not None
+    async with full.profiling(run.bench, "notify", ("router", "nx27017"), profiled, options.notify_seconds):
+        phase = await full.stream(run.bench, rate, max(1, round(rate * options.notify_seconds)), "notify", "")
+    done, cmds = await scrape(router.url, CONSUMED), await commands_by_name(router.url, by_collection=True)
+    handled = max(done - done0, 1.0)
+    spent = {name: (cmds[name] - cmds0.get(name, 0.0)) / handled for name in cmds}
+    spent = {name: per for name, per in sorted(spent.items(), key=lambda kv: -kv[1]) if per > 0}
+    cpu = {m.key.removeprefix("cpu_"): m.value for m in phase.metrics if m.key.startswith("cpu_")}
     run.say(
         f"\n3. webhook -> operator notification at {rate:g}/s offered for {options.notify_seconds:g} s (new "
         f"customers): {phase.value('notified'):,.0f} notified, p50 {phase.value('notify_p50'):,.0f} ms, "
-        f"p99 {phase.value('notify_p99'):,.0f} ms, throughput {phase.value('throughput'):,.0f}/s"
+        f"p99 {phase.value('notify_p99'):,.0f} ms, throughput {phase.value('throughput'):,.0f}/s | webhook -> "
+        f"stored p50 {phase.value('until_stored_p50'):,.0f} / p99 {phase.value('until_stored_p99'):,.0f} ms, stored "
+        f"-> notified p50 {phase.value('stored_to_notified_p50'):,.0f} / p99 "
+        f"{phase.value('stored_to_notified_p99'):,.0f} ms | {sum(spent.values()):.1f} database commands per message ("
+        + ", ".join(f"{name} {per:.2f}" for name, per in spent.items())
+        + ") | CPU cores: "
+        + ", ".join(f"{name} {cores:.2f}" for name, cores in cpu.items())
         + "".join(f"\n   note: {note}" for note in phase.notes)
     )
-    run.figures["notify"] = phase.to_json()
+    run.figures["notify"] = {**phase.to_json(), "commands_by_name_per_message": spent}
 
 
 async def history(run: Run) -> None:

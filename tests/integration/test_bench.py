@@ -57,9 +57,19 @@ def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
     assert float(returning.group(1)) > 0 and float(returning.group(2)) > 0
     # each message is at least stored: one insert at the most shared by all 20, one read of its chat at the most
     assert 0.05 <= float(returning.group(3)) < 50, out
-    assert "insert" in returning.group(4) and "find" in returning.group(4), out
+    # by command and collection: each message stored by an insert into `messages`, its chat read from `chats`
+    assert "insert messages" in returning.group(4) and "find chats" in returning.group(4), out
     assert "message.new': 20}" in out, out
-    assert re.search(r"notification at 20/s offered .*: 20 notified, p50 \d+ ms, p99 \d+ ms", out), out
+    notify = re.search(
+        r"notification at 20/s offered .*: 20 notified, p50 \d+ ms, p99 \d+ ms, throughput \d+/s \| webhook -> stored "
+        r"p50 \d+ / p99 \d+ ms, stored -> notified p50 \d+ / p99 \d+ ms \| ([\d.]+) database commands per message "
+        r"\((.*)\) \| CPU cores: .*router [\d.]+.*nx27017 [\d.]+",
+        out,
+    )
+    assert notify is not None, out
+    # each new customer's message makes a contact, a chat and a message (one insert each at most per message)
+    assert 0.05 <= float(notify.group(1)) < 50, out
+    assert all(f"insert {name}" in notify.group(2) for name in ("contacts", "chats", "messages")), out
     assert re.search(r"resident memory at the end: ingress \d+ MB, router \d+ MB, dispatcher \d+ MB", out), out
     assert "database: nx-27017" in out
     figures = json.loads(report.read_text())["figures"]
@@ -69,3 +79,5 @@ def test_the_bench_prints_each_figure_beside_its_limit(tmp_path: Path) -> None:
     assert figures["returning"]["commands_per_message"] == pytest.approx(
         sum(figures["returning"]["commands_by_name_per_message"].values())
     )
+    assert figures["notify"]["notified"] == 20
+    assert figures["notify"]["commands_by_name_per_message"]["insert messages"] > 0

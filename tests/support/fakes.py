@@ -33,6 +33,7 @@ from omni_router.domain.search import SearchEntry
 from omni_router.domain.tokens import ApiToken, AuditEntry
 from omni_router.service_layer.ports import (
     BrokerUnavailable,
+    Naming,
     Postponement,
     Registration,
     Removal,
@@ -534,6 +535,9 @@ class FakeContacts:
         renamed = contact.name != name or contact.profile_status != "pending"
         return Resolved(self.stored[contact_id], renamed) if named else None
 
+    async def resolve_many(self, profiles: Sequence[Naming]) -> list[Resolved | None]:
+        return [await self.resolve(p.contact_id, p.name, p.photo_url) for p in profiles]
+
 
 class FakeMessages:
     def __init__(self) -> None:
@@ -732,6 +736,10 @@ class FakeSearchIndex:
         self.stored[entry.id] = entry
 
     async def put_many(self, entries: Sequence[SearchEntry]) -> None:
+        for entry in entries:
+            await self.put(entry)
+
+    async def put_again(self, entries: Sequence[SearchEntry]) -> None:
         for entry in entries:
             await self.put(entry)
 

@@ -138,3 +138,44 @@ async def test_a_key_keeps_its_order_across_calls_when_each_caller_awaits_its_ba
         seen = [payload for call in handler.calls for payload in call if payload.startswith(name)]
         assert seen == [f"{name}{batch}-{n}" for batch in range(5) for n in range(3)]
     assert len(handler.calls) < 20  # combined: fewer calls than batches
+
+
+async def test_with_a_linger_a_call_takes_what_came_within_it_of_the_oldest_or_goes_once_the_cap_is_reached() -> None:
+    handler = Handler()
+    combined = CombinedBatches(handler, cap=5, linger=0.2)
+    first = asyncio.create_task(combined(["a1"]))
+    await asyncio.sleep(0.05)
+    assert handler.calls == []  # idle, yet it lingers for more
+    second = asyncio.create_task(combined(["b1", "left-b2"]))
+    await asyncio.sleep(0.01)
+    assert handler.calls == []
+    assert set(await second) == {1} and await first == set()
+    assert handler.calls == [["a1", "b1", "left-b2"]]
+    # Batches that fill the cap go at once, the linger notwithstanding.
+    started = asyncio.get_running_loop().time()
+    both = await asyncio.gather(combined(["c1", "c2", "c3"]), combined(["d1", "d2"]))
+    assert [set(a) for a in both] == [set(), set()]
+    assert handler.calls[-1] == ["c1", "c2", "c3", "d1", "d2"]
+    assert asyncio.get_running_loop().time() - started < 0.15
+
+
+async def test_with_a_linger_batches_that_waited_behind_a_running_call_go_at_once() -> None:
+    handler = Handler()
+    combined = CombinedBatches(handler, cap=100, linger=0.1)
+    handler.release.clear()
+    first = asyncio.create_task(combined(["a1"]))
+    await handler.started.wait()  # after its linger
+    second = asyncio.create_task(combined(["b1"]))
+    await asyncio.sleep(0.15)  # longer than the linger, behind the running call
+    handler.started.clear()
+    handler.release.set()
+    await first
+    started = asyncio.get_running_loop().time()
+    await second
+    assert asyncio.get_running_loop().time() - started < 0.05  # no second wait
+    assert handler.calls == [["a1"], ["b1"]]
+
+
+def test_a_linger_cannot_be_negative() -> None:
+    with pytest.raises(ValueError, match="linger"):
+        CombinedBatches(Handler(), cap=5, linger=-1)

@@ -4,7 +4,7 @@ run on the fakes here and on MongoDB in tests/integration/test_engine_on_mongo.p
 
 import pytest
 
-from omni_contracts import ProfileResolved
+from omni_contracts import MessageSent, ProfileResolved, RouterUpdate
 from omni_router.domain.contacts import check_attributes, merged
 from omni_router.domain.errors import Invalid, NotFound
 from omni_router.domain.model import Contact
@@ -237,3 +237,39 @@ async def test_an_edited_or_merged_contact_is_found_by_its_name_and_attributes(w
     await cards.merge(on_web.contact_id, on_whatsapp.contact_id)
     # The kept contact now holds the other's attributes and is found by them; the merged one, chatless, is not.
     assert await found("gold77") == [("contact", on_web.contact_id)]
+
+
+async def test_resolved_profiles_in_a_batch_name_their_contacts_and_chats_and_leave_other_reports(
+    world: World,
+) -> None:
+    _, channel, (ann,) = await world.team("to_all", [5])
+    same = await world.write(channel, sender="cust-5", sender_name="Cleo Customer")
+    other = await world.write(channel, sender="cust-6", sender_name="Dan")
+    edited = await world.write(channel, sender="cust-7", sender_name="Eve")
+    await world.router.contacts.edit(edited.contact_id, await world.fresh(ann), "Eve (VIP)", None)
+    batch: list[RouterUpdate] = [
+        ProfileResolved(contact_id=same.contact_id, name="Cleo Customer", photo_url=None),
+        MessageSent(message_id="m1", chat_id=same.id),  # not a profile: left to `apply`
+        ProfileResolved(contact_id=other.contact_id, name="Dan Berg", photo_url="https://p.example/dan.png"),
+        ProfileResolved(contact_id=edited.contact_id, name="Eve Profile", photo_url=None),
+    ]
+
+    assert await world.router.updates.apply_batch(batch) == {1}
+
+    contacts = world.router.ports.contacts
+    named = [await contacts.get(chat.contact_id) for chat in (same, other, edited)]
+    assert [(c.name, c.profile_status) for c in named if c is not None] == [
+        ("Cleo Customer", "resolved"),
+        ("Dan Berg", "resolved"),
+        ("Eve (VIP)", "resolved"),  # an operator's name stays
+    ]
+    assert [(await world.chat(chat.id)).contact_name for chat in (same, other, edited)] == [
+        "Cleo Customer",
+        "Dan Berg",
+        "Eve (VIP)",
+    ]
+    page = await world.router.workplace.search(await world.fresh(ann), "berg", None, 10)
+    assert [(hit.entry.kind, hit.entry.contact_id) for hit in page.items] == [("contact", other.contact_id)]
+    page = await world.router.workplace.search(await world.fresh(ann), "customer", None, 10)
+    assert ("contact", same.contact_id) in [(hit.entry.kind, hit.entry.contact_id) for hit in page.items]
+    assert await world.router.updates.apply_batch([MessageSent(message_id="m2", chat_id=same.id)]) == {0}

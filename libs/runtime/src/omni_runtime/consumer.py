@@ -27,8 +27,9 @@ keep their order inside and across batches.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -122,6 +123,7 @@ class _Delivery(Generic[M]):
     message: AbstractIncomingMessage
     parsed: _Parsed[M]
     generation: int
+    arrived: float = field(default_factory=time.monotonic)
 
 
 class Consumer(Generic[M]):
@@ -344,14 +346,14 @@ class Consumer(Generic[M]):
     async def _collect(self, generation: int) -> None:
         """Take batches from what arrived, one at a time: up to the size, or what came within the wait of the first."""
         assert self._batching is not None
-        loop = asyncio.get_running_loop()
         size, wait = self._batching.size, self._batching.wait_seconds
         while not self._stopping and generation == self._generation:
             await self._arrived.wait()
             self._arrived.clear()
             if not self._pending:
                 continue
-            await self._fill(loop.time() + wait)
+            # Within the wait of the first one waiting: one that waited behind the batch before goes at once.
+            await self._fill(self._pending[0].arrived + wait)
             if self._stopping or generation != self._generation:
                 return  # left unsettled: closing the channel hands them back in order
             batch = self._take(size, generation)
@@ -373,8 +375,8 @@ class Consumer(Generic[M]):
     async def _fill(self, deadline: float) -> None:
         """Wait for more until the batch is full or the deadline passed."""
         assert self._batching is not None
-        loop = asyncio.get_running_loop()
-        while len(self._pending) < self._batching.size and (left := deadline - loop.time()) > 0 and not self._stopping:
+        size = self._batching.size
+        while len(self._pending) < size and (left := deadline - time.monotonic()) > 0 and not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await self._arrived.wait()

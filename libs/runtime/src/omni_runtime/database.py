@@ -125,13 +125,17 @@ def open_database(
 
 
 class CommandCounter(monitoring.CommandListener):
-    """Counts every database command the client sends, by command name (`omni_database_commands_total`)."""
+    """Counts every database command the client sends, by command name and collection
+    (`omni_database_commands_total{command,collection}`; the collection is empty for a command of none)."""
 
     def __init__(self, counter: Counter) -> None:
         self.counter = counter
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.counter.labels(event.command_name).inc()
+        named = event.command.get(event.command_name)
+        if event.command_name == "getMore":
+            named = event.command.get("collection")
+        self.counter.labels(event.command_name, named if isinstance(named, str) else "").inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

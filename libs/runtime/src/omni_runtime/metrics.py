@@ -32,8 +32,8 @@ class Metrics:
         )
         self.database_commands = Counter(
             "omni_database_commands",
-            "Database commands this process sent, by command name (find, insert, update, ...)",
-            ["command"],
+            "Database commands this process sent, by command name (find, insert, update, ...) and collection",
+            ["command", "collection"],
             registry=self.registry,
         )
         # Which of the service's worker processes answers (INGRESS_WORKERS), with its process id: each worker

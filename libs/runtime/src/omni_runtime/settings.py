@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # arrived within this many milliseconds of the first, and stores them in bulk. 1: one message at a time.
     router_batch_size: int = Field(default=64, ge=1, le=1000)
     router_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
+    # Reports from other services (`router.updates`) in batches too, up to ROUTER_BATCH_SIZE or what came within this
+    # many milliseconds of the first: a new customer's profile comes back soon after its first message, and resolved
+    # profiles are written together (Updates.apply_batch); the other reports one by one, side by side.
+    router_updates_wait_ms: float = Field(default=50.0, ge=0, le=1000)
     # The partitions' batches combined into one bulk call, up to this many messages (omni_runtime/combining.py);
     # at most ROUTER_BATCH_SIZE: each partition's batch alone, the partitions side by side.
     router_combined_batch_size: int = Field(default=256, ge=1, le=10000)

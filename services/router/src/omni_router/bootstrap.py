@@ -54,7 +54,7 @@ from omni_router.entrypoints import (
     workplace_api,
 )
 from omni_router.entrypoints.audit import AuditTrail
-from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals
+from omni_router.entrypoints.consumers import chat_of, moving_home, parking_refusals, update_of
 from omni_router.entrypoints.context import Services
 from omni_router.entrypoints.errors import domain_error_handler
 from omni_router.entrypoints.partitions import Spreader
@@ -369,11 +369,12 @@ async def consumers(
 ) -> tuple[list[Consumer[MessageReceived]], list[Consumer[Any]]]:
     """The input partitions' consumers (in partition order), and all the router's consumers."""
     received = MessageReceived.model_validate_json
-    batching = (
-        Batching(_inbox_batches(router, settings), settings.router_batch_size, settings.router_batch_wait_ms / 1000)
-        if settings.router_batch_size > 1
-        else None
-    )
+    batching, updates = None, None
+    if settings.router_batch_size > 1:
+        handler, partition_wait = _inbox_batches(router, settings)
+        batching = Batching(handler, settings.router_batch_size, partition_wait)
+        wait = settings.router_updates_wait_ms / 1000
+        updates = Batching(router.updates.apply_batch, settings.router_batch_size, wait)
     inbox = [
         ctx.consumer(
             partition,
@@ -393,17 +394,27 @@ async def consumers(
             ctx.consumer(leftover_queue(name), received, moving_home(router.ports.events), passive=True)
             for name in leftovers
         ),
-        ctx.consumer(ROUTER_UPDATES, _updates.validate_json, router.updates.apply),
+        ctx.consumer(
+            ROUTER_UPDATES,
+            _updates.validate_json,
+            router.updates.apply,
+            order_key=update_of,
+            batching=updates,
+        ),
     ]
     return inbox, [*inbox, *others]
 
 
-def _inbox_batches(router: Router, settings: Settings) -> BatchHandler[MessageReceived]:
-    """The partitions' batch handler: their batches combined into one `Inbox.receive_batch` call (group commit), up
-    to ROUTER_COMBINED_BATCH_SIZE messages; each partition's alone when that is no more than one batch."""
+def _inbox_batches(router: Router, settings: Settings) -> tuple[BatchHandler[MessageReceived], float]:
+    """The partitions' batch handler, and how long each partition waits for more before handing its batch in. Their
+    batches combined into one `Inbox.receive_batch` call (group commit), up to ROUTER_COMBINED_BATCH_SIZE messages,
+    each call taking what came within ROUTER_BATCH_WAIT_MS of the oldest (the partitions hand theirs in at once: a
+    partition sees a fraction of the rate, the combined batch all of it); each partition's alone, after its own
+    wait, when the combined size is no more than one batch."""
+    wait = settings.router_batch_wait_ms / 1000
     if settings.router_combined_batch_size <= settings.router_batch_size:
-        return router.inbox.receive_batch
-    return CombinedBatches(router.inbox.receive_batch, settings.router_combined_batch_size)
+        return router.inbox.receive_batch, wait
+    return CombinedBatches(router.inbox.receive_batch, settings.router_combined_batch_size, linger=wait), 0.0
 
 
 def sweeps(router: Router, settings: Settings) -> list[tuple[float, Callable[[], Awaitable[object]], str]]:

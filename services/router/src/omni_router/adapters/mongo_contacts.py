@@ -2,13 +2,13 @@
 
 from collections.abc import Mapping, Sequence
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from omni_router.adapters.documents import Database, Document, moment
 from omni_router.adapters.upgrades import key_contact
 from omni_router.domain.model import Contact, Identity, sender_key
-from omni_router.service_layer.ports import Resolved
+from omni_router.service_layer.ports import Naming, Resolved
 
 DUPLICATE_KEY = 11000
 # How many merges a sender's contact is followed through (each merge re-points the ones before, so one is usual).
@@ -148,3 +148,41 @@ class MongoContacts:
             return Resolved(contact_from_document({**named, **resolved, "name": name}), renamed)
         await self._contacts.update_one({"_id": contact_id}, {"$set": resolved})
         return None
+
+    async def resolve_many(self, profiles: Sequence[Naming]) -> list[Resolved | None]:
+        """Two commands for them all: the contacts read by `_id`, then written in one ordered bulk write, each as
+        `resolve` would (its name set unless an operator named it, compared again by the write). A write that
+        matched fewer contacts than the read found (an operator named one, or it changed otherwise, meanwhile) leaves
+        each to `resolve` alone, which is safe to repeat: a contact resolved already counts as `renamed`."""
+        if not profiles:
+            return []
+        before = await self._read_before([p.contact_id for p in profiles])
+        writes: list[UpdateOne] = []
+        for profile in profiles:
+            doc = before.get(profile.contact_id)
+            if doc is None:
+                continue
+            resolved: Document = {"photo_url": profile.photo_url, "profile_status": "resolved"}
+            if doc.get("name_edited"):
+                writes.append(UpdateOne({"_id": profile.contact_id}, {"$set": resolved}))
+            else:
+                named = {"_id": profile.contact_id, "name_edited": {"$in": [None, False]}}
+                writes.append(UpdateOne(named, {"$set": {**resolved, "name": profile.name}}))
+        if writes and (await self._contacts.bulk_write(writes, ordered=True)).matched_count != len(writes):
+            return [await self.resolve(p.contact_id, p.name, p.photo_url) for p in profiles]
+        answers: list[Resolved | None] = []
+        for profile in profiles:
+            doc = before.get(profile.contact_id)
+            if doc is None or doc.get("name_edited"):
+                answers.append(None)
+                continue
+            after = {**doc, "photo_url": profile.photo_url, "profile_status": "resolved", "name": profile.name}
+            renamed = doc.get("name") != profile.name or doc.get("profile_status") != "pending"
+            answers.append(Resolved(contact_from_document(after), renamed))
+        return answers
+
+    async def _read_before(self, contact_ids: Sequence[str]) -> dict[str, Document]:
+        """The contacts as they are before `resolve_many` writes them, by `_id`."""
+        return {
+            doc["_id"]: doc async for doc in self._contacts.find({"_id": {"$in": list(dict.fromkeys(contact_ids))}})
+        }

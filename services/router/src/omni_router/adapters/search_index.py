@@ -87,6 +87,21 @@ class MongoSearchIndex:
         await self._post(entries)
         await self._keep_contacts([entry for entry in entries if entry.kind == "contact"])
 
+    async def put_again(self, entries: Sequence[SearchEntry]) -> None:
+        """`put` for each: the contacts' stored entries read in one go, those stored as they are and posted left alone,
+        the others rewritten side by side (each as `put` does); messages' entries posted in one write."""
+        contacts = {entry.id: entry for entry in entries if entry.kind == "contact"}
+        await self._post([entry for entry in entries if entry.kind != "contact"])
+        if not contacts:
+            return
+        stored = {doc["_id"]: doc async for doc in self._entries.find({"_id": {"$in": list(contacts)}})}
+        stale = [
+            entry
+            for entry_id, entry in contacts.items()
+            if not ((doc := stored.get(entry_id)) is not None and doc.get("posted") and _same(doc, entry))
+        ]
+        await asyncio.gather(*(self._rewrite(entry) for entry in stale))
+
     async def _post(self, entries: Sequence[SearchEntry]) -> None:
         contacts = [entry for entry in entries if entry.kind == "contact"]
         postings = [_posting(entry, word) for entry in entries for word in entry.words]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import TypeVar
 
-from omni_contracts import MessageReceived
+from omni_contracts import MessageReceived, ProfileResolved, RouterUpdate
 from omni_router.domain.errors import NotFound
 from omni_router.service_layer.ports import Events
 from omni_runtime.errors import PermanentError
@@ -31,6 +31,14 @@ def parking_refusals(handle: Callable[[M], Awaitable[None]]) -> Callable[[M], Aw
 def chat_of(event: MessageReceived) -> str:
     """The order key of the router's input: one chat's messages are handled one at a time, in order."""
     return chat_key(event.message.channel_id, event.message.sender)
+
+
+def update_of(update: RouterUpdate) -> str:
+    """The order key of `router.updates`: a contact's resolved profiles one at a time (one per contact in a batch);
+    every other report on its own, as they always were (side by side)."""
+    if isinstance(update, ProfileResolved):
+        return f"contact:{update.contact_id}"
+    return f"event:{update.event_id}"
 
 
 def moving_home(events: Events) -> Callable[[MessageReceived], Awaitable[None]]:

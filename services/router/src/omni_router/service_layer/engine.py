@@ -233,7 +233,9 @@ class Engine:
         now = self._clock.time()
         blocked = False
         line: dict[str, Arrived] = {}
-        for chat in await self._chats.waiting(routing.queue.id, BATCH):
+        # The line and the team read side by side: the newcomers are decided on this read of the team anyway.
+        waiting, _ = await asyncio.gather(self._chats.waiting(routing.queue.id, BATCH), team.read())
+        for chat in waiting:
             if not_yet(chat, now):
                 continue
             rerouted = await self._reoffer(chat, routing, Reoffer(), team)

@@ -24,6 +24,13 @@ class Indexer:
     ) -> None:
         await self._index.put(contact_entry(contact_id, name, dict(attributes or {}), at))
 
+    async def contacts(self, contacts: Sequence[Contact]) -> None:
+        """`contact` for each (contacts whose entries are mostly stored already: resolved profiles), in one go."""
+        if contacts:
+            await self._index.put_again(
+                [contact_entry(c.id, c.name, dict(c.attributes), c.created_at) for c in contacts]
+            )
+
     async def batch(self, messages: Sequence[tuple[Message, str]], contacts: Sequence[Contact] = ()) -> None:
         """`message` for each (a message and its contact's id) and `contact` for each contact added, in one go."""
         entries = [

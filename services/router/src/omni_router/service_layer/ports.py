@@ -84,6 +84,15 @@ class Written:
 
 
 @dataclass(frozen=True)
+class Naming:
+    """What the profile service found for a contact (`Contacts.resolve_many`)."""
+
+    contact_id: str
+    name: str
+    photo_url: str | None
+
+
+@dataclass(frozen=True)
 class Resolved:
     """A contact named by its profile (`Contacts.resolve`). `renamed`: its chats may carry another name: the name
     changed now, or the profile had been resolved before (this is a repeat, which may come after a crash that left
@@ -392,6 +401,10 @@ class Contacts(Protocol):
         (photo set alone) or there is no such contact."""
         ...
 
+    async def resolve_many(self, profiles: Sequence[Naming]) -> list[Resolved | None]:
+        """`resolve` for each (a contact at most once), in as few commands as may be: what each answers, in order."""
+        ...
+
     async def edit(self, contact_id: str, name: str | None, attributes: Mapping[str, str] | None) -> Contact | None:
         """An operator's change (None: left as it is; a name given is kept over later profiles); the contact as
         changed, or None if there is none."""
@@ -533,7 +546,13 @@ class SearchIndex(Protocol):
         ...
 
     async def put_many(self, entries: Sequence[SearchEntry]) -> None:
-        """`put` for each (each its own id), in as few writes as may be."""
+        """`put` for each (each its own id), in as few writes as may be; for entries mostly new (a batch's messages
+        and new customers)."""
+        ...
+
+    async def put_again(self, entries: Sequence[SearchEntry]) -> None:
+        """`put` for each (each its own id), for entries mostly stored already (resolved profiles): those stored as
+        they are cost one read for them all."""
         ...
 
     async def with_word(self, word: str, before: str | None, limit: int) -> list[SearchEntry]:

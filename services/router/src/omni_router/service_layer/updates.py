@@ -1,6 +1,10 @@
 """What other services report back (`router.updates`): deliveries and receipts of replies, resolved profiles,
 stored attachments. Each is written, then the chat's audience hears of it, with event ids keyed by the cause so
-that a redelivered report notifies again under the same ids."""
+that a redelivered report notifies again under the same ids. A batch's resolved profiles (one per new customer) are
+written together (`apply_batch`); the other reports one by one."""
+
+import asyncio
+from collections.abc import Sequence
 
 from omni_contracts import (
     AttachmentStored,
@@ -15,7 +19,7 @@ from omni_router.domain.notifications import audience
 from omni_router.service_layer.indexing import Indexer
 from omni_router.service_layer.integration_events import IntegrationEvents
 from omni_router.service_layer.notices import Notices
-from omni_router.service_layer.ports import Chats, Contacts, Messages
+from omni_router.service_layer.ports import Chats, Contacts, Messages, Naming
 
 
 class Updates:
@@ -53,6 +57,27 @@ class Updates:
                     await self._indexer.contact(contact.id, contact.name, contact.attributes, contact.created_at)
             case AttachmentStored():
                 await self._attachment(update)
+
+    async def apply_batch(self, updates: Sequence[RouterUpdate]) -> set[int]:
+        """`apply` for a batch's resolved profiles (each contact once), in a few commands: the contacts resolved
+        together (Contacts.resolve_many), the renamed ones' chats side by side, their search entries together
+        (Indexer.contacts). Answers the positions of every other report, left to `apply` one by one. Safe to repeat
+        as `apply` is: a failure raises, and the consumer then takes each of the batch to `apply`."""
+        profiles = [(n, u) for n, u in enumerate(updates) if isinstance(u, ProfileResolved)]
+        left = set(range(len(updates))) - {n for n, _ in profiles}
+        if not profiles:
+            return left
+        resolved = await self._contacts.resolve_many([Naming(u.contact_id, u.name, u.photo_url) for _, u in profiles])
+        done = [(update, result) for (_, update), result in zip(profiles, resolved, strict=True) if result is not None]
+        renames = await asyncio.gather(
+            *(self._chats.rename_contact(u.contact_id, u.name) for u, result in done if result.renamed),
+            return_exceptions=True,
+        )
+        for outcome in renames:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await self._indexer.contacts([result.contact for _, result in done])
+        return left
 
     async def _tell(self, chat_id: str, data: dict[str, object], key: str, *, announce: bool = True) -> None:
         """The chat's audience hears of it, and (`announce`) the webhooks' subscribers as `message.status`."""
