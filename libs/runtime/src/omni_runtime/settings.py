@@ -76,10 +76,12 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(default=10, ge=1)
     # Unacknowledged messages per router partition; one chat's messages still run one at a time.
     router_prefetch: int = Field(default=32, ge=1)
-    # Batches on the router's input (docs/delivery.md): each partition takes up to this many messages, or what
-    # arrived within this many milliseconds of the first, and stores them in bulk. 1: one message at a time.
+    # Batches on the router's input (docs/delivery.md): each partition takes up to this many messages and stores
+    # them in bulk, its batch combined with the other partitions' into one call that takes what was handed in within
+    # this many milliseconds of the oldest (each partition waits that long itself when batches are not combined).
+    # 1: one message at a time.
     router_batch_size: int = Field(default=64, ge=1, le=1000)
-    router_batch_wait_ms: float = Field(default=10.0, ge=0, le=1000)
+    router_batch_wait_ms: float = Field(default=20.0, ge=0, le=1000)
     # Reports from other services (`router.updates`) in batches too, up to ROUTER_BATCH_SIZE or what came within this
     # many milliseconds of the first: a new customer's profile comes back soon after its first message, and resolved
     # profiles are written together (Updates.apply_batch); the other reports one by one, side by side.
