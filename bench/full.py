@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -332,14 +333,32 @@ async def rates(bench: Bench) -> list[Phase]:
 
 async def quiet(bench: Bench, seconds: float = 2.0, limit: float = BACKLOG_LIMIT_SECONDS) -> float:
     """Wait until the broker holds no message for any consumer (what the last phase left: profile requests,
-    updates, a backlog beyond the notifications) and `seconds` more; answers how long it took."""
+    updates, a backlog beyond the notifications), then until the router handled none for `seconds` (the broker's
+    queue figures lag by up to its statistics interval, 5 s: a backlog queued just before may not show yet);
+    answers how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
         if await asyncio.to_thread(backlog, bench) == 0:
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(seconds)
+    handled = None
+    while time.monotonic() - started < limit:
+        now = await router_handled(bench)
+        if now == handled:
+            break
+        handled = now
+        await asyncio.sleep(seconds)
     return time.monotonic() - started
+
+
+ROUTER_HANDLED = re.compile(r"^omni_consumed_messages_total\{[^}]*\} (\S+)$", re.M)
+
+
+async def router_handled(bench: Bench) -> float:
+    """Every message the router's consumers have settled so far, all queues and outcomes (its `/metrics`)."""
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        text = (await client.get(f"{bench.processes['router'].url}/metrics")).text
+    return sum(float(value) for value in ROUTER_HANDLED.findall(text))
 
 
 def backlog(bench: Bench) -> int:
