@@ -7,6 +7,7 @@ port. Nothing is skipped: if a service cannot be had, the session fails with the
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -43,9 +44,32 @@ class Infra:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nobody listens on now, chosen below the kernel's ephemeral range: a port from that range (the one
+    `bind(0)` hands out) may be taken as the local port of an outgoing connection, to the broker or the database,
+    between this answer and the server's bind (seen once in the whole suite: 'address already in use')."""
+    low = _ephemeral_low()
+    for _ in range(200 if low > PRIVATE_PORTS_FROM + 1000 else 0):
+        port = random.randint(PRIVATE_PORTS_FROM, low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # below the range, everything taken: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# Where free_port looks: above the ports services usually own, below the ephemeral range (32768 on Linux by default).
+PRIVATE_PORTS_FROM = 20_000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections' local ports."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32_768
 
 
 def _port_open(host: str, port: int) -> bool:
